@@ -1,0 +1,115 @@
+"""API keys: who is calling, and how fast they may create.
+
+Keys are `sk-relay-` + 256 random bits. Only a SHA-256 of each key is kept (the config may give
+either the key or its digest). A key this long needs no slow hash: guessing its digest is as hard
+as guessing the key. Static keys are compared in constant time, all of them every time; stored
+keys are looked up by digest, so the secret itself is never compared.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from relay.config import StaticKey
+from relay.errors import AuthenticationFailed, RateLimitExceeded
+from relay.store import Store
+
+KEY_PREFIX = "sk-relay-"
+
+
+@dataclass(frozen=True)
+class Principal:
+    user: str
+    role: str
+    key_id: str  # "static:<name>" or "db:<id>": what rate limits count against
+
+    @property
+    def admin(self) -> bool:
+        return self.role == "admin"
+
+
+def new_api_key() -> str:
+    return KEY_PREFIX + secrets.token_urlsafe(32)
+
+
+def digest(key: str) -> str:
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+def display_prefix(key: str) -> str:
+    """Enough of a key to recognise it in `relay keys list`, not enough to use it."""
+    return key[: len(KEY_PREFIX) + 6]
+
+
+def bearer_token(header: str | None) -> str:
+    if not header:
+        raise AuthenticationFailed("missing API key: send it as 'Authorization: Bearer <key>'")
+    scheme, _, token = header.strip().partition(" ")
+    token = token.strip()
+    if scheme.lower() != "bearer" or not token or " " in token:
+        raise AuthenticationFailed("malformed Authorization header: use 'Bearer <key>'")
+    return token
+
+
+class Authenticator:
+    def __init__(self, store: Store, static_keys: Iterable[StaticKey]) -> None:
+        self.store = store
+        self.static = tuple(static_keys)
+        self._known_users: set[str] = set()
+
+    async def authenticate(self, header: str | None) -> Principal:
+        key = bearer_token(header)
+        key_digest = digest(key)
+        match: StaticKey | None = None
+        for static in self.static:
+            if hmac.compare_digest(static.sha256, key_digest):
+                match = static
+        if match is not None:
+            if match.user not in self._known_users:
+                await self.store.ensure_user(match.user, "user", time.time())
+                self._known_users.add(match.user)
+            return Principal(match.user, match.role, f"static:{match.name}")
+        stored = await self.store.find_key(key_digest)
+        if stored is None:
+            raise AuthenticationFailed("invalid API key")
+        return Principal(stored.user, stored.role, f"db:{stored.id}")
+
+
+class RateLimiter:
+    """A token bucket per key: `per_minute` creates, refilled evenly; 0 turns it off.
+
+    Only accepted requests take a token (`consume` after success), so rejected ones do not count.
+    """
+
+    def __init__(self, per_minute: int) -> None:
+        self.per_minute = per_minute
+        self._buckets: dict[str, tuple[float, float]] = {}  # key -> (tokens, at)
+
+    def _tokens(self, key: str, now: float) -> float:
+        tokens, at = self._buckets.get(key, (float(self.per_minute), now))
+        return min(float(self.per_minute), tokens + (now - at) * self.per_minute / 60.0)
+
+    def check(self, key: str, now: float) -> None:
+        if self.per_minute <= 0:
+            return
+        tokens = self._tokens(key, now)
+        if tokens < 1.0:
+            wait = (1.0 - tokens) * 60.0 / self.per_minute
+            raise RateLimitExceeded(
+                f"rate limit of {self.per_minute} creates per minute reached for this key",
+                retry_after=wait,
+            )
+
+    def consume(self, key: str, now: float) -> None:
+        if self.per_minute <= 0:
+            return
+        self._buckets[key] = (self._tokens(key, now) - 1.0, now)
+        if len(self._buckets) > 10_000:  # forget keys whose buckets have refilled
+            full = [k for k in self._buckets if self._tokens(k, now) >= self.per_minute]
+            for k in full:
+                del self._buckets[k]

@@ -1,0 +1,295 @@
+"""Content: the finished bytes, from a local file or an upstream URL, to the client.
+
+Local files (the demo's assets, later the stored copies) go out through aiohttp's FileResponse,
+which uses the kernel's sendfile. Upstream bytes are piped chunk by chunk: each chunk is written
+(and waits for the client to take it) before the next is read, so a slow client holds one chunk,
+not the file; a client that leaves cancels the handler, which closes the upstream response.
+
+Ranges follow RFC 9110 with one range per request (a multi-range request gets the whole 200).
+The relay parses Range and If-Range itself, because aiohttp's FileResponse only understands
+dates in If-Range, and so it can serve a range even when an upstream ignores Range.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from email.utils import parsedate_to_datetime
+from pathlib import Path
+
+import aiohttp
+from aiohttp import web
+from aiohttp.abc import AbstractStreamWriter
+from multidict import CIMultiDict
+
+from relay.errors import NotFound, RangeNotSatisfiable, UpstreamFailed
+from relay.providers.base import VARIANTS, ContentSource, LocalFile, Remote
+from relay.upstream import BlockedAddress, Http
+
+log = logging.getLogger("relay.content")
+
+CONNECT_TIMEOUT_S = 15.0
+IDLE_TIMEOUT_S = 60.0  # between two reads of an upstream body; there is no total cap
+_RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
+_GENERIC_TYPES = frozenset({"", "application/octet-stream", "binary/octet-stream"})
+
+
+@dataclass(frozen=True)
+class ByteRange:
+    start: int
+    end: int  # inclusive
+
+    @property
+    def length(self) -> int:
+        return self.end - self.start + 1
+
+
+class Unsatisfiable(Exception):
+    pass
+
+
+def parse_range(header: str | None, size: int | None) -> ByteRange | None:
+    """The one range of `bytes=a-b`, `bytes=a-` or `bytes=-n`, clipped to the size.
+
+    None means "send it all": no header, a header this parser does not serve (several ranges,
+    another unit, nonsense), or an unknown size. Raises Unsatisfiable when no byte is in range.
+    """
+    if not header or size is None:
+        return None
+    match = _RANGE.match(header.strip().replace(" ", ""))
+    if not match:
+        return None
+    first, last = match.groups()
+    if not first and not last:
+        return None
+    if not first:  # suffix: the last n bytes
+        n = int(last)
+        if n == 0 or size == 0:
+            raise Unsatisfiable
+        return ByteRange(max(0, size - n), size - 1)
+    start = int(first)
+    end = int(last) if last else size - 1
+    if last and end < start:
+        return None  # invalid: RFC 9110 says ignore the header
+    if start >= size:
+        raise Unsatisfiable
+    return ByteRange(start, min(end, size - 1))
+
+
+def if_range_allows(header: str | None, etag: str | None, last_modified: float | None) -> bool:
+    """Whether an If-Range validator still matches, so the Range may be honoured."""
+    if header is None:
+        return True
+    header = header.strip()
+    if header.startswith(('"', "W/")):
+        return etag is not None and not header.startswith("W/") and header == etag
+    try:
+        when = parsedate_to_datetime(header).timestamp()
+    except (TypeError, ValueError):
+        return False
+    return last_modified is not None and int(last_modified) <= when
+
+
+def disposition(video_id: str, variant: str) -> str:
+    return f'attachment; filename="{video_id}.{VARIANTS[variant][1]}"'
+
+
+async def serve(
+    request: web.Request,
+    source: ContentSource,
+    *,
+    video_id: str,
+    variant: str,
+    http: Http,
+) -> web.StreamResponse:
+    if isinstance(source, LocalFile):
+        return await serve_file(request, source, video_id=video_id, variant=variant)
+    return await serve_remote(request, source, video_id=video_id, variant=variant, http=http)
+
+
+async def serve_file(
+    request: web.Request, source: LocalFile, *, video_id: str, variant: str
+) -> web.StreamResponse:
+    try:
+        st = source.path.stat()
+    except OSError:
+        log.error("content file of %s is missing", video_id)
+        raise NotFound(f"the content of {video_id!r} is missing", code="not_found") from None
+    etag = f'"{st.st_mtime_ns:x}-{st.st_size:x}"'
+    headers = CIMultiDict(request.headers)
+    headers.pop("If-Range", None)
+    rng_header = request.headers.get("Range")
+    if not if_range_allows(request.headers.get("If-Range"), etag, st.st_mtime):
+        rng_header = None
+    try:
+        rng = parse_range(rng_header, st.st_size)
+    except Unsatisfiable:
+        raise RangeNotSatisfiable(st.st_size) from None
+    headers.pop("Range", None)
+    if rng is not None:
+        headers["Range"] = f"bytes={rng.start}-{rng.end}"
+    return _FileResponse(
+        source.path,
+        request.clone(headers=headers),
+        headers={
+            "Content-Type": source.content_type,
+            "Content-Disposition": disposition(video_id, variant),
+        },
+    )
+
+
+class _FileResponse(web.FileResponse):
+    """FileResponse reads Range from the request it prepares with: give it the relay's decision
+    (a request carrying only the range the relay chose to honour)."""
+
+    def __init__(self, path: Path, decided: web.BaseRequest, headers: dict[str, str]) -> None:
+        super().__init__(path, headers=headers)
+        self._decided = decided
+
+    async def prepare(self, request: web.BaseRequest) -> AbstractStreamWriter | None:
+        return await super().prepare(self._decided)
+
+
+async def serve_remote(
+    request: web.Request, source: Remote, *, video_id: str, variant: str, http: Http
+) -> web.StreamResponse:
+    send = dict(source.headers)
+    for name in ("Range", "If-Range"):
+        if name in request.headers:
+            send[name] = request.headers[name]
+    try:
+        async with http.open(
+            source.url,
+            headers=send,
+            trusted=source.trusted,
+            connect_timeout=CONNECT_TIMEOUT_S,
+            idle_timeout=IDLE_TIMEOUT_S,
+        ) as upstream:
+            return await _relay_body(request, upstream, source, video_id, variant)
+    except BlockedAddress:
+        log.warning("content of %s points to a private address; refused", video_id)
+        raise UpstreamFailed("the upstream result address is not allowed") from None
+    except aiohttp.ClientConnectorError as exc:
+        if isinstance(exc.os_error, BlockedAddress):
+            log.warning("content of %s points to a private address; refused", video_id)
+            raise UpstreamFailed("the upstream result address is not allowed") from None
+        raise UpstreamFailed("could not reach the upstream for the content") from None
+    except (TimeoutError, aiohttp.ClientError) as exc:
+        log.warning("content of %s: upstream failed before the body: %s", video_id, exc)
+        raise UpstreamFailed("the upstream failed to send the content") from None
+
+
+async def _relay_body(
+    request: web.Request,
+    upstream: aiohttp.ClientResponse,
+    source: Remote,
+    video_id: str,
+    variant: str,
+) -> web.StreamResponse:
+    status = upstream.status
+    if status in (403, 404, 410):
+        raise NotFound(f"the content of {video_id!r} is no longer available upstream")
+    if status == 416:
+        raise RangeNotSatisfiable(_total_from_content_range(upstream.headers.get("Content-Range")))
+    if status not in (200, 206):
+        log.warning("content of %s: upstream answered HTTP %d", video_id, status)
+        raise UpstreamFailed("the upstream failed to send the content")
+    ctype = upstream.headers.get("Content-Type", "").lower()
+    if ctype.startswith(("application/json", "text/")):
+        # an error page with a 200: never pass it off as a video
+        log.warning("content of %s: upstream sent %s instead of media", video_id, ctype)
+        raise UpstreamFailed("the upstream sent an error instead of the content")
+
+    length = _int(upstream.headers.get("Content-Length"))
+    skip, limit = 0, None
+    headers = _out_headers(upstream.headers, source, video_id, variant)
+    out_status = status
+    if status == 200 and "If-Range" not in request.headers:
+        # The upstream ignored Range: serve the range anyway by skipping and stopping.
+        try:
+            rng = parse_range(request.headers.get("Range"), length)
+        except Unsatisfiable:
+            raise RangeNotSatisfiable(length) from None
+        if rng is not None and length is not None:
+            skip, limit = rng.start, rng.length
+            out_status = 206
+            headers["Content-Range"] = f"bytes {rng.start}-{rng.end}/{length}"
+            headers["Content-Length"] = str(rng.length)
+    response = web.StreamResponse(status=out_status, headers=headers)
+    if "Content-Length" in headers:
+        response.content_length = int(headers["Content-Length"])
+    await response.prepare(request)
+    if request.method == "HEAD":
+        return response
+    expected = limit if limit is not None else (length - skip if length is not None else None)
+    sent, broken = await _pipe(upstream, response, skip, limit)
+    if broken or (expected is not None and sent < expected):
+        _abort(request, video_id, f"upstream body ended after {sent} of {expected or '?'} bytes")
+        return response
+    await response.write_eof()
+    return response
+
+
+async def _pipe(
+    upstream: aiohttp.ClientResponse, response: web.StreamResponse, skip: int, limit: int | None
+) -> tuple[int, bool]:
+    """Copy the body chunk by chunk; returns the bytes written and whether the upstream broke."""
+    sent = 0
+    try:
+        async for chunk in upstream.content.iter_any():
+            if skip:
+                if len(chunk) <= skip:
+                    skip -= len(chunk)
+                    continue
+                chunk, skip = chunk[skip:], 0
+            if limit is not None:
+                chunk = chunk[: limit - sent]
+            try:
+                await response.write(chunk)  # waits while the client's buffer is full
+            except ConnectionResetError:
+                log.info("client went away after %d bytes", sent)
+                return sent, True
+            sent += len(chunk)
+            if limit is not None and sent >= limit:
+                break
+    except (aiohttp.ClientPayloadError, TimeoutError, aiohttp.ClientConnectionError) as exc:
+        log.warning("upstream body broke after %d bytes: %s", sent, type(exc).__name__)
+        return sent, True
+    return sent, False
+
+
+def _abort(request: web.Request, video_id: str, why: str) -> None:
+    """Cut the client's connection so a truncated body cannot pass for a complete one."""
+    log.warning("content of %s aborted: %s", video_id, why)
+    transport = request.transport
+    if transport is not None:
+        transport.abort()
+
+
+def _out_headers(
+    upstream: Mapping[str, str], source: Remote, video_id: str, variant: str
+) -> dict[str, str]:
+    ctype = upstream.get("Content-Type", "").split(";")[0].strip().lower()
+    if ctype in _GENERIC_TYPES or not (ctype.startswith(("video/", "image/"))):
+        ctype = source.content_type or VARIANTS[variant][0]
+    headers = {
+        "Content-Type": ctype,
+        "Accept-Ranges": "bytes",
+        "Content-Disposition": disposition(video_id, variant),
+    }
+    for name in ("Content-Length", "Content-Range", "ETag", "Last-Modified"):
+        if name in upstream:
+            headers[name] = upstream[name]
+    return headers
+
+
+def _int(value: str | None) -> int | None:
+    return int(value) if value is not None and value.isdigit() else None
+
+
+def _total_from_content_range(value: str | None) -> int | None:
+    if value and "/" in value:
+        return _int(value.rsplit("/", 1)[1].strip())
+    return None

@@ -1,0 +1,12 @@
+"""The provider registry: `provider = "<name>"` in a channel picks a class from here.
+
+This is the only place that lists providers. Adding one is a module, a line here, a fake in
+tests/fakes/ and its fixtures.
+"""
+
+from __future__ import annotations
+
+from relay.providers.base import Provider
+from relay.providers.demo import DemoProvider
+
+REGISTRY: dict[str, type[Provider]] = {cls.name: cls for cls in (DemoProvider,)}

@@ -1,0 +1,113 @@
+"""The built-in demo provider: no network, no account (spec/providers/demo.md).
+
+A task runs for `finish_after_s` seconds, reckoned from its submit time (kept in the task's state,
+so a restart does not reset it); the poller drives it like any upstream. A prompt containing
+`#fail` ends as failed with `moderation_blocked`. The content is three small files shipped in the
+package: a 4-second H.264 MP4, a WebP still and a JPEG grid of stills.
+"""
+
+from __future__ import annotations
+
+import secrets
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from relay.providers.base import (
+    FEATURES,
+    VARIANTS,
+    ContentSource,
+    Job,
+    LocalFile,
+    Option,
+    Provider,
+    Size,
+    Submitted,
+    TaskError,
+    TaskRef,
+    Update,
+    now,
+)
+
+if TYPE_CHECKING:
+    from relay.config import ChannelConfig
+    from relay.upstream import ChannelHttp
+
+ASSETS = Path(__file__).parent / "assets"
+FAIL_MARKER = "#fail"
+DEFAULT_SHORT_SIDE = 720
+
+
+class DemoProvider(Provider):
+    name = "demo"
+    credentials = ()
+    needs_network = False
+    features = FEATURES
+    variants = frozenset(VARIANTS)
+    options: ClassVar[dict[str, Option]] = {
+        "finish_after_s": Option(
+            (int, float), 5, "seconds a demo task runs before it completes", minimum=0
+        ),
+    }
+    typical_run_s = 5.0
+
+    def __init__(self, channel: ChannelConfig, http: ChannelHttp | None) -> None:
+        super().__init__(channel, http)
+        self.typical_run_s = float(channel.options.get("finish_after_s", 5))
+
+    async def submit(self, job: Job) -> Submitted:
+        return self._start(job)
+
+    async def remix(self, source: TaskRef, job: Job) -> Submitted:
+        return self._start(job, source=source.upstream_id)
+
+    def _start(self, job: Job, source: str | None = None) -> Submitted:
+        state: dict[str, Any] = {
+            "started_at": now(),
+            "finish_after_s": float(self.channel.options.get("finish_after_s", 5)),
+            "fail": FAIL_MARKER in job.prompt,
+        }
+        if source:
+            state["remix_of"] = source
+        return Submitted(
+            upstream_id="demo_" + secrets.token_hex(12),
+            seconds=str(job.seconds),
+            size=pixel_size(job.size),
+            state=state,
+        )
+
+    async def poll(self, task: TaskRef) -> Update:
+        duration = float(task.state.get("finish_after_s", 5))
+        elapsed = now() - float(task.state.get("started_at", task.submitted_at))
+        if elapsed < duration:
+            return Update(
+                status="in_progress", progress=max(1, min(99, int(100 * elapsed / duration)))
+            )
+        if task.state.get("fail"):
+            return Update(
+                status="failed",
+                error=TaskError(
+                    "moderation_blocked",
+                    "demo: the prompt contains #fail, so the demo provider blocked it",
+                ),
+            )
+        return Update(status="completed", progress=100)
+
+    async def content(self, task: TaskRef, variant: str) -> ContentSource:
+        self.variant_check(variant)
+        content_type, ext = VARIANTS[variant]
+        return LocalFile(ASSETS / f"{variant}.{ext}", content_type)
+
+
+def pixel_size(size: Size) -> str:
+    """WxH as requested; a bare ratio becomes the 720p size of that shape (16:9 -> 1280x720)."""
+    if size.width and size.height:
+        return f"{size.width}x{size.height}"
+    assert size.ratio is not None
+    a, b = size.ratio
+    if a >= b:
+        return f"{_even(DEFAULT_SHORT_SIDE * a / b)}x{DEFAULT_SHORT_SIDE}"
+    return f"{DEFAULT_SHORT_SIDE}x{_even(DEFAULT_SHORT_SIDE * b / a)}"
+
+
+def _even(value: float) -> int:
+    return int(round(value / 2) * 2)

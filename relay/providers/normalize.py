@@ -1,0 +1,155 @@
+"""Pure helpers every adapter shares: the rules of providers/README.md in one place.
+
+Sizes and durations snap to what a provider offers; metadata deep-merges into native bodies;
+native timestamps (milliseconds, RFC 3339, zone-less local time) become Unix seconds.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import UTC, datetime, timedelta, timezone
+from typing import Any
+
+from relay.providers.base import Size
+
+# Keys a client may not set through metadata: they pick the model, or the relay must control them.
+CONTROLLED_KEYS = frozenset(
+    {
+        "model",
+        "model_name",
+        "req_key",
+        "callback_url",
+        "api_key",
+        "apikey",
+        "access_key",
+        "secret_key",
+        "authorization",
+        "token",
+        "key",
+    }
+)
+
+TIERS = ("480p", "720p", "1080p", "4k")
+
+
+def tier(size: Size) -> str | None:
+    """The resolution tier from the short side; None for a bare ratio (use the default tier)."""
+    short = size.short_side
+    if short is None:
+        return None
+    if short < 600:
+        return "480p"
+    if short < 900:
+        return "720p"
+    if short < 1600:
+        return "1080p"
+    return "4k"
+
+
+def snap_ratio(size: Size, allowed: Sequence[str]) -> str:
+    """The allowed "a:b" ratio nearest to the size's aspect, by distance of logarithms."""
+    target = math.log(size.aspect)
+
+    def distance(ratio: str) -> float:
+        a, _, b = ratio.partition(":")
+        return abs(math.log(int(a) / int(b)) - target)
+
+    return min(allowed, key=distance)
+
+
+def snap_seconds(seconds: int, allowed: Iterable[int]) -> int:
+    """The nearest allowed duration; a tie takes the longer one."""
+    return min(allowed, key=lambda a: (abs(a - seconds), -a))
+
+
+def clamp_seconds(seconds: int, lowest: int, highest: int) -> int:
+    return max(lowest, min(highest, seconds))
+
+
+def whole_seconds(value: Any) -> str | None:
+    """A duration from an upstream (int, float, "5.042", "10.0") as a whole-number string."""
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    if not math.isfinite(number) or number <= 0:
+        return None
+    return str(max(1, round(number)))
+
+
+def clean_metadata(metadata: Mapping[str, Any]) -> dict[str, Any]:
+    """Metadata without the keys that select the model or that the relay controls."""
+    return {k: v for k, v in metadata.items() if k.lower() not in CONTROLLED_KEYS}
+
+
+def deep_merge(base: Mapping[str, Any], extra: Mapping[str, Any]) -> dict[str, Any]:
+    """Objects merge key by key; lists and scalars in `extra` replace those in `base`."""
+    merged = dict(base)
+    for key, value in extra.items():
+        if isinstance(value, Mapping) and isinstance(merged.get(key), Mapping):
+            merged[key] = deep_merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def merge_metadata(body: Mapping[str, Any], metadata: Mapping[str, Any]) -> dict[str, Any]:
+    return deep_merge(body, clean_metadata(metadata))
+
+
+def from_millis(value: Any) -> float | None:
+    """Unix seconds from a millisecond timestamp (Kling)."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    return value / 1000.0
+
+
+def unix_seconds(value: Any) -> float | None:
+    """Unix seconds from an integer that may be seconds or milliseconds (> 10^12)."""
+    if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
+        return None
+    return value / 1000.0 if value > 10**12 else float(value)
+
+
+def from_rfc3339(value: Any) -> float | None:
+    """Unix seconds from an RFC 3339 string such as 2025-01-01T15:41:31.968916Z (Vidu)."""
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=UTC)
+    return parsed.timestamp()
+
+
+def from_local_time(value: Any, utc_offset_hours: float) -> float | None:
+    """Unix seconds from a zone-less "2025-09-29 14:18:52.331" in a known zone (DashScope)."""
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    zone = timezone(timedelta(hours=utc_offset_hours))
+    return parsed.replace(tzinfo=parsed.tzinfo or zone).timestamp()
+
+
+def percent(value: Any) -> int | None:
+    """An upstream progress (42, 42.5, "42", "42%") as an int 0..100, or None."""
+    if isinstance(value, str):
+        value = value.strip().rstrip("%")
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    if not math.isfinite(number):
+        return None
+    return max(0, min(100, int(number)))
+
+
+def moderation_words(text: str, words: Iterable[str]) -> bool:
+    lowered = text.lower()
+    return any(w in lowered for w in words)

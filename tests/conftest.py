@@ -1,0 +1,136 @@
+"""Shared fixtures: a config per test (its own data dir), a running relay, keys for three users."""
+
+from __future__ import annotations
+
+import copy
+import logging
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestClient, TestServer
+
+from relay.app import STATE, State, create_app
+from relay.config import Config, parse
+from relay.providers.normalize import deep_merge
+
+ALICE = "sk-test-alice-0123456789abcdef"
+BOB = "sk-test-bob-0123456789abcdef"
+ROOT = "sk-test-root-0123456789abcdef"
+
+
+def auth(key: str = ALICE) -> dict[str, str]:
+    return {"Authorization": f"Bearer {key}"}
+
+
+def base_config(data_dir: Path) -> dict[str, Any]:
+    return {
+        "server": {"data_dir": str(data_dir), "allow_private_networks": True},
+        "polling": {"interval_s": 0.05, "max_interval_s": 0.2},
+        "limits": {"requests_per_minute": 0},
+        "keys": [
+            {"name": "alice", "key": ALICE, "user": "alice"},
+            {"name": "bob", "key": BOB, "user": "bob"},
+            {"name": "root", "key": ROOT, "user": "root", "role": "admin"},
+        ],
+        "channels": [
+            {
+                "name": "demo",
+                "provider": "demo",
+                "models": ["sora-2", "demo"],
+                "options": {"finish_after_s": 0.3},
+            }
+        ],
+    }
+
+
+@pytest.fixture
+def data_dir(tmp_path: Path) -> Path:
+    return tmp_path / "data"
+
+
+@pytest.fixture
+def make_config(data_dir: Path) -> Callable[..., Config]:
+    """A valid test config; keyword sections deep-merge over the base (lists replace)."""
+
+    def make(raw: dict[str, Any] | None = None, **sections: Any) -> Config:
+        merged = deep_merge(copy.deepcopy(base_config(data_dir)), raw or {})
+        merged = deep_merge(merged, sections)
+        return parse(merged, env={}, source="test")
+
+    return make
+
+
+@pytest.fixture
+def config(make_config: Callable[..., Config]) -> Config:
+    return make_config()
+
+
+class Relay:
+    """A running relay and a client for it."""
+
+    def __init__(self, client: TestClient[web.Request, web.Application]) -> None:
+        self.client = client
+
+    @property
+    def app(self) -> web.Application:
+        return self.client.server.app  # type: ignore[return-value]
+
+    @property
+    def state(self) -> State:
+        return self.app[STATE]
+
+    @property
+    def base_url(self) -> str:
+        return str(self.client.make_url("/v1"))
+
+    def url(self, path: str) -> str:
+        return str(self.client.make_url(path))
+
+    async def create(self, key: str = ALICE, **fields: Any) -> dict[str, Any]:
+        fields.setdefault("prompt", "a paper airplane over a lake")
+        resp = await self.client.post("/v1/videos", json=fields, headers=auth(key))
+        body = await resp.json()
+        assert resp.status == 200, body
+        return body  # type: ignore[no-any-return]
+
+    async def get(self, video_id: str, key: str = ALICE) -> dict[str, Any]:
+        resp = await self.client.get(f"/v1/videos/{video_id}", headers=auth(key))
+        assert resp.status == 200
+        return await resp.json()  # type: ignore[no-any-return]
+
+    async def wait(self, video_id: str, key: str = ALICE, timeout: float = 10) -> dict[str, Any]:
+        import asyncio
+
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while True:
+            body = await self.get(video_id, key)
+            if body["status"] in ("completed", "failed"):
+                return body
+            assert loop.time() < deadline, f"task still {body['status']}"
+            await asyncio.sleep(0.02)
+
+
+@pytest.fixture
+async def start_relay(
+    aiohttp_client: Callable[..., Any],
+) -> AsyncIterator[Callable[[Config], Any]]:
+    async def start(config: Config) -> Relay:
+        client = await aiohttp_client(TestServer(create_app(config), host="127.0.0.1"))
+        return Relay(client)
+
+    yield start
+
+
+@pytest.fixture
+async def relay(start_relay: Callable[[Config], Any], config: Config) -> Relay:
+    return await start_relay(config)  # type: ignore[no-any-return]
+
+
+@pytest.fixture
+def logs(caplog: pytest.LogCaptureFixture) -> pytest.LogCaptureFixture:
+    caplog.set_level(logging.DEBUG)
+    return caplog
