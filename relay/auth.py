@@ -83,7 +83,8 @@ class Authenticator:
 class RateLimiter:
     """A token bucket per key: `per_minute` creates, refilled evenly; 0 turns it off.
 
-    Only accepted requests take a token (`consume` after success), so rejected ones do not count.
+    A request takes its token before it is submitted (so concurrent requests cannot all pass) and
+    gives it back when it is rejected (so only accepted requests count).
     """
 
     def __init__(self, per_minute: int) -> None:
@@ -94,7 +95,7 @@ class RateLimiter:
         tokens, at = self._buckets.get(key, (float(self.per_minute), now))
         return min(float(self.per_minute), tokens + (now - at) * self.per_minute / 60.0)
 
-    def check(self, key: str, now: float) -> None:
+    def take(self, key: str, now: float) -> None:
         if self.per_minute <= 0:
             return
         tokens = self._tokens(key, now)
@@ -104,12 +105,13 @@ class RateLimiter:
                 f"rate limit of {self.per_minute} creates per minute reached for this key",
                 retry_after=wait,
             )
-
-    def consume(self, key: str, now: float) -> None:
-        if self.per_minute <= 0:
-            return
-        self._buckets[key] = (self._tokens(key, now) - 1.0, now)
+        self._buckets[key] = (tokens - 1.0, now)
         if len(self._buckets) > 10_000:  # forget keys whose buckets have refilled
-            full = [k for k in self._buckets if self._tokens(k, now) >= self.per_minute]
-            for k in full:
+            for k in [k for k in self._buckets if self._tokens(k, now) >= self.per_minute]:
                 del self._buckets[k]
+
+    def give_back(self, key: str) -> None:
+        if self.per_minute <= 0 or key not in self._buckets:
+            return
+        tokens, at = self._buckets[key]
+        self._buckets[key] = (min(float(self.per_minute), tokens + 1.0), at)

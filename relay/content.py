@@ -92,8 +92,13 @@ def if_range_allows(header: str | None, etag: str | None, last_modified: float |
     return last_modified is not None and int(last_modified) <= when
 
 
-def disposition(video_id: str, variant: str) -> str:
-    return f'attachment; filename="{video_id}.{VARIANTS[variant][1]}"'
+_EXTENSIONS = {"video/mp4": "mp4", "image/webp": "webp", "image/jpeg": "jpg", "image/png": "png"}
+
+
+def disposition(video_id: str, variant: str, content_type: str | None = None) -> str:
+    """The file name follows the type actually served (a provider's JPEG thumbnail is .jpg)."""
+    ext = _EXTENSIONS.get(content_type or "", VARIANTS[variant][1])
+    return f'attachment; filename="{video_id}.{ext}"'
 
 
 async def serve(
@@ -135,7 +140,7 @@ async def serve_file(
         request.clone(headers=headers),
         headers={
             "Content-Type": source.content_type,
-            "Content-Disposition": disposition(video_id, variant),
+            "Content-Disposition": disposition(video_id, variant, source.content_type),
         },
     )
 
@@ -277,7 +282,7 @@ def _out_headers(
     headers = {
         "Content-Type": ctype,
         "Accept-Ranges": "bytes",
-        "Content-Disposition": disposition(video_id, variant),
+        "Content-Disposition": disposition(video_id, variant, ctype),
     }
     for name in ("Content-Length", "Content-Range", "ETag", "Last-Modified"):
         if name in upstream:

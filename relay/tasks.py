@@ -172,8 +172,6 @@ class Videos:
             )
             return await self.remix(who, req.remix_video_id, remix, idempotency_key, req)
         rt = self.rt
-        now = self.clock()
-        rt.limiter.check(who.key_id, now)
         if not rt.channels.knows(req.model):
             raise NotFound(
                 f"model {req.model!r} is not served here (see GET /v1/models)",
@@ -225,7 +223,6 @@ class Videos:
         original: CreateRequest | None = None,
     ) -> tuple[TaskRow, bool]:
         rt = self.rt
-        rt.limiter.check(who.key_id, self.clock())
         source = await self.get(who, source_id)
         if source.status != "completed":
             raise InvalidRequest(
@@ -276,7 +273,24 @@ class Videos:
         if idempotency_key is not None:
             earlier = await self._replay(who, idempotency_key, req)
             if earlier is not None:
-                return earlier, True
+                return earlier, True  # a replay creates nothing, so it costs no rate budget
+        rt.limiter.take(who.key_id, now)  # a token now, so a burst cannot pass all at once
+        try:
+            return await self._submit_taken(who, req, channels, idempotency_key, remix_of, now)
+        except BaseException:
+            rt.limiter.give_back(who.key_id)  # rejected requests do not count
+            raise
+
+    async def _submit_taken(
+        self,
+        who: Principal,
+        req: CreateRequest,
+        channels: list[Channel],
+        idempotency_key: str | None,
+        remix_of: TaskRow | None,
+        now: float,
+    ) -> tuple[TaskRow, bool]:
+        rt = self.rt
         selection = rt.channels.order(channels, now)
         if not selection.channels:
             if selection.full and not selection.cooling:
@@ -329,7 +343,6 @@ class Videos:
             if owns_key and idempotency_key is not None:
                 await self.store.forget_idempotency_key(who.user, idempotency_key)
             raise
-        rt.limiter.consume(who.key_id, self.clock())
         return row, False
 
     async def _claim(

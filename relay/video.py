@@ -27,8 +27,7 @@ from relay.store import TaskRow
 MAX_PROMPT = 32000
 MAX_SECONDS = 120
 MAX_SIDE = 8192
-MAX_TEXT_FIELD = 256 * 1024  # one multipart text field (a prompt is at most ~128 KiB)
-MULTIPART_OVERHEAD = 1024 * 1024  # text fields around the upload
+MULTIPART_OVERHEAD = 1024 * 1024  # the text around an image: prompt (<= 128 KiB), metadata
 
 FOREIGN_FIELDS = {
     "aspect_ratio": "size",
@@ -57,6 +56,15 @@ CREATE_FIELDS = frozenset(
 REMIX_FIELDS = frozenset({"prompt", "model", "seconds", "size", "metadata"})
 IMAGE_ROLES = frozenset({"first_frame", "last_frame", "reference_image"})
 MEDIA_ROLES = {"video": "reference_video", "audio": "reference_audio"}
+_ROLE_TYPES = {
+    **dict.fromkeys(IMAGE_ROLES, "image_url"),
+    "reference_video": "video_url",
+    "reference_audio": "audio_url",
+}
+
+_DIGITS = re.compile(r"[0-9]{1,6}")
+_SIZE = re.compile(r"([0-9]{1,6})\s*([xX:])\s*([0-9]{1,6})")
+MAX_FORM_INDEX = 1000  # a[5000][b] would otherwise allocate the list up to it
 
 _BRACKETS = re.compile(r"\[([^\[\]]*)\]")
 
@@ -134,10 +142,10 @@ async def read_body(
     Limits hold while reading: a body announcing more than the limit is refused before it is
     read, and a chunked one is cut off as soon as it passes the limit.
     """
-    json_limit = max_upload * 4 // 3 + MULTIPART_OVERHEAD  # a data: URL image is base64
+    json_limit = _text_limit(max_upload)
     ctype = request.content_type
     if ctype == "multipart/form-data":
-        _check_length(request, max_upload + MULTIPART_OVERHEAD)
+        _check_length(request, max_upload + json_limit)
         return await _read_multipart(request, max_upload)
     if ctype in ("application/json", "") or ctype.endswith("+json"):
         _check_length(request, json_limit)
@@ -167,13 +175,24 @@ async def read_body(
         pairs = parse_qsl(raw.decode("utf-8", "replace"), keep_blank_values=True)
         return unflatten(pairs), None
     raise UnsupportedMediaType(
-        f"unsupported content type {ctype!r}: send application/json or multipart/form-data"
+        f"unsupported content type {ctype!r}: send application/json or multipart/form-data "
+        "(or application/x-www-form-urlencoded)"
     )
+
+
+def _text_limit(max_upload: int) -> int:
+    """The most text a body may carry: room for an image as a base64 data: URL, and more."""
+    return max_upload * 4 // 3 + MULTIPART_OVERHEAD
+
+
+def _size_text(limit: int) -> str:
+    mib = 1024 * 1024
+    return f"{limit / mib:.4g} MiB" if limit >= mib else f"{limit / 1024:.4g} KiB"
 
 
 def _check_length(request: web.Request, limit: int) -> None:
     if request.content_length is not None and request.content_length > limit:
-        raise RequestTooLarge(f"the request body is larger than {limit} bytes")
+        raise RequestTooLarge(f"the request body is larger than {_size_text(limit)}")
 
 
 async def _read_limited(request: web.Request, limit: int) -> bytes:
@@ -181,7 +200,7 @@ async def _read_limited(request: web.Request, limit: int) -> bytes:
     async for chunk in request.content.iter_chunked(64 * 1024):
         size += len(chunk)
         if size > limit:
-            raise RequestTooLarge(f"the request body is larger than {limit} bytes")
+            raise RequestTooLarge(f"the request body is larger than {_size_text(limit)}")
         chunks.append(chunk)
     return b"".join(chunks)
 
@@ -212,7 +231,14 @@ async def _read_multipart(
                     )
                 if upload is not None:
                     raise InvalidRequest("send one input_reference file", param="input_reference")
-                data = await _read_part(part, max_upload, "input_reference")
+                data = await _read_part(
+                    part,
+                    max_upload,
+                    f"input_reference is larger than {_size_text(max_upload)}",
+                    param="input_reference",
+                )
+                if not data and not part.filename:
+                    continue  # a browser's file input left empty
                 mime = sniff_image(data)
                 if mime is None:
                     raise UnsupportedMediaType(
@@ -221,10 +247,14 @@ async def _read_multipart(
                     )
                 upload = Upload(data, mime, part.filename)
                 continue
-            value = await _read_part(part, MAX_TEXT_FIELD, name, too_large=InvalidRequest)
+            # a text field may hold a data: URL image (input_reference[image_url], image)
+            value = await _read_part(
+                part,
+                _text_limit(max_upload) - text_total,
+                f"the form fields are larger than {_size_text(_text_limit(max_upload))}",
+                param=name or None,
+            )
             text_total += len(value)
-            if text_total > MULTIPART_OVERHEAD:
-                raise RequestTooLarge("the form fields are too large")
             pairs.append((name, value.decode("utf-8", "replace")))
     except ValueError:
         raise InvalidRequest("the multipart body is malformed", code="invalid_body") from None
@@ -232,21 +262,13 @@ async def _read_multipart(
 
 
 async def _read_part(
-    part: BodyPartReader,
-    limit: int,
-    name: str,
-    *,
-    too_large: type[InvalidRequest] | type[RequestTooLarge] = RequestTooLarge,
+    part: BodyPartReader, limit: int, too_large: str, *, param: str | None
 ) -> bytes:
     chunks, size = [], 0
     while chunk := await part.read_chunk(64 * 1024):
         size += len(chunk)
         if size > limit:
-            if too_large is RequestTooLarge:
-                raise RequestTooLarge(
-                    f"{name} is larger than {limit // (1024 * 1024)} MiB", param=name
-                )
-            raise InvalidRequest(f"{name} is too long", param=name)
+            raise RequestTooLarge(too_large, param=param)
         chunks.append(chunk)
     return b"".join(chunks)
 
@@ -254,54 +276,109 @@ async def _read_part(
 def unflatten(pairs: list[tuple[str, str]]) -> dict[str, Any]:
     """Form fields with bracket names (`a[b][]`, `a[c][0][d]`) as nested dicts and lists.
 
-    `[]` fills the first list item that lacks the rest of the path, so both interleaved fields
-    (type, url, type, url) and grouped ones (type, type, url, url; what the openai SDK sends)
-    rebuild the same list.
+    `[]` lists of objects arrive in two orders. Browsers send each item's fields together
+    (type, url, type, url); the openai SDK groups them by name (type, type, url, url). A list
+    whose fields repeat a name back to back is grouped: a field fills the first item that lacks
+    it (preferring an item whose `type` names the field). Otherwise it joins the last item, and
+    a name that item already has starts the next one, so an optional field (a role on the
+    second item only) lands where it was sent. Numeric indices place items directly; gaps close.
     """
+    grouped = _grouped_lists(pairs)
     root: dict[str, Any] = {}
     for name, value in pairs:
-        head, _, rest = name.partition("[")
-        keys = [head] + (_BRACKETS.findall("[" + rest) if rest else [])
-        if not head or (rest and "[" + rest != "".join(f"[{k}]" for k in keys[1:])):
-            keys = [name]  # not a bracket name after all: keep it whole
-        _put(root, keys, value)
-    return root
+        _put(root, _bracket_keys(name), value, (), name, grouped)
+    return _without_gaps(root)  # type: ignore[no-any-return]
 
 
-def _put(node: Any, keys: list[str], value: str) -> None:
+def _bracket_keys(name: str) -> list[str]:
+    head, _, rest = name.partition("[")
+    keys = [head] + (_BRACKETS.findall("[" + rest) if rest else [])
+    if not head or (rest and "[" + rest != "".join(f"[{k}]" for k in keys[1:])):
+        return [name]  # not a bracket name after all: keep it whole
+    return keys
+
+
+def _grouped_lists(pairs: list[tuple[str, str]]) -> set[tuple[str, ...]]:
+    """The `[]` lists (by their path) whose fields come grouped by name."""
+    last: dict[tuple[str, ...], tuple[str, ...]] = {}
+    grouped: set[tuple[str, ...]] = set()
+    for name, _ in pairs:
+        keys = _bracket_keys(name)
+        for j in range(1, len(keys)):
+            if keys[j] == "":
+                path, sub = tuple(keys[:j]), tuple(keys[j + 1 :])
+                if sub and last.get(path) == sub:
+                    grouped.add(path)
+                last[path] = sub
+    return grouped
+
+
+class _Gap:
+    """A list slot no field filled (an index was skipped); removed at the end."""
+
+
+_GAP = _Gap()
+
+
+def _is_index(key: str) -> bool:
+    return key == "" or (key.isascii() and key.isdigit())
+
+
+def _put(
+    node: dict[str, Any] | list[Any],
+    keys: list[str],
+    value: str,
+    path: tuple[str, ...],
+    name: str,
+    grouped: set[tuple[str, ...]],
+) -> None:
     key, rest = keys[0], keys[1:]
+    slot: Any
     if isinstance(node, list):
-        if key == "" or key.isdigit():
-            index = _list_slot(node, key, rest)
-            if not rest:
-                if index == len(node):
-                    node.append(value)
-                else:
-                    node[index] = value
-                return
-            while len(node) <= index:
-                node.append([] if rest[0] == "" or rest[0].isdigit() else {})
-            _put(node[index], rest, value)
-        return
+        if key == "":
+            slot = _list_slot(node, rest, value, path in grouped)
+        elif len(key) <= 4 and int(key) <= MAX_FORM_INDEX:
+            slot = int(key)
+        else:
+            raise InvalidRequest(
+                f"form field {name!r}: list indices go up to {MAX_FORM_INDEX}", param=name
+            )
+        while len(node) <= slot:
+            node.append(_GAP)
+        child = node[slot]
+    else:
+        slot, child = key, node.get(key, _GAP)
     if not rest:
-        node[key] = value
+        if isinstance(child, dict | list):
+            raise _conflict(name)
+        node[slot] = value
         return
-    child = node.get(key)
-    want_list = rest[0] == "" or rest[0].isdigit()
-    if not isinstance(child, list | dict) or isinstance(child, list) != want_list:
-        child = [] if want_list else {}
-        node[key] = child
-    _put(child, rest, value)
+    if child is _GAP:
+        child = [] if _is_index(rest[0]) else {}
+        node[slot] = child
+    elif not isinstance(child, dict | list) or isinstance(child, list) != _is_index(rest[0]):
+        raise _conflict(name)
+    _put(child, rest, value, (*path, key), name, grouped)
 
 
-def _list_slot(items: list[Any], key: str, rest: list[str]) -> int:
-    if key.isdigit():
-        return int(key)
+def _conflict(name: str) -> InvalidRequest:
+    return InvalidRequest(
+        f"form field {name!r} conflicts with another field of the same name", param=name
+    )
+
+
+def _list_slot(items: list[Any], rest: list[str], value: str, grouped: bool) -> int:
     if not rest:
         return len(items)
-    for i, item in enumerate(items):
-        if isinstance(item, dict) and not _has_path(item, rest):
-            return i
+    if grouped:
+        free = [i for i, it in enumerate(items) if isinstance(it, dict) and not _has_path(it, rest)]
+        # a typed item ({"type": "video_url", "video_url": {...}}) takes the field it names,
+        # and the role that fits its type
+        kind = _ROLE_TYPES.get(value, "") if rest == ["role"] else rest[0]
+        typed = [i for i in free if items[i].get("type") == kind]
+        return (typed or free or [len(items)])[0]
+    if items and isinstance(items[-1], dict) and not _has_path(items[-1], rest):
+        return len(items) - 1
     return len(items)
 
 
@@ -311,6 +388,14 @@ def _has_path(node: Any, keys: list[str]) -> bool:
             return False
         node = node[key]
     return True
+
+
+def _without_gaps(node: Any) -> Any:
+    if isinstance(node, dict):
+        return {k: _without_gaps(v) for k, v in node.items()}
+    if isinstance(node, list):
+        return [_without_gaps(v) for v in node if v is not _GAP]
+    return node
 
 
 # --- images -----------------------------------------------------------------------------------
@@ -332,12 +417,13 @@ def _image_from_string(value: Any, param: str, role: str | None, max_upload: int
         raise InvalidRequest(f"{param} must be an http(s) URL or a data: URL", param=param)
     if value.startswith("data:"):
         header, sep, payload = value.partition(",")
-        if not sep or not header.endswith(";base64"):
+        if not sep or not header.lower().endswith(";base64"):
             raise InvalidRequest(
                 f"{param}: a data: URL must be base64 (data:image/png;base64,...)",
                 code="invalid_image",
                 param=param,
             )
+        payload = re.sub(r"\s+", "", payload)  # base64 wrapped at 76 columns
         if len(payload) > max_upload * 4 // 3 + 4:
             raise RequestTooLarge(f"{param} is larger than the upload limit", param=param)
         try:
@@ -362,8 +448,11 @@ def _image_from_string(value: Any, param: str, role: str | None, max_upload: int
 def _is_http_url(value: str) -> bool:
     if len(value) > 8192 or any(c in value for c in " \r\n\t"):
         return False
-    parts = urlsplit(value)
-    return parts.scheme in ("http", "https") and bool(parts.hostname)
+    try:
+        parts = urlsplit(value)
+        return parts.scheme in ("http", "https") and bool(parts.hostname)
+    except ValueError:  # a malformed [IPv6] host
+        return False
 
 
 # --- parsing fields ---------------------------------------------------------------------------
@@ -390,7 +479,7 @@ class _Fields:
         value = self.data.get(key)
         if value is None:
             return None
-        if isinstance(value, str) and re.fullmatch(r"-?\d{1,20}", value.strip()):
+        if isinstance(value, str) and re.fullmatch(r"-?[0-9]{1,20}", value.strip()):
             return int(value)
         if isinstance(value, int) and not isinstance(value, bool):
             return value
@@ -440,7 +529,7 @@ def _seconds(fields: _Fields, default: str) -> int:
     value = fields.data.get("seconds", default)
     if isinstance(value, int) and not isinstance(value, bool):
         value = str(value)
-    if not isinstance(value, str) or not value.strip().isdigit():
+    if not isinstance(value, str) or not _DIGITS.fullmatch(value.strip()):
         raise InvalidRequest('seconds must be a whole number of seconds, like "4"', param="seconds")
     seconds = int(value)
     if not 1 <= seconds <= MAX_SECONDS:
@@ -450,7 +539,13 @@ def _seconds(fields: _Fields, default: str) -> int:
 
 def _size(fields: _Fields, default: str) -> Size:
     value = fields.data.get("size", default)
-    size = Size.parse(value.strip()) if isinstance(value, str) else None
+    size = None
+    # matched here rather than by Size.parse, which lets non-ASCII digits reach int()
+    found = _SIZE.fullmatch(value.strip()) if isinstance(value, str) else None
+    if found is not None:
+        a, sep, b = int(found[1]), found[2], int(found[3])
+        if a > 0 and b > 0:
+            size = Size(ratio=(a, b)) if sep == ":" else Size(width=a, height=b)
     if (
         size is None
         or max(size.width or 0, size.height or 0) > MAX_SIDE
@@ -528,6 +623,7 @@ def _input_reference(value: Any, max_upload: int) -> tuple[list[Image], list[Med
         )
     images: list[Image] = []
     media: list[Media] = []
+    frames: set[str] = set()
     for i, item in enumerate(content):
         where = f"{param}.content[{i}]"
         if not isinstance(item, dict):
@@ -559,6 +655,10 @@ def _input_reference(value: Any, max_upload: int) -> tuple[list[Image], list[Med
                     f"{where}.role must be one of {', '.join(sorted(IMAGE_ROLES))}",
                     param=f"{where}.role",
                 )
+            if role in frames:
+                raise InvalidRequest(f"only one image may be the {role}", param=f"{where}.role")
+            if role in ("first_frame", "last_frame"):
+                frames.add(role)
             images.append(_image_from_string(url, f"{where}.{kind}.url", role, max_upload))
             continue
         media_kind: Literal["video", "audio"] = "video" if kind == "video_url" else "audio"
@@ -584,11 +684,10 @@ def parse_create(
 ) -> CreateRequest:
     """A create request from its fields; raises InvalidRequest naming the field."""
     _check_names(data, CREATE_FIELDS, foreign=FOREIGN_FIELDS)
+    data = {k: v for k, v in data.items() if v is not None}  # JSON null: as if not sent
     fields = _Fields(data, form)
     prompt = _prompt(fields)
-    model = fields.string("model")
-    if model is not None and not model.strip():
-        raise InvalidRequest("model must not be empty", param="model")
+    model = _model(fields)
     images: list[Image] = []
     media: list[Media] = []
     if upload is not None:
@@ -606,23 +705,38 @@ def parse_create(
             )
         images.append(_image_from_string(data["image"], "image", None, max_upload))
     remix_id = fields.string("remix_video_id")
-    if remix_id is not None and upload is not None:
-        raise InvalidRequest(
-            "remix_video_id cannot be combined with an uploaded input_reference file",
-            param="remix_video_id",
-        )
+    if remix_id is not None:
+        if not remix_id.strip():
+            raise InvalidRequest("remix_video_id must not be empty", param="remix_video_id")
+        if upload is not None:
+            raise InvalidRequest(
+                "remix_video_id cannot be combined with an uploaded input_reference file",
+                param="remix_video_id",
+            )
+        if images or media:  # a remix starts from its source video: an image would be dropped
+            raise InvalidRequest(
+                "remix_video_id cannot be combined with input_reference or image",
+                param="remix_video_id",
+            )
     return CreateRequest(
         prompt=prompt,
-        model=(model or defaults.model).strip(),
+        model=model or defaults.model,
         seconds=_seconds(fields, defaults.seconds),
         size=_size(fields, defaults.size),
         images=tuple(images),
         media=tuple(media),
         metadata=_metadata(fields),
-        remix_video_id=remix_id,
+        remix_video_id=remix_id.strip() if remix_id is not None else None,
         given=frozenset(k for k in data if k in CREATE_FIELDS),
         **_hints(fields),
     )
+
+
+def _model(fields: _Fields) -> str | None:
+    model = fields.string("model")
+    if model is not None and not model.strip():
+        raise InvalidRequest("model must not be empty", param="model")
+    return model.strip() if model is not None else None
 
 
 @dataclass(frozen=True)
@@ -635,11 +749,20 @@ class RemixRequest:
 
 
 def parse_remix(data: Mapping[str, Any]) -> RemixRequest:
+    for key in data:
+        if key in CREATE_FIELDS and key not in REMIX_FIELDS:
+            raise InvalidRequest(
+                f"{key} is not a remix field: a remix takes prompt, model, seconds, size and "
+                "metadata, and starts from its source video",
+                code="unknown_parameter",
+                param=key,
+            )
     _check_names(data, REMIX_FIELDS, foreign=FOREIGN_FIELDS)
+    data = {k: v for k, v in data.items() if v is not None}
     fields = _Fields(data, False)
     return RemixRequest(
         prompt=_prompt(fields),
-        model=fields.string("model"),
+        model=_model(fields),
         seconds=_seconds(fields, "4") if "seconds" in data else None,
         size=_size(fields, "") if "size" in data else None,
         metadata=_metadata(fields),
@@ -657,14 +780,14 @@ def render(task: TaskRow, public_url: str) -> dict[str, Any]:
     if task.status == "failed":
         error = {
             "code": task.error_code or "generation_failed",
-            "message": task.error_message or "",
+            "message": task.error_message or "the video could not be generated",
         }
     return {
         "id": task.id,
         "object": "video",
         "model": task.model,
         "status": task.status,
-        "progress": 100 if done else task.progress,
+        "progress": 100 if done else max(0, min(100, task.progress)),
         "created_at": task.created_at,
         "completed_at": _int(task.completed_at),
         "expires_at": _int(task.expires_at) if done else None,

@@ -156,7 +156,7 @@ class Size:
     def parse(cls, text: str) -> Size | None:
         for sep in ("x", ":"):
             left, found, right = text.partition(sep)
-            if found and left.isdigit() and right.isdigit() and int(left) > 0 and int(right) > 0:
+            if found and _ascii_number(left) and _ascii_number(right) and int(left) and int(right):
                 a, b = int(left), int(right)
                 return cls(width=a, height=b) if sep == "x" else cls(ratio=(a, b))
         return None
@@ -177,6 +177,10 @@ class Size:
             return f"{self.width}x{self.height}"
         assert self.ratio is not None
         return f"{self.ratio[0]}:{self.ratio[1]}"
+
+
+def _ascii_number(text: str) -> bool:
+    return 0 < len(text) <= 6 and all("0" <= c <= "9" for c in text)
 
 
 @dataclass(frozen=True)

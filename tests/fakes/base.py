@@ -127,8 +127,9 @@ class FakeUpstream:
         if not request.path.startswith("/cdn/"):
             body = await request.read()
             self.requests.append(
-                Recorded(request.method, request.path, dict(request.query),
-                         dict(request.headers), body)
+                Recorded(
+                    request.method, request.path, dict(request.query), dict(request.headers), body
+                )
             )
         return await handler(request)  # type: ignore[no-any-return]
 

@@ -30,8 +30,9 @@ class ScriptedProvider(Provider):
     typical_run_s = 1.0
 
     async def submit(self, job: Job) -> Submitted:
-        return Submitted(upstream_id="s_" + secrets.token_hex(4), seconds=str(job.seconds),
-                         size=str(job.size))
+        return Submitted(
+            upstream_id="s_" + secrets.token_hex(4), seconds=str(job.seconds), size=str(job.size)
+        )
 
     async def poll(self, task: TaskRef) -> Update:
         return Update(status="completed")

@@ -1,0 +1,376 @@
+"""The refresh policy (tasks.Videos.refresh) and the background loop (poller.Poller)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import Any, ClassVar
+
+import pytest
+
+from relay.app import build_runtime
+from relay.auth import Principal
+from relay.config import Config
+from relay.poller import Poller
+from relay.providers import REGISTRY
+from relay.providers.base import (
+    AuthFailed,
+    Job,
+    Provider,
+    RateLimited,
+    Size,
+    Submitted,
+    TaskError,
+    TaskNotFound,
+    TaskRef,
+    Unavailable,
+    Update,
+)
+from relay.store import Store, TaskRow
+from relay.tasks import AUTH_FAILURES_BEFORE_FAIL, Videos, next_progress
+from relay.upstream import Http
+from relay.video import CreateRequest
+from tests.conftest import Relay, auth
+
+ALICE = Principal("alice", "user", "static:alice")
+
+
+class Scripted(Provider):
+    """Each poll takes the next outcome from a shared script (an Update or an exception)."""
+
+    name = "pollscript"
+    credentials = ()
+    needs_network = False
+    typical_run_s = 100.0
+    script: ClassVar[deque[Any]] = deque()
+    polls: ClassVar[int] = 0
+    gate: ClassVar[asyncio.Event | None] = None
+    in_poll: ClassVar[int] = 0
+    most_in_poll: ClassVar[int] = 0
+
+    async def submit(self, job: Job) -> Submitted:
+        return Submitted(upstream_id="u-1", seconds=str(job.seconds), size=str(job.size))
+
+    async def poll(self, task: TaskRef) -> Update:
+        cls = type(self)
+        cls.polls += 1
+        cls.in_poll += 1
+        cls.most_in_poll = max(cls.most_in_poll, cls.in_poll)
+        try:
+            if cls.gate is not None:
+                await cls.gate.wait()
+            outcome = cls.script.popleft() if cls.script else Update(status="in_progress")
+            if isinstance(outcome, Exception):
+                raise outcome
+            return outcome  # type: ignore[no-any-return]
+        finally:
+            cls.in_poll -= 1
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1_000_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture(autouse=True)
+def scripted(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(REGISTRY, "pollscript", Scripted)
+    Scripted.script = deque()
+    Scripted.polls = Scripted.in_poll = Scripted.most_in_poll = 0
+    Scripted.gate = None
+
+
+@pytest.fixture
+def poll_config(make_config: Callable[..., Config]) -> Config:
+    return make_config(
+        polling={"interval_s": 2, "max_interval_s": 10, "timeout_h": 1, "concurrency": 2},
+        channels=[{"name": "p", "provider": "pollscript", "models": ["sora-2"]}],
+    )
+
+
+@pytest.fixture
+async def service(poll_config: Config, tmp_path: Path) -> AsyncIterator[tuple[Videos, Clock]]:
+    store = await Store.open(tmp_path / "svc.db")
+    http = Http(allow_private_networks=True)
+    runtime = build_runtime(poll_config, store, http)
+    clock = Clock()
+    videos = Videos(store, lambda: runtime, instance="me", clock=clock)
+    yield videos, clock
+    await http.close()
+    await store.close()
+
+
+def request(prompt: str = "p") -> CreateRequest:
+    return CreateRequest(prompt=prompt, model="sora-2", seconds=4, size=Size(720, 1280))
+
+
+async def running(videos: Videos) -> TaskRow:
+    row, _ = await videos.create(ALICE, request())
+    return row
+
+
+async def poll_once(videos: Videos, clock: Clock) -> TaskRow:
+    """Advance to the task's due time, lease it like the poller does, refresh it."""
+    row = (await videos.store.list_tasks(owner=None, after=None, limit=1, descending=True))[0]
+    clock.now = max(clock.now, row.next_poll_at or clock.now)
+    claimed = await videos.store.claim_due(now=clock.now, lease_owner="me", lease_s=60, limit=1)
+    assert claimed, "nothing was due"
+    await videos.refresh(claimed[0], "me")
+    fresh = await videos.store.get_task(row.id)
+    assert fresh is not None
+    return fresh
+
+
+# --- progress ----------------------------------------------------------------------------
+
+
+def test_progress_rules():
+    assert next_progress(0, "queued", None, 50, 100) == 0
+    assert next_progress(0, "in_progress", None, 0, 100) == 1  # at least 1 once running
+    assert next_progress(0, "in_progress", None, 50, 100) == 50
+    assert next_progress(0, "in_progress", None, 500, 100) == 95  # time alone stops at 95
+    assert next_progress(60, "in_progress", 40, 0, 100) == 60  # never down
+    assert next_progress(60, "in_progress", 100, 0, 100) == 99  # 100 only when completed
+    assert next_progress(60, "completed", None, 0, 100) == 100
+    assert next_progress(60, "failed", None, 0, 100) == 60
+
+
+async def test_time_based_progress_then_completion(service: tuple[Videos, Clock]):
+    videos, clock = service
+    row = await running(videos)
+    assert row.status == "queued" and row.next_poll_at is not None
+    clock.now = row.submitted_at + 30  # type: ignore[operator]
+    Scripted.script.append(Update(status="in_progress"))
+    row = await poll_once(videos, clock)
+    assert row.status == "in_progress" and row.progress == 30
+    Scripted.script.append(Update(status="in_progress", progress=10))  # lower: ignored
+    row = await poll_once(videos, clock)
+    assert row.progress == 30
+    Scripted.script.append(Update(status=None))  # an unknown native status: keep the old one
+    row = await poll_once(videos, clock)
+    assert row.status == "in_progress"
+    Scripted.script.append(Update(status="completed", seconds="5", size="1280x720"))
+    row = await poll_once(videos, clock)
+    assert (row.status, row.progress, row.seconds, row.size) == ("completed", 100, "5", "1280x720")
+    assert row.completed_at == clock.now and row.next_poll_at is None and row.lease_owner is None
+
+
+async def test_backoff_grows_to_the_cap(service: tuple[Videos, Clock]):
+    videos, clock = service
+    row = await running(videos)
+    intervals = []
+    for _ in range(8):
+        row = await poll_once(videos, clock)
+        intervals.append(row.poll_interval)
+    assert intervals[0] == 3.0  # 2 s first, then x1.5
+    assert intervals == sorted(intervals)
+    assert intervals[-1] == 10.0  # max_interval_s
+
+
+async def test_upstream_poll_hint_is_a_floor(service: tuple[Videos, Clock]):
+    videos, clock = service
+    await running(videos)
+    Scripted.script.append(Update(status="in_progress", poll_after_s=8))
+    row = await poll_once(videos, clock)
+    assert row.next_poll_at == clock.now + 8
+
+
+async def test_rate_limit_and_outage_leave_the_task_running(service: tuple[Videos, Clock]):
+    videos, clock = service
+    await running(videos)
+    Scripted.script.append(RateLimited("slow down", retry_after=30))
+    row = await poll_once(videos, clock)
+    assert row.status == "queued" and row.next_poll_at == clock.now + 30
+    Scripted.script.append(Unavailable("503"))
+    row = await poll_once(videos, clock)
+    assert row.status == "queued" and row.error_code is None
+    Scripted.script.append(Update(status="completed"))
+    row = await poll_once(videos, clock)
+    assert row.status == "completed"
+
+
+async def test_repeated_auth_failures_fail_the_task(service: tuple[Videos, Clock]):
+    videos, clock = service
+    await running(videos)
+    for _ in range(AUTH_FAILURES_BEFORE_FAIL - 1):
+        Scripted.script.append(AuthFailed("key refused"))
+        row = await poll_once(videos, clock)
+        assert row.status == "queued"
+    Scripted.script.append(AuthFailed("key refused"))
+    row = await poll_once(videos, clock)
+    assert (row.status, row.error_code) == ("failed", "upstream_auth_failed")
+
+
+async def test_auth_failure_count_resets_after_a_good_poll(service: tuple[Videos, Clock]):
+    videos, clock = service
+    await running(videos)
+    for _ in range(AUTH_FAILURES_BEFORE_FAIL - 1):
+        Scripted.script.append(AuthFailed("key refused"))
+        await poll_once(videos, clock)
+    Scripted.script.append(Update(status="in_progress"))
+    row = await poll_once(videos, clock)
+    assert row.poll_errors == 0
+    Scripted.script.append(AuthFailed("key refused"))
+    row = await poll_once(videos, clock)
+    assert row.status == "in_progress"
+
+
+async def test_unknown_upstream_id_fails_as_expired(service: tuple[Videos, Clock]):
+    videos, clock = service
+    await running(videos)
+    Scripted.script.append(TaskNotFound("task not found"))
+    row = await poll_once(videos, clock)
+    assert (row.status, row.error_code) == ("failed", "task_expired")
+
+
+async def test_failure_keeps_progress_and_message_is_scrubbed(service: tuple[Videos, Clock]):
+    videos, clock = service
+    row = await running(videos)
+    clock.now = row.submitted_at + 40  # type: ignore[operator]
+    Scripted.script.append(Update(status="in_progress"))
+    await poll_once(videos, clock)
+    Scripted.script.append(
+        Update(status="failed", error=TaskError("generation_failed", "see https://cdn.x/y?sig=1"))
+    )
+    row = await poll_once(videos, clock)
+    assert row.status == "failed" and row.progress == 40
+    assert row.error_message == "see <url>"
+
+
+async def test_terminal_transition_and_its_listeners_run_once(service: tuple[Videos, Clock]):
+    videos, _ = service
+    row = await running(videos)
+    seen: list[str] = []
+
+    async def listener(finished: TaskRow) -> None:
+        seen.append(finished.status)
+
+    videos.finished_listeners.append(listener)
+    claimed = await videos.store.claim_due(
+        now=row.next_poll_at or 0, lease_owner="me", lease_s=60, limit=1
+    )
+    Scripted.script.extend([Update(status="completed"), Update(status="failed")])
+    await asyncio.gather(videos.refresh(claimed[0], "me"), videos.refresh(claimed[0], "me"))
+    assert seen == ["completed"]
+    final = await videos.store.get_task(row.id)
+    assert final is not None and final.status == "completed"
+
+
+async def test_overall_timeout(service: tuple[Videos, Clock]):
+    videos, clock = service
+    row = await running(videos)
+    clock.now += 3601
+    assert await videos.fail_overdue() == 1
+    final = await videos.store.get_task(row.id)
+    assert final is not None
+    assert (final.status, final.error_code) == ("failed", "upstream_timeout")
+    assert await videos.fail_overdue() == 0
+
+
+async def test_cut_off_submit_is_failed_not_resubmitted(service: tuple[Videos, Clock]):
+    videos, clock = service
+    await videos.store.insert_task(
+        {
+            "id": "video_cut",
+            "owner": "alice",
+            "channel": "p",
+            "provider": "pollscript",
+            "model": "sora-2",
+            "upstream_model": "sora-2",
+            "request": {},
+            "prompt": "p",
+            "seconds": "4",
+            "size": "720x1280",
+            "status": "queued",
+            "created_at": int(clock.now),
+            "updated_at": clock.now,
+            "lease_owner": "dead",
+            "lease_until": clock.now + 30,
+        }
+    )
+    assert await videos.fail_stale_submissions() == 0  # its submitter may still be at work
+    clock.now += 31
+    assert await videos.fail_stale_submissions() == 1
+    row = await videos.store.get_task("video_cut")
+    assert row is not None and row.status == "failed" and row.error_code == "upstream_error"
+    assert "not submitted again" in (row.error_message or "")
+    assert Scripted.polls == 0
+
+
+async def test_removed_channel_is_not_failed(service: tuple[Videos, Clock], tmp_path: Path):
+    videos, clock = service
+    row = await running(videos)
+    await videos.store.update_task(row.id, {"channel": "gone"})
+    row = await poll_once(videos, clock)
+    assert row.status == "queued" and row.poll_interval == 10.0
+
+
+# --- the loop ------------------------------------------------------------------------------
+
+
+async def test_loop_bounds_concurrency_and_releases_leases(
+    start_relay: Callable[[Config], Any], poll_config: Config
+):
+    Scripted.gate = asyncio.Event()
+    relay: Relay = await start_relay(poll_config)
+    ids = [(await relay.create())["id"] for _ in range(5)]
+    state = relay.state
+    for row_id in ids:  # make all five due now
+        await state.store.update_task(row_id, {"next_poll_at": 0.0})
+    state.poller.wake()
+    for _ in range(100):
+        if Scripted.in_poll == 2:
+            break
+        await asyncio.sleep(0.01)
+    await asyncio.sleep(0.1)
+    assert Scripted.most_in_poll == 2  # polling.concurrency
+    Scripted.gate.set()
+    await state.poller.stop()
+    leased = [r for r in [await state.store.get_task(i) for i in ids] if r and r.lease_owner]
+    assert leased == []
+
+
+async def test_two_pollers_on_one_database_never_poll_a_task_twice(
+    start_relay: Callable[[Config], Any], poll_config: Config
+):
+    relay: Relay = await start_relay(poll_config)
+    await relay.state.poller.stop()
+    ids = [(await relay.create())["id"] for _ in range(6)]
+    for row_id in ids:
+        await relay.state.store.update_task(row_id, {"next_poll_at": 0.0})
+    Scripted.gate = asyncio.Event()
+    state = relay.state
+    other = Videos(state.store, lambda: state.runtime, instance="other", clock=state.videos.clock)
+    first = Poller(relay.state.videos, relay.state.store, clock=relay.state.videos.clock)
+    second = Poller(other, relay.state.store, clock=other.clock)
+    await asyncio.gather(first.round(), second.round())
+    await asyncio.sleep(0.05)
+    assert Scripted.in_poll == 4  # two each (concurrency 2), four distinct tasks
+    leases = [
+        (r.id, r.lease_owner)
+        for r in [await relay.state.store.get_task(i) for i in ids]
+        if r and r.lease_owner
+    ]
+    assert len(leases) == 4 and len({i for i, _ in leases}) == 4
+    Scripted.gate.set()
+    await first.stop()
+    await second.stop()
+
+
+async def test_status_stays_on_the_wire_vocabulary(relay: Relay):
+    video = await relay.create()
+    seen = set()
+    while True:
+        body = await relay.get(video["id"])
+        seen.add(body["status"])
+        if body["status"] in ("completed", "failed"):
+            break
+        await asyncio.sleep(0.01)
+    assert seen <= {"queued", "in_progress", "completed"}
+    resp = await relay.client.get(f"/v1/videos/{video['id']}", headers=auth())
+    assert "openai-poll-after-ms" not in resp.headers  # finished: no poll hint
