@@ -170,7 +170,12 @@ async def content(request: web.Request) -> web.StreamResponse:
     video_id = request.match_info["video_id"]
     source = await state.videos.content(who, video_id, variant)
     return await content_mod.serve(
-        request, source, video_id=video_id, variant=variant, http=state.http
+        request,
+        source,
+        video_id=video_id,
+        variant=variant,
+        http=state.http,
+        refresh=lambda: state.videos.refresh_content(who, video_id, variant),
     )
 
 

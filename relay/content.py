@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 from pathlib import Path
@@ -101,6 +101,13 @@ def disposition(video_id: str, variant: str, content_type: str | None = None) ->
     return f'attachment; filename="{video_id}.{ext}"'
 
 
+Refresh = Callable[[], Awaitable[ContentSource | None]]
+
+
+class _Expired(Exception):
+    """The upstream URL answered 403/404/410 before any byte went to the client."""
+
+
 async def serve(
     request: web.Request,
     source: ContentSource,
@@ -108,10 +115,23 @@ async def serve(
     video_id: str,
     variant: str,
     http: Http,
+    refresh: Refresh | None = None,
 ) -> web.StreamResponse:
-    if isinstance(source, LocalFile):
-        return await serve_file(request, source, video_id=video_id, variant=variant)
-    return await serve_remote(request, source, video_id=video_id, variant=variant, http=http)
+    """Serve a source; an expired upstream URL is replaced by a fresh one once, transparently."""
+    for attempt in range(2):
+        if isinstance(source, LocalFile):
+            return await serve_file(request, source, video_id=video_id, variant=variant)
+        try:
+            return await serve_remote(
+                request, source, video_id=video_id, variant=variant, http=http
+            )
+        except _Expired:
+            fresh = await refresh() if refresh is not None and attempt == 0 else None
+            if fresh is None:
+                break
+            log.info("content of %s: the upstream URL expired; retrying with a fresh one", video_id)
+            source = fresh
+    raise NotFound(f"the content of {video_id!r} is no longer available upstream")
 
 
 async def serve_file(
@@ -195,7 +215,7 @@ async def _relay_body(
 ) -> web.StreamResponse:
     status = upstream.status
     if status in (403, 404, 410):
-        raise NotFound(f"the content of {video_id!r} is no longer available upstream")
+        raise _Expired
     if status == 416:
         raise RangeNotSatisfiable(_total_from_content_range(upstream.headers.get("Content-Range")))
     if status not in (200, 206):

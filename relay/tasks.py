@@ -27,6 +27,7 @@ from relay.errors import (
     NotFound,
     PermissionDenied,
     RateLimitExceeded,
+    RelayError,
     UpstreamFailed,
 )
 from relay.providers import base
@@ -414,6 +415,9 @@ class Videos:
             except AuthFailed as exc:
                 rt.channels.refuse_auth(channel, exc.detail or exc.message)
                 failures.append(f"{channel.name}: credentials refused")
+            except ProviderError as exc:  # nothing a submit should raise: treat as an outage
+                log.warning("channel %s: unexpected %s at submit", channel.name, type(exc).__name__)
+                failures.append(self._failed_submit(channel, exc, None))
             else:
                 rt.channels.succeeded(channel)
                 channel.in_flight += 1
@@ -668,6 +672,26 @@ class Videos:
         await self.store.delete_task(row.id)
 
     async def content(self, who: Principal, video_id: str, variant: str) -> ContentSource:
+        row, channel = await self._finished(who, video_id, variant)
+        try:
+            return await channel.adapter.content(task_ref(row), variant)
+        except ProviderError as exc:
+            raise _content_error(video_id, exc) from None
+
+    async def refresh_content(
+        self, who: Principal, video_id: str, variant: str
+    ) -> ContentSource | None:
+        """A fresh source after the upstream URL expired, when the provider has a way."""
+        row, channel = await self._finished(who, video_id, variant)
+        try:
+            return await channel.adapter.refresh_content(task_ref(row), variant)
+        except ProviderError as exc:
+            log.info("refresh of %s failed: %s", video_id, exc.detail or exc.message)
+            return None
+
+    async def _finished(
+        self, who: Principal, video_id: str, variant: str
+    ) -> tuple[TaskRow, Channel]:
         row = await self.get(who, video_id)
         if row.status == "failed":
             raise NotFound(f"video {video_id!r} failed: it has no content", code="video_failed")
@@ -685,15 +709,14 @@ class Videos:
                 code="variant_not_available",
                 param="variant",
             )
-        try:
-            return await channel.adapter.content(task_ref(row), variant)
-        except base.VariantUnavailable as exc:
-            raise NotFound(safe_message(exc.message), code="variant_not_available") from None
-        except base.NotReady:
-            raise NotFound(f"video {video_id!r} is not ready yet", code="video_not_ready") from None
-        except TaskNotFound:
-            raise NotFound(
-                f"the content of {video_id!r} has expired upstream", code="not_found"
-            ) from None
-        except ProviderError as exc:
-            raise UpstreamFailed(safe_message(exc.message)) from None
+        return row, channel
+
+
+def _content_error(video_id: str, exc: ProviderError) -> RelayError:
+    if isinstance(exc, base.VariantUnavailable):
+        return NotFound(safe_message(exc.message), code="variant_not_available")
+    if isinstance(exc, base.NotReady):
+        return NotFound(f"video {video_id!r} is not ready yet", code="video_not_ready")
+    if isinstance(exc, TaskNotFound):
+        return NotFound(f"the content of {video_id!r} has expired upstream", code="not_found")
+    return UpstreamFailed(safe_message(exc.message))

@@ -310,13 +310,58 @@ async def test_slow_client_holds_the_upstream_back(remote: tuple[Relay, str, Fak
     assert len(rest) + 1024 == size
 
 
-async def test_expired_upstream_url_is_404(remote: tuple[Relay, str, FakeUpstream]):
+async def test_expired_upstream_url_without_refresh_is_404(
+    remote: tuple[Relay, str, FakeUpstream],
+):
     relay, video_id, cdn = remote
     cdn.cdn.status = 403
+    ScriptedProvider.refreshes = 0
     resp = await relay.client.get(f"/v1/videos/{video_id}/content", headers=auth())
     assert resp.status == 404
     body = await resp.json()
     assert "127.0.0.1" not in body["error"]["message"]
+    assert ScriptedProvider.refreshes == 1  # asked once, had nothing
+
+
+@pytest.mark.parametrize("status", [403, 404, 410])
+async def test_expired_upstream_url_is_refreshed_once(
+    scripted: None,
+    cdn: FakeUpstream,
+    start_relay: Callable[[Config], Any],
+    make_config: Callable[..., Config],
+    status: int,
+):
+    fresh = FakeUpstream()
+    await fresh.start()
+    try:
+        cdn.cdn.status = status  # the stored URL has expired
+        config = make_config(
+            channels=[
+                {
+                    "name": "s",
+                    "provider": "scripted",
+                    "models": ["sora-2"],
+                    "options": {"cdn_url": cdn.cdn_url(), "refresh_url": fresh.cdn_url()},
+                }
+            ]
+        )
+        relay: Relay = await start_relay(config)
+        video = await relay.create()
+        await relay.wait(video["id"])
+        ScriptedProvider.refreshes = 0
+        resp = await relay.client.get(
+            f"/v1/videos/{video['id']}/content", headers={**auth(), "Range": "bytes=5-9"}
+        )
+        assert resp.status == 206
+        assert await resp.read() == VIDEO[5:10]
+        assert ScriptedProvider.refreshes == 1
+        assert cdn.cdn_stats.requests == 1 and fresh.cdn_stats.requests == 1
+        fresh.cdn.status = 403  # the fresh URL dies too: one refresh only, then a 404
+        resp = await relay.client.get(f"/v1/videos/{video['id']}/content", headers=auth())
+        assert resp.status == 404
+        assert ScriptedProvider.refreshes == 2 and fresh.cdn_stats.requests == 2
+    finally:
+        await fresh.close()
 
 
 async def test_json_from_upstream_is_not_passed_off_as_video(

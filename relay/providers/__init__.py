@@ -8,5 +8,19 @@ from __future__ import annotations
 
 from relay.providers.base import Provider
 from relay.providers.demo import DemoProvider
+from relay.providers.kling import KlingProvider
+from relay.providers.openai import CompatRelayProvider, OpenAIProvider
+from relay.providers.seedance import SeedanceProvider
+from relay.providers.vidu import ViduProvider
 
-REGISTRY: dict[str, type[Provider]] = {cls.name: cls for cls in (DemoProvider,)}
+REGISTRY: dict[str, type[Provider]] = {
+    cls.name: cls
+    for cls in (
+        DemoProvider,
+        CompatRelayProvider,
+        KlingProvider,
+        OpenAIProvider,
+        SeedanceProvider,
+        ViduProvider,
+    )
+}

@@ -30,7 +30,8 @@ Raise (the small error tree; the message is safe to show a client, `detail` is f
     ├── QuotaExceeded     balance / plan exhausted          -> insufficient_quota
     ├── RateLimited       slow down (retry_after seconds)   -> rate_limit_exceeded
     ├── Unavailable       5xx, timeout, transport failure   -> upstream_error
-    │                     (maybe_created: the request may have reached the upstream)
+    │                     (maybe_created: the upstream may have created the job: a timeout
+    │                     after sending, a 504, or a 5xx where the provider's page says so)
     ├── Rejected          the upstream refused the request  -> invalid_request, moderation_blocked
     ├── TaskNotFound      upstream id unknown or expired    -> task_expired
     ├── NotReady          content asked for before it exists
@@ -350,7 +351,7 @@ class Provider:
     credentials: ClassVar[tuple[str, ...]] = ("api_key",)
     default_base_url: ClassVar[str | None] = None
     needs_network: ClassVar[bool] = True
-    features: ClassVar[frozenset[str]] = frozenset()
+    features: frozenset[str] = frozenset()  # per instance when an option changes it
     variants: ClassVar[frozenset[str]] = frozenset({"video"})
     options: ClassVar[Mapping[str, Option]] = {}
     typical_run_s: float = 180.0  # per instance when an option sets it (the demo does)

@@ -25,7 +25,9 @@ class ScriptedProvider(Provider):
     options: ClassVar[dict[str, Option]] = {
         "cdn_url": Option(str, "", "where the finished video is"),
         "thumbnail_url": Option(str, "", "where the thumbnail is (empty: no thumbnail)"),
+        "refresh_url": Option(str, "", "a fresh URL for an expired one (empty: none)"),
     }
+    refreshes: ClassVar[int] = 0
     variants = frozenset({"video", "thumbnail"})
     typical_run_s = 1.0
 
@@ -41,3 +43,8 @@ class ScriptedProvider(Provider):
         if variant == "thumbnail":
             return Remote(self.channel.options["thumbnail_url"], content_type="image/webp")
         return Remote(self.channel.options["cdn_url"], headers={"Authorization": "Bearer up-key"})
+
+    async def refresh_content(self, task: TaskRef, variant: str) -> ContentSource | None:
+        type(self).refreshes += 1
+        url = self.channel.options["refresh_url"]
+        return Remote(url) if url else None
