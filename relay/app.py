@@ -1,7 +1,7 @@
 """create_app(config): the app's state, lifecycle, middlewares and route table.
 
 Nothing happens at import time. Resources open in `cleanup_ctx` order and close in reverse:
-store -> outbound HTTP -> runtime (channels, keys, limits) -> poller.
+store -> outbound HTTP -> runtime (channels, keys, limits) -> poller -> webhook sender.
 """
 
 from __future__ import annotations
@@ -31,6 +31,7 @@ from relay.providers import REGISTRY
 from relay.store import Store
 from relay.tasks import Runtime, Videos
 from relay.upstream import Http
+from relay.webhooks import Sender
 
 log = logging.getLogger("relay.app")
 
@@ -44,6 +45,7 @@ class State:
     runtime: Runtime
     videos: Videos
     poller: Poller
+    webhooks: Sender
     started_at: float
 
 
@@ -117,15 +119,29 @@ def _lifecycle(
             store, lambda: state_box[0].runtime, instance=secrets.token_hex(8), clock=clock
         )
         poller = Poller(videos, store, clock=clock)
-        state = State(store, http, runtime, videos, poller, clock())
+        sender = Sender(
+            store,
+            http,
+            lambda: state_box[0].runtime.config.webhooks,
+            instance=videos.instance,
+            clock=clock,
+        )
+        state = State(store, http, runtime, videos, poller, sender, clock())
         state_box.append(state)
         app[STATE] = state
+
+        async def wake_sender(_: object) -> None:
+            sender.wake()
+
+        videos.finished_listeners.append(wake_sender)
         await poller.sweep()  # cut-off submits from a crash are failed before anything else
         poller.start()
+        sender.start()
         try:
             yield
         finally:
             await poller.stop()
+            await sender.stop()
             await http.close()
             await store.close()
 

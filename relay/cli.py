@@ -38,7 +38,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(args.run(args))
     except ConfigError as exc:
-        print(f"relay: config error in {args.config or 'the config'}:", file=sys.stderr)
+        source = config_mod.find_config_path(getattr(args, "config", None)) or "the defaults"
+        print(f"relay: config error in {source}:", file=sys.stderr)
         for problem in exc.problems:
             print(f"  {problem}", file=sys.stderr)
         return 2
@@ -127,7 +128,7 @@ def cmd_users_add(args: argparse.Namespace) -> int:
         print(f"added {user.role} {user.name}")
         return 0
 
-    if not config_mod._NAME.match(args.name):
+    if config_mod.invalid_name(args.name):
         print("relay: a user name is letters, digits, '_', '.', '-' (at most 64)", file=sys.stderr)
         return 2
     return int(_with_store(args, work))

@@ -7,20 +7,21 @@ problems of a file are reported together so `relay check-config` shows them in o
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 import tomllib
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 from relay.errors import ConfigError
+from relay.tomlcheck import Problems, Recorder, Table, expand
 
 T = TypeVar("T")
 
-_ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 _SIZE = re.compile(r"^(\d{2,5})x(\d{2,5})$")
 _RATIO = re.compile(r"^(\d{1,3}):(\d{1,3})$")
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
@@ -81,7 +82,7 @@ class StaticKey:
 @dataclass(frozen=True)
 class Webhook:
     url: str
-    secret: str
+    secret: str = field(repr=False)
 
 
 @dataclass(frozen=True)
@@ -93,7 +94,8 @@ class ChannelConfig:
     api_key: str | None = field(default=None, repr=False)
     access_key: str | None = field(default=None, repr=False)
     secret_key: str | None = field(default=None, repr=False)
-    model_map: Mapping[str, str] = field(default_factory=dict)
+    # public name -> upstream name, or -> {shape: upstream name} (see JOB_SHAPES)
+    model_map: Mapping[str, str | Mapping[str, str]] = field(default_factory=dict)
     priority: int = 0
     weight: int = 1
     max_in_flight: int = 0  # 0 = no limit
@@ -101,8 +103,28 @@ class ChannelConfig:
     enabled: bool = True
     options: Mapping[str, Any] = field(default_factory=dict)
 
-    def upstream_model(self, public: str) -> str:
-        return self.model_map.get(public, public)
+    def upstream_model(self, public: str, shape: str = "text") -> str:
+        """The upstream model for a public one and a job's shape (text, image, frames,
+        reference); a shape the table does not name falls back to the next simpler one."""
+        mapped = self.model_map.get(public, public)
+        if isinstance(mapped, str):
+            return mapped
+        for candidate in _SHAPE_FALLBACK[shape]:
+            if candidate in mapped:
+                return mapped[candidate]
+        return next(iter(mapped.values()))
+
+
+# A job's shape, from its images: none, one first frame, first and last frames, reference images.
+# Some providers run each on a different upstream model (Vidu's text2video vs img2video models,
+# DashScope's -t2v vs -i2v, Jimeng's req_keys), so model_map may name one per shape.
+JOB_SHAPES = ("text", "image", "frames", "reference")
+_SHAPE_FALLBACK = {
+    "text": ("text",),
+    "image": ("image", "text"),
+    "frames": ("frames", "image", "text"),
+    "reference": ("reference", "image", "text"),
+}
 
 
 @dataclass(frozen=True)
@@ -151,33 +173,34 @@ def load(path: Path | None, env: Mapping[str, str] | None = None) -> Config:
     return parse(raw, env=env, source=str(path))
 
 
-def parse(raw: Mapping[str, Any], *, env: Mapping[str, str] | None = None, source: str) -> Config:
-    problems: list[str] = []
-    expanded = _expand(raw, os.environ if env is None else env, "", problems)
-    root = _Table(expanded, "", problems)
+def parse(
+    raw: Mapping[str, Any], *, env: Mapping[str, str] | None = None, source: str = "config"
+) -> Config:
+    """Validate an already-parsed TOML document; `env` (default: os.environ) fills ${NAME}."""
+    problems = Problems()
+    expanded = expand(raw, os.environ if env is None else env, "", problems)
+    root = Table(expanded, "", problems)
     server = _server(root.table("server"))
-    defaults = _defaults(root.table("defaults"))
+    defaults_table = root.table("defaults")
+    defaults = _defaults(defaults_table)
     storage = _storage(root.table("storage"))
     polling = _polling(root.table("polling"))
-    limits_table = root.table("limits")
-    limits = LimitsConfig(
-        requests_per_minute=limits_table.integer("requests_per_minute", 120, minimum=0)
-    )
-    limits_table.finish()
-    keys = tuple(k for k in (_key(t) for t in root.tables("keys")) if k)
+    limits = _limits(root.table("limits"))
+    keys = [_key(t) for t in root.tables("keys")]
     webhooks = tuple(_webhook(t) for t in root.tables("webhooks"))
-    channels = tuple(c for c in (_channel(t) for t in root.tables("channels")) if c)
+    channels = tuple(_channel(t) for t in root.tables("channels"))
     root.finish()
-    _check_channel_set(channels, defaults, keys, problems)
-    if problems:
-        raise ConfigError(problems)
+    _check_channel_set(channels, defaults, "model" in defaults_table.data, problems)
+    _check_keys(keys, problems)
+    if problems.items:
+        raise ConfigError(problems.items)
     return Config(
         server=server,
         defaults=defaults,
         storage=storage,
         polling=polling,
         limits=limits,
-        keys=keys,
+        keys=tuple(k for k in keys if k),
         webhooks=webhooks,
         channels=channels,
         source=source,
@@ -187,15 +210,17 @@ def parse(raw: Mapping[str, Any], *, env: Mapping[str, str] | None = None, sourc
 def known_keys() -> set[str]:
     """Every key path the loader understands (tables as `server.port`, arrays as `channels[].name`).
 
-    The documentation test compares this with config.example.toml.
+    A channel's `options` is listed as one key: what goes inside depends on its provider (each
+    provider class declares its own `options`). The documentation test compares this with
+    config.example.toml.
     """
     paths: set[str] = set()
-    recorder = _Recorder(paths)
+    recorder = Recorder(paths)
     _server(recorder.table("server"))
     _defaults(recorder.table("defaults"))
     _storage(recorder.table("storage"))
     _polling(recorder.table("polling"))
-    recorder.table("limits").integer("requests_per_minute", 0)
+    _limits(recorder.table("limits"))
     for section, reader in (("keys", _key), ("webhooks", _webhook), ("channels", _channel)):
         reader(recorder.array_item(section))
     return paths
@@ -204,7 +229,7 @@ def known_keys() -> set[str]:
 # --- sections -------------------------------------------------------------------------------
 
 
-def _server(t: _Table) -> ServerConfig:
+def _server(t: Table) -> ServerConfig:
     host = t.string("host", "127.0.0.1", nonempty=True)
     port = t.integer("port", 8080, minimum=0, maximum=65535)
     public_url = t.string("public_url", "", check=_http_url)
@@ -216,7 +241,8 @@ def _server(t: _Table) -> ServerConfig:
         host=host,
         port=port,
         public_url=public_url.rstrip("/"),
-        data_dir=Path(t.string("data_dir", "./data", nonempty=True)),
+        # "~/relay" in a unit file or a shell-less service would otherwise make a "~" directory
+        data_dir=Path(t.string("data_dir", "./data", nonempty=True)).expanduser(),
         max_upload_mb=t.number("max_upload_mb", 10, minimum=0.001, maximum=1024),
         trust_proxy=t.boolean("trust_proxy", False),
         allow_private_networks=t.boolean("allow_private_networks", False),
@@ -225,23 +251,25 @@ def _server(t: _Table) -> ServerConfig:
     return server
 
 
-def _defaults(t: _Table) -> Defaults:
+def _defaults(t: Table) -> Defaults:
     seconds = t.get("seconds", "4")
     if isinstance(seconds, int) and not isinstance(seconds, bool):
         seconds = str(seconds)
-    if not (isinstance(seconds, str) and seconds.isdigit() and int(seconds) > 0):
+    if not (isinstance(seconds, str) and seconds.isascii() and seconds.isdigit()) or (
+        int(seconds) <= 0
+    ):
         t.problem("seconds", 'a positive whole number of seconds, like "4"', seconds)
         seconds = "4"
     defaults = Defaults(
         model=t.string("model", "sora-2", nonempty=True),
         seconds=str(int(seconds)),
-        size=t.string("size", "720x1280", check=_size),
+        size=t.string("size", "720x1280", check=_size, nonempty=True),
     )
     t.finish()
     return defaults
 
 
-def _storage(t: _Table) -> StorageConfig:
+def _storage(t: Table) -> StorageConfig:
     storage = StorageConfig(
         keep_videos=t.boolean("keep_videos", True),
         keep_days=t.integer("keep_days", 30, minimum=0),
@@ -251,11 +279,13 @@ def _storage(t: _Table) -> StorageConfig:
     return storage
 
 
-def _polling(t: _Table) -> PollingConfig:
+def _polling(t: Table) -> PollingConfig:
     interval = t.number("interval_s", 5, minimum=0.01)
     polling = PollingConfig(
         interval_s=interval,
-        max_interval_s=t.number("max_interval_s", max(60.0, interval), minimum=interval),
+        max_interval_s=t.number(
+            "max_interval_s", max(60.0, interval), minimum=interval, minimum_name="interval_s"
+        ),
         timeout_h=t.number("timeout_h", 24, minimum=0.001),
         concurrency=t.integer("concurrency", 16, minimum=1, maximum=1024),
     )
@@ -263,7 +293,13 @@ def _polling(t: _Table) -> PollingConfig:
     return polling
 
 
-def _key(t: _Table) -> StaticKey | None:
+def _limits(t: Table) -> LimitsConfig:
+    limits = LimitsConfig(requests_per_minute=t.integer("requests_per_minute", 120, minimum=0))
+    t.finish()
+    return limits
+
+
+def _key(t: Table) -> StaticKey | None:
     name = t.string("name", "", check=_name, nonempty=True)
     key = t.string("key", "", secret=True)
     digest = t.string("key_sha256", "")
@@ -275,22 +311,23 @@ def _key(t: _Table) -> StaticKey | None:
         return None
     if key:
         if len(key) < MIN_KEY_LENGTH:
-            t.problem(
+            t.problem(  # the length only: even a short key is not for the log
                 "key",
-                f"at least {MIN_KEY_LENGTH} characters (try `relay keys create`)",
-                f"{len(key)} characters",
+                f"at least {MIN_KEY_LENGTH} characters (try `relay keys create`) "
+                f"(got {len(key)} characters)",
+                None,
             )
             return None
-        import hashlib
-
         digest = hashlib.sha256(key.encode()).hexdigest()
     elif not _SHA256.match(digest):
         t.problem("key_sha256", "64 hex digits", digest)
         return None
+    if not (name and user):
+        return None
     return StaticKey(name=name, sha256=digest.lower(), user=user, role=role)
 
 
-def _webhook(t: _Table) -> Webhook:
+def _webhook(t: Table) -> Webhook:
     hook = Webhook(
         url=t.string("url", "", check=_http_url, nonempty=True),
         secret=t.string("secret", "", nonempty=True, secret=True),
@@ -299,34 +336,40 @@ def _webhook(t: _Table) -> Webhook:
     return hook
 
 
-def _channel(t: _Table) -> ChannelConfig | None:
+def _channel(t: Table) -> ChannelConfig:
+    """One channel; a bad one still comes back (with its problems recorded) so the checks across
+    channels see every name and model."""
     from relay.providers import REGISTRY  # the registry imports adapters; load it lazily
 
     name = t.string("name", "", check=_name, nonempty=True)
     provider = t.string("provider", "", nonempty=True)
     cls = REGISTRY.get(provider)
-    if provider and cls is None and not isinstance(t, _Recorder):
+    if provider and cls is None and not isinstance(t, Recorder):
         t.problem("provider", f"one of {', '.join(sorted(REGISTRY))}", provider)
     base_url = t.string("base_url", "", check=_http_url) or None
     creds = {
         k: t.string(k, "", secret=True) or None for k in ("api_key", "access_key", "secret_key")
     }
     models = t.string_list("models", nonempty=True)
-    model_map = t.string_map("model_map")
-    for public in model_map:
-        if public not in models:
-            t.problem(f"model_map.{public}", "a model listed in models", public)
+    model_map = _model_map(t, models)
     channel_options = t.table("options")
     options: dict[str, Any] = {}
     if cls is not None:
         for key, spec in cls.options.items():
             options[key] = channel_options.option(key, spec)
         for cred in ("api_key", "access_key", "secret_key"):
-            if cred in cls.credentials and not creds[cred] and not isinstance(t, _Recorder):
+            if cred in cls.credentials and not creds[cred] and not isinstance(t, Recorder):
                 t.problem(cred, f"required by provider {provider!r}", None)
         if base_url is None and cls.default_base_url is None and cls.needs_network:
             t.problem("base_url", f"required by provider {provider!r}", None)
-    channel_options.finish(hint=f"options of provider {provider!r}")
+        accepted = ", ".join(sorted(cls.options))
+        channel_options.finish(
+            hint=f"provider {provider!r} accepts: {accepted}"
+            if accepted
+            else f"provider {provider!r} takes no options"
+        )
+    # With an unknown provider there is nothing to check the options against: the provider
+    # problem above is the one to fix first.
     channel = ChannelConfig(
         name=name,
         provider=provider,
@@ -342,38 +385,87 @@ def _channel(t: _Table) -> ChannelConfig | None:
         **creds,
     )
     t.finish()
-    return channel if name and cls is not None else None
+    return channel
+
+
+def _model_map(t: Table, models: list[str]) -> dict[str, str | dict[str, str]]:
+    raw = t.get("model_map", {})
+    if not isinstance(raw, dict):
+        t.problem("model_map", "a table of public name = upstream model", raw)
+        return {}
+    result: dict[str, str | dict[str, str]] = {}
+    for public, value in raw.items():
+        path = f"model_map.{public}"
+        if public not in models:
+            t.problem(path, "a model listed in models", public)
+        if isinstance(value, str) and value:
+            result[public] = value
+        elif (
+            isinstance(value, dict)
+            and value
+            and all(k in JOB_SHAPES and isinstance(v, str) and v for k, v in value.items())
+        ):
+            result[public] = dict(value)
+        else:
+            t.problem(
+                path,
+                "an upstream model name, or a table of them by job shape "
+                f"({', '.join(JOB_SHAPES)})",
+                value,
+            )
+    return result
 
 
 def _check_channel_set(
-    channels: tuple[ChannelConfig, ...],
-    defaults: Defaults,
-    keys: tuple[StaticKey, ...],
-    problems: list[str],
+    channels: tuple[ChannelConfig, ...], defaults: Defaults, model_set: bool, problems: Problems
 ) -> None:
-    seen: set[str] = set()
+    seen: dict[str, int] = {}
     for i, channel in enumerate(channels):
         if channel.name in seen:
-            problems.append(
-                f"channels[{i}].name: already used by another channel ({channel.name!r})"
+            problems.add(
+                f"channels[{i}].name",
+                f"already used by channels[{seen[channel.name]}] (got {channel.name!r})",
             )
-        seen.add(channel.name)
-    if not problems and not channels:
-        problems.append(
-            "channels: at least one channel is required (the demo channel needs no account: "
-            'name = "demo", provider = "demo", models = ["sora-2"])'
+        elif channel.name:
+            seen[channel.name] = i
+    if not channels:
+        if problems.under("channels"):
+            return  # `channels` is there but not an array of tables: that problem says it all
+        problems.add(
+            "channels",
+            "at least one channel is required (the demo channel needs no account: "
+            '[[channels]] name = "demo", provider = "demo", models = ["sora-2"])',
         )
+        return
+    if any(problems.under(f"channels[{i}].models") for i in range(len(channels))):
+        return  # a channel's models are unknown, so whether one serves defaults.model is too
     served = {m for c in channels for m in c.models}
-    if channels and defaults.model not in served:
-        problems.append(
-            f"defaults.model: no channel serves this model (got {defaults.model!r}; "
-            f"served: {', '.join(sorted(served))})"
-        )
-    names: set[str] = set()
+    if defaults.model not in served:
+        names = ", ".join(sorted(served))
+        if model_set:
+            text = f"no channel serves this model (got {defaults.model!r}; served: {names})"
+        else:  # the user never wrote it: say where the name comes from and how to change it
+            text = f"no channel serves the default model {defaults.model!r}; set one of: {names}"
+        problems.add("defaults.model", text)
+
+
+def _check_keys(keys: list[StaticKey | None], problems: Problems) -> None:
+    names: dict[str, int] = {}
+    digests: dict[str, int] = {}
     for i, key in enumerate(keys):
+        if key is None:
+            continue
         if key.name in names:
-            problems.append(f"keys[{i}].name: already used by another key ({key.name!r})")
-        names.add(key.name)
+            problems.add(
+                f"keys[{i}].name", f"already used by keys[{names[key.name]}] (got {key.name!r})"
+            )
+        else:
+            names[key.name] = i
+        if key.sha256 in digests:
+            # the key itself stays hidden; saying which entry holds it is enough
+            problems.add(f"keys[{i}].key", f"the same key as keys[{digests[key.sha256]}]")
+        else:
+            digests[key.sha256] = i
 
 
 # --- checks used by several keys --------------------------------------------------------------
@@ -383,208 +475,26 @@ def _http_url(value: str) -> str | None:
     parts = urlsplit(value)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         return "not an http(s) URL"
+    try:
+        parts.port  # noqa: B018 - raises on a port that is not a number in 0..65535
+    except ValueError:
+        return "not an http(s) URL (bad port)"
     return None
 
 
 def _size(value: str) -> str | None:
-    if _SIZE.match(value) or _RATIO.match(value):
+    match = _SIZE.match(value) or _RATIO.match(value)
+    if match and int(match.group(1)) > 0 and int(match.group(2)) > 0:
         return None
     return 'a size like "1280x720" or a ratio like "16:9"'
+
+
+def invalid_name(value: str) -> str | None:
+    """Why a user, key or channel name is not allowed, or None."""
+    return _name(value)
 
 
 def _name(value: str) -> str | None:
     if _NAME.match(value):
         return None
     return "letters, digits, '_', '.', '-' (at most 64)"
-
-
-# --- ${ENV} expansion ---------------------------------------------------------------------------
-
-
-def _expand(value: Any, env: Mapping[str, str], path: str, problems: list[str]) -> Any:
-    if isinstance(value, str):
-
-        def sub(match: re.Match[str]) -> str:
-            name = match.group(1)
-            if name not in env:
-                problems.append(f"{path}: environment variable {name} is not set")
-                return ""
-            return env[name]
-
-        return _ENV_REF.sub(sub, value)
-    if isinstance(value, dict):
-        return {k: _expand(v, env, _join(path, k), problems) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_expand(v, env, f"{path}[{i}]", problems) for i, v in enumerate(value)]
-    return value
-
-
-def _join(path: str, key: str) -> str:
-    return f"{path}.{key}" if path else key
-
-
-# --- a small typed reader over one TOML table -----------------------------------------------
-
-
-class _Table:
-    """Reads typed values out of one table, recording problems with their key path."""
-
-    def __init__(self, data: Any, path: str, problems: list[str]) -> None:
-        self.path = path
-        self.problems = problems
-        self.used: set[str] = set()
-        if data is None:
-            data = {}
-        if not isinstance(data, dict):
-            problems.append(f"{path}: a table (got {_show(data)})")
-            data = {}
-        self.data: dict[str, Any] = data
-
-    def problem(self, key: str, expected: str, got: Any, *, secret: bool = False) -> None:
-        shown = "" if got is None else f" (got {'<hidden>' if secret else _show(got)})"
-        self.problems.append(f"{_join(self.path, key)}: {expected}{shown}")
-
-    def get(self, key: str, default: Any) -> Any:
-        self.used.add(key)
-        return self.data.get(key, default)
-
-    def _typed(
-        self, key: str, default: T, accept: Callable[[Any], bool], expected: str, secret: bool
-    ) -> T:
-        value = self.get(key, default)
-        if value is default or accept(value):
-            return value  # type: ignore[no-any-return]
-        self.problem(key, expected, value, secret=secret)
-        return default
-
-    def string(
-        self,
-        key: str,
-        default: str,
-        *,
-        check: Callable[[str], str | None] | None = None,
-        nonempty: bool = False,
-        secret: bool = False,
-    ) -> str:
-        value = self._typed(key, default, lambda v: isinstance(v, str), "a string", secret)
-        if nonempty and not value:
-            self.problem(key, "required (a non-empty string)", None)
-            return default
-        if value and check and (why := check(value)):
-            self.problem(key, why, value, secret=secret)
-            return default
-        return value
-
-    def integer(
-        self, key: str, default: int, *, minimum: int | None = None, maximum: int | None = None
-    ) -> int:
-        value = self._typed(
-            key,
-            default,
-            lambda v: isinstance(v, int) and not isinstance(v, bool),
-            "a whole number",
-            False,
-        )
-        return int(self._bounded(key, value, default, minimum, maximum))
-
-    def number(
-        self,
-        key: str,
-        default: float,
-        *,
-        minimum: float | None = None,
-        maximum: float | None = None,
-    ) -> float:
-        value = self._typed(
-            key,
-            default,
-            lambda v: isinstance(v, int | float) and not isinstance(v, bool),
-            "a number",
-            False,
-        )
-        return float(self._bounded(key, value, default, minimum, maximum))
-
-    def _bounded(self, key: str, value: Any, default: Any, lo: Any, hi: Any) -> Any:
-        if lo is not None and value < lo:
-            self.problem(key, f"at least {lo}", value)
-            return default
-        if hi is not None and value > hi:
-            self.problem(key, f"at most {hi}", value)
-            return default
-        return value
-
-    def boolean(self, key: str, default: bool) -> bool:
-        return self._typed(key, default, lambda v: isinstance(v, bool), "true or false", False)
-
-    def choice(self, key: str, default: str, choices: tuple[str, ...]) -> str:
-        value = self.string(key, default)
-        if value not in choices:
-            self.problem(key, f"one of {', '.join(choices)}", value)
-            return default
-        return value
-
-    def string_list(self, key: str, *, nonempty: bool = False) -> list[str]:
-        value = self.get(key, [])
-        if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
-            self.problem(key, "a list of non-empty strings", value)
-            return []
-        if nonempty and not value:
-            self.problem(key, "required (at least one entry)", None)
-        return value
-
-    def string_map(self, key: str) -> dict[str, str]:
-        value = self.get(key, {})
-        if not isinstance(value, dict) or not all(isinstance(v, str) and v for v in value.values()):
-            self.problem(key, "a table of strings", value)
-            return {}
-        return dict(value)
-
-    def option(self, key: str, spec: Any) -> Any:
-        """One provider option, read by its declared `Option` spec (see providers/base.py)."""
-        value = self.get(key, spec.default)
-        why = spec.check(value)
-        if why:
-            self.problem(key, why, value)
-            return spec.default
-        return value
-
-    def table(self, key: str) -> _Table:
-        return _Table(self.get(key, {}), _join(self.path, key), self.problems)
-
-    def tables(self, key: str) -> list[_Table]:
-        value = self.get(key, [])
-        if not isinstance(value, list):
-            self.problem(key, "an array of tables ([[" + key + "]])", value)
-            return []
-        return [
-            _Table(v, f"{_join(self.path, key)}[{i}]", self.problems) for i, v in enumerate(value)
-        ]
-
-    def finish(self, hint: str = "") -> None:
-        for key in self.data:
-            if key not in self.used:
-                where = f" ({hint})" if hint else ""
-                self.problems.append(f"{_join(self.path, key)}: unknown key{where}")
-
-
-class _Recorder(_Table):
-    """A reader over nothing that records each key path asked for (for known_keys())."""
-
-    def __init__(self, paths: set[str], path: str = "") -> None:
-        super().__init__({}, path, [])
-        self.paths = paths
-
-    def get(self, key: str, default: Any) -> Any:
-        self.paths.add(_join(self.path, key))
-        return default
-
-    def table(self, key: str) -> _Table:
-        return _Recorder(self.paths, _join(self.path, key))
-
-    def array_item(self, key: str) -> _Recorder:
-        return _Recorder(self.paths, f"{key}[]")
-
-
-def _show(value: Any) -> str:
-    text = repr(value)
-    return text if len(text) <= 80 else text[:77] + "..."

@@ -12,9 +12,12 @@ that succeed once.
 
 from __future__ import annotations
 
+import asyncio
+import contextvars
 import sqlite3
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
@@ -92,6 +95,24 @@ MIGRATIONS: tuple[tuple[str, str], ...] = (
         );
         """,
     ),
+    (
+        "0003_webhook_outbox",
+        """
+        CREATE TABLE webhook_deliveries (
+            id INTEGER PRIMARY KEY,
+            event_id TEXT NOT NULL,
+            url TEXT NOT NULL,
+            body TEXT NOT NULL,
+            attempts INTEGER NOT NULL DEFAULT 0,
+            next_attempt_at REAL NOT NULL,
+            created_at REAL NOT NULL,
+            lease_owner TEXT,
+            lease_until REAL,
+            last_error TEXT
+        );
+        CREATE INDEX webhook_deliveries_due ON webhook_deliveries (next_attempt_at);
+        """,
+    ),
 )
 
 ACTIVE = ("queued", "in_progress")
@@ -114,6 +135,16 @@ class ApiKey:
     prefix: str
     created_at: int
     revoked_at: int | None
+
+
+@dataclass(frozen=True)
+class Delivery:
+    id: int
+    event_id: str
+    url: str
+    body: str
+    attempts: int
+    created_at: float
 
 
 @dataclass(frozen=True)
@@ -167,9 +198,51 @@ def _encode(values: Mapping[str, Any]) -> dict[str, Any]:
     return {k: orjson.dumps(v).decode() if k in _JSON_COLUMNS else v for k, v in values.items()}
 
 
+_in_transaction: contextvars.ContextVar[bool] = contextvars.ContextVar("in_tx", default=False)
+
+
+class _Connection:
+    """The one aiosqlite connection, shared by every coroutine. A transaction holds the lock
+    from BEGIN to COMMIT, so no other coroutine's statement lands inside it."""
+
+    def __init__(self, db: aiosqlite.Connection) -> None:
+        self.db = db
+        self.lock = asyncio.Lock()
+
+    async def execute(self, sql: str, params: Any = ()) -> aiosqlite.Cursor:
+        if _in_transaction.get():
+            return await self.db.execute(sql, params)
+        async with self.lock:
+            return await self.db.execute(sql, params)
+
+    async def execute_fetchall(self, sql: str, params: Any = ()) -> Iterable[sqlite3.Row]:
+        if _in_transaction.get():
+            return await self.db.execute_fetchall(sql, params)
+        async with self.lock:
+            return await self.db.execute_fetchall(sql, params)
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[None]:
+        async with self.lock:
+            token = _in_transaction.set(True)
+            try:
+                await self.db.execute("BEGIN IMMEDIATE")
+                try:
+                    yield
+                except BaseException:
+                    await self.db.execute("ROLLBACK")
+                    raise
+                await self.db.execute("COMMIT")
+            finally:
+                _in_transaction.reset(token)
+
+    async def close(self) -> None:
+        await self.db.close()
+
+
 class Store:
     def __init__(self, db: aiosqlite.Connection) -> None:
-        self._db = db
+        self._db = _Connection(db)
 
     # --- lifecycle ---------------------------------------------------------------------
 
@@ -203,18 +276,13 @@ class Store:
         for name, sql in MIGRATIONS:
             if name in done:
                 continue
-            await self._db.execute("BEGIN IMMEDIATE")
-            try:
+            async with self._db.transaction():
                 for statement in _statements(sql):
                     await self._db.execute(statement)
                 await self._db.execute(
                     "INSERT INTO migrations (name, applied_at) VALUES (?, ?)",
                     (name, time.time()),
                 )
-                await self._db.execute("COMMIT")
-            except BaseException:
-                await self._db.execute("ROLLBACK")
-                raise
             applied.append(name)
         return applied
 
@@ -368,6 +436,30 @@ class Store:
         cur = await self._db.execute(sql, params)
         return cur.rowcount == 1
 
+    async def finish_task(
+        self,
+        task_id: str,
+        values: Mapping[str, Any],
+        *,
+        lease_owner: str | None,
+        deliveries: Iterable[Mapping[str, Any]] = (),
+    ) -> bool:
+        """The one-time transition out of a running state, with its webhook deliveries written in
+        the same transaction: a task that finished always has its events queued."""
+        async with self._db.transaction():
+            done = await self.update_task(
+                task_id, values, only_active=True, lease_owner=lease_owner
+            )
+            if done:
+                for delivery in deliveries:
+                    await self._db.execute(
+                        "INSERT INTO webhook_deliveries"
+                        " (event_id, url, body, next_attempt_at, created_at)"
+                        " VALUES (:event_id, :url, :body, :next_attempt_at, :created_at)",
+                        dict(delivery),
+                    )
+        return done
+
     async def delete_task(self, task_id: str) -> bool:
         cur = await self._db.execute("DELETE FROM tasks WHERE id = ?", (task_id,))
         await self._db.execute("DELETE FROM idempotency_keys WHERE task_id = ?", (task_id,))
@@ -426,6 +518,34 @@ class Store:
             " GROUP BY channel"
         )
         return {row[0]: int(row[1]) for row in rows}
+
+    # --- webhook outbox ----------------------------------------------------------------
+
+    async def claim_deliveries(
+        self, *, now: float, lease_owner: str, lease_s: float, limit: int
+    ) -> list[Delivery]:
+        rows = await self._db.execute_fetchall(
+            "UPDATE webhook_deliveries SET lease_owner = ?, lease_until = ? WHERE id IN ("
+            " SELECT id FROM webhook_deliveries WHERE next_attempt_at <= ?"
+            " AND (lease_until IS NULL OR lease_until < ?) ORDER BY next_attempt_at LIMIT ?)"
+            " RETURNING id, event_id, url, body, attempts, created_at",
+            (lease_owner, now + lease_s, now, now, limit),
+        )
+        return sorted((Delivery(*row) for row in rows), key=lambda d: d.id)
+
+    async def delivered(self, delivery_id: int) -> None:
+        await self._db.execute("DELETE FROM webhook_deliveries WHERE id = ?", (delivery_id,))
+
+    async def retry_delivery(self, delivery_id: int, at: float, error: str) -> None:
+        await self._db.execute(
+            "UPDATE webhook_deliveries SET attempts = attempts + 1, next_attempt_at = ?,"
+            " last_error = ?, lease_owner = NULL, lease_until = NULL WHERE id = ?",
+            (at, error, delivery_id),
+        )
+
+    async def pending_deliveries(self) -> int:
+        rows = await self._db.execute_fetchall("SELECT count(*) FROM webhook_deliveries")
+        return int(next(iter(rows))[0])
 
     # --- idempotency -------------------------------------------------------------------
 

@@ -18,6 +18,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
+from relay import webhooks
 from relay.auth import Authenticator, Principal, RateLimiter
 from relay.channels import Channel, ChannelTable
 from relay.config import Config
@@ -106,6 +107,16 @@ def next_progress(
     else:
         value = max(1, min(99, reported))
     return max(old, value)
+
+
+def job_shape(req: CreateRequest) -> str:
+    """text, image, frames or reference: which upstream model of a model_map table runs it."""
+    roles = [image.role for image in req.images]
+    if not roles:
+        return "text"
+    if "reference_image" in roles:
+        return "reference"
+    return "frames" if len(roles) > 1 or "last_frame" in roles else "image"
 
 
 FinishedListener = Callable[[TaskRow], Awaitable[None]]
@@ -201,7 +212,7 @@ class Videos:
 
     def _job(self, req: CreateRequest, channel: Channel) -> Job:
         return Job(
-            model=channel.config.upstream_model(req.model),
+            model=channel.config.upstream_model(req.model, job_shape(req)),
             prompt=req.prompt,
             seconds=req.seconds,
             size=req.size,
@@ -310,7 +321,7 @@ class Videos:
                 "channel": first.name,
                 "provider": first.config.provider,
                 "model": req.model,
-                "upstream_model": first.config.upstream_model(req.model),
+                "upstream_model": first.config.upstream_model(req.model, job_shape(req)),
                 "request": req.stored(),
                 "prompt": req.prompt,
                 "seconds": str(req.seconds),
@@ -607,7 +618,8 @@ class Videos:
         }
         if status == "completed":
             values["progress"] = 100
-        done = await self.store.update_task(row.id, values, only_active=True, lease_owner=lease)
+        events = webhooks.deliveries(row.id, status, self.rt.config.webhooks, now)
+        done = await self.store.finish_task(row.id, values, lease_owner=lease, deliveries=events)
         if not done:
             return False
         channel = self.rt.channels.get(row.channel)

@@ -22,7 +22,7 @@ import orjson
 from aiohttp.abc import AbstractResolver, ResolveResult
 from yarl import URL
 
-from relay.providers.base import Rejected, Unavailable
+from relay.upstream_errors import Rejected, Unavailable
 
 MAX_REPLY_BYTES = 16 * 1024 * 1024  # a JSON answer larger than this is not a status answer
 MAX_REDIRECTS = 5
@@ -175,6 +175,19 @@ class Reply:
         return self.body[:limit].decode("utf-8", "replace")
 
 
+async def _read_all(resp: aiohttp.ClientResponse, limit: int) -> bytes:
+    """The whole body (StreamReader.read(n) returns only what has arrived so far), at most
+    `limit` bytes: a status answer larger than that is not one."""
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in resp.content.iter_chunked(256 * 1024):
+        size += len(chunk)
+        if size > limit:
+            raise Unavailable("the upstream answer was too large", maybe_created=True)
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
 class ChannelHttp:
     """What one adapter uses to talk to its upstream, with the channel's per-call timeout."""
 
@@ -212,9 +225,7 @@ class ChannelHttp:
                 timeout=self.timeout,
                 allow_redirects=False,
             ) as resp:
-                raw = await resp.content.read(MAX_REPLY_BYTES + 1)
-                if len(raw) > MAX_REPLY_BYTES:
-                    raise Unavailable("the upstream answer was too large", maybe_created=True)
+                raw = await _read_all(resp, MAX_REPLY_BYTES)
                 return Reply(resp.status, dict(resp.headers), raw)
         except aiohttp.ClientConnectorError as exc:
             raise Unavailable(

@@ -51,7 +51,10 @@ def test_quick_start_examples_work_as_written(tmp_path: Path):
     env["PATH"] = f"{Path(sys.executable).parent}:{env.get('PATH', '/usr/bin:/bin')}"
     log = (tmp_path / "serve.log").open("w")
     server = subprocess.Popen(
-        [sys.executable, "-m", "relay", "serve"], cwd=tmp_path, env=env, stdout=log,
+        [sys.executable, "-m", "relay", "serve"],
+        cwd=tmp_path,
+        env=env,
+        stdout=log,
         stderr=subprocess.STDOUT,
     )
     try:
@@ -64,16 +67,26 @@ def test_quick_start_examples_work_as_written(tmp_path: Path):
                 assert time.monotonic() < deadline, (tmp_path / "serve.log").read_text()
                 time.sleep(0.1)
         curl = subprocess.run(
-            ["bash", "-euo", "pipefail", "-c", example("curl")], cwd=tmp_path, env=env,
-            capture_output=True, text=True, timeout=60, check=False,
+            ["bash", "-euo", "pipefail", "-c", example("curl")],
+            cwd=tmp_path,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
         )
         assert curl.returncode == 0, curl.stderr
         assert (tmp_path / "video.mp4").read_bytes() == VIDEO
         (tmp_path / "video.mp4").unlink()
         env["RELAY_KEY"] = (tmp_path / "data" / "admin.key").read_text().strip()
         sdk = subprocess.run(
-            [sys.executable, "-c", example("sdk")], cwd=tmp_path, env=env,
-            capture_output=True, text=True, timeout=60, check=False,
+            [sys.executable, "-c", example("sdk")],
+            cwd=tmp_path,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
         )
         assert sdk.returncode == 0, sdk.stderr
         assert sdk.stdout.strip().endswith("completed")

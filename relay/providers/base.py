@@ -48,6 +48,34 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
+# The error tree drawn above lives in relay.upstream_errors, so outbound HTTP can raise it
+# without importing every adapter; adapters import it from here.
+from relay.upstream_errors import (
+    AuthFailed,
+    NotReady,
+    ProviderError,
+    QuotaExceeded,
+    RateLimited,
+    Rejected,
+    TaskNotFound,
+    Unavailable,
+    Unsupported,
+    VariantUnavailable,
+)
+
+__all__ = [
+    "AuthFailed",
+    "NotReady",
+    "ProviderError",
+    "QuotaExceeded",
+    "RateLimited",
+    "Rejected",
+    "TaskNotFound",
+    "Unavailable",
+    "Unsupported",
+    "VariantUnavailable",
+]
+
 if TYPE_CHECKING:
     from relay.config import ChannelConfig
     from relay.upstream import ChannelHttp
@@ -267,80 +295,6 @@ class Remote:
 
 
 ContentSource = LocalFile | Remote
-
-
-# --- errors -------------------------------------------------------------------------------
-
-
-class ProviderError(Exception):
-    code: str = "upstream_error"
-
-    def __init__(self, message: str, *, detail: str | None = None) -> None:
-        super().__init__(message)
-        self.message = message
-        self.detail = detail  # for the log only (raw native body, status); may hold upstream text
-
-
-class AuthFailed(ProviderError):
-    code = "upstream_auth_failed"
-
-
-class QuotaExceeded(ProviderError):
-    code = "insufficient_quota"
-
-
-class RateLimited(ProviderError):
-    code = "rate_limit_exceeded"
-
-    def __init__(
-        self, message: str, *, retry_after: float | None = None, detail: str | None = None
-    ) -> None:
-        super().__init__(message, detail=detail)
-        self.retry_after = retry_after
-
-
-class Unavailable(ProviderError):
-    code = "upstream_error"
-
-    def __init__(
-        self, message: str, *, maybe_created: bool = False, detail: str | None = None
-    ) -> None:
-        super().__init__(message, detail=detail)
-        self.maybe_created = maybe_created
-
-
-class Rejected(ProviderError):
-    code: str = "invalid_request"  # per instance: moderation_blocked when moderation is set
-
-    def __init__(
-        self,
-        message: str,
-        *,
-        moderation: bool = False,
-        param: str | None = None,
-        detail: str | None = None,
-    ) -> None:
-        super().__init__(message, detail=detail)
-        self.moderation = moderation
-        self.param = param
-        if moderation:
-            self.code = "moderation_blocked"
-
-
-class TaskNotFound(ProviderError):
-    code = "task_expired"
-
-
-class NotReady(ProviderError):
-    code = "video_not_ready"
-
-
-class VariantUnavailable(ProviderError):
-    code = "variant_not_available"
-
-
-class Unsupported(ProviderError):
-    code = "unsupported_feature"
 
 
 # --- the adapter base class ---------------------------------------------------------------

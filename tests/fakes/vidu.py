@@ -125,7 +125,8 @@ class ViduFake(FakeUpstream):
             "base_url": base_url,
             "api_key": self.api_key,
             "models": ["sora-2", "viduq2", "viduq2-pro", "viduq3-pro", "viduq1", "vidu2.0"],
-            "model_map": {"sora-2": "viduq2"},
+            # Vidu runs text and image jobs on different models: a table by job shape
+            "model_map": {"sora-2": {"text": "viduq2", "image": "viduq2-pro"}},
         }
 
     # --- knobs ------------------------------------------------------------------------

@@ -14,16 +14,24 @@ from relay.providers.base import FEATURES
 from tests.conftest import Relay, auth
 from tests.fakes.base import VIDEO, FakeUpstream
 from tests.fakes.compat_relay import FakeCompatRelay
+from tests.fakes.dashscope import DashScopeFake
+from tests.fakes.jimeng import JimengFake
 from tests.fakes.kling import FakeKling
+from tests.fakes.minimax import MinimaxFake
 from tests.fakes.openai import FakeOpenAI
 from tests.fakes.seedance import SeedanceFake
+from tests.fakes.veo import VeoFake
 from tests.fakes.vidu import ViduFake
 from tests.images import png
 
 FAKES: dict[str, type[FakeUpstream]] = {
     "compat-relay": FakeCompatRelay,
+    "dashscope": DashScopeFake,
+    "jimeng": JimengFake,
     "kling": FakeKling,
+    "minimax": MinimaxFake,
     "openai": FakeOpenAI,
+    "veo": VeoFake,
     "seedance": SeedanceFake,
     "vidu": ViduFake,
 }

@@ -1,0 +1,151 @@
+"""The DashScope adapter: async Wan video tasks on Alibaba Cloud Model Studio
+(spec/providers/dashscope.md)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any, ClassVar
+from urllib.parse import quote
+
+from relay.providers.base import (
+    ContentSource,
+    Job,
+    NotReady,
+    Option,
+    Provider,
+    Remote,
+    Submitted,
+    TaskRef,
+    Unavailable,
+    Unsupported,
+    Update,
+    now,
+)
+from relay.providers.dashscope.models import RESULT_TTL_S, spec_for
+from relay.providers.dashscope.request import create_body, refusal
+from relay.providers.dashscope.response import classify, native_error, task_update
+
+if TYPE_CHECKING:
+    from relay.config import ChannelConfig
+    from relay.upstream import ChannelHttp, Reply
+
+API = "/api/v1"
+CREATE = "/services/aigc/video-generation/video-synthesis"
+
+
+class DashScopeProvider(Provider):
+    name = "dashscope"
+    credentials = ("api_key",)
+    # International (Singapore). Others: https://dashscope.aliyuncs.com (China, Beijing),
+    # https://dashscope-us.aliyuncs.com (US, Virginia; `-us` models), workspace hosts such as
+    # https://{WorkspaceId}.eu-central-1.maas.aliyuncs.com (EU). Key, host and model names must
+    # all belong to one region.
+    default_base_url = "https://dashscope-intl.aliyuncs.com"
+    features = frozenset({"image_input", "last_frame", "reference_audio"})  # per model: check()
+    variants = frozenset({"video"})
+    options: ClassVar[dict[str, Option]] = {
+        "prompt_extend": Option(
+            bool,
+            True,
+            "let DashScope rewrite prompts with an LLM (its default; adds latency); a request's "
+            "enhance_prompt overrides it",
+        ),
+        "utc_offset_hours": Option(
+            (int, float),
+            8,
+            "the UTC offset of the region's zone-less submit_time/end_time (8 for China and "
+            "Singapore)",
+            minimum=-12,
+        ),
+    }
+    typical_run_s = 180.0
+    result_ttl_s = float(RESULT_TTL_S)
+
+    def __init__(self, channel: ChannelConfig, http: ChannelHttp | None) -> None:
+        super().__init__(channel, http)
+        # the region root is the documented setting; a base_url that already ends in the API
+        # root works the same
+        self.api = self.base_url.removesuffix(API) + API
+        self.prompt_extend = bool(channel.options.get("prompt_extend", True))
+        self.utc_offset = float(channel.options.get("utc_offset_hours", 8))
+
+    def check(self, job: Job) -> None:
+        super().check(job)
+        why = refusal(job, spec_for(job.model))
+        if why:
+            raise Unsupported(why)
+
+    async def submit(self, job: Job) -> Submitted:
+        req = create_body(job, spec_for(job.model), prompt_extend=self.prompt_extend)
+        headers = {**self._auth(), "X-DashScope-Async": "enable"}
+        if req.oss:
+            headers["X-DashScope-OssResourceResolve"] = "enable"
+        reply = await self.http.request("POST", self.api + CREATE, headers=headers, json=req.body)
+        body = reply.json()
+        if reply.status != 200 or native_error(body) is not None:
+            raise self._error(reply, body, creating=True)
+        output = body.get("output") if isinstance(body, Mapping) else None
+        task_id = output.get("task_id") if isinstance(output, Mapping) else None
+        if not isinstance(task_id, str) or not task_id:
+            raise Unavailable(
+                "the upstream answered without a task id",
+                maybe_created=True,
+                detail=f"HTTP {reply.status}: {reply.text()}",
+            )
+        return Submitted(upstream_id=task_id, seconds=req.seconds, size=req.size)
+
+    async def poll(self, task: TaskRef) -> Update:
+        return task_update(
+            await self._query(task.upstream_id),
+            submitted_at=task.submitted_at,
+            seen_at=now(),
+            utc_offset_hours=self.utc_offset,
+            requested_size=task.size,
+        )
+
+    async def _query(self, upstream_id: str) -> Mapping[str, Any]:
+        url = f"{self.api}/tasks/{quote(upstream_id, safe='')}"
+        reply = await self.http.request("GET", url, headers=self._auth())
+        body = reply.json()
+        # every task state answers 200; anything else is about the call (key, rate, outage)
+        if reply.status != 200:
+            raise self._error(reply, body, creating=False)
+        if not isinstance(body, Mapping) or not isinstance(body.get("output"), Mapping):
+            if native_error(body) is not None:
+                raise self._error(reply, body, creating=False)
+            raise Unavailable(
+                "the upstream sent an unreadable task", detail=f"HTTP 200: {reply.text()}"
+            )
+        return body
+
+    async def content(self, task: TaskRef, variant: str) -> ContentSource:
+        self.variant_check(variant)
+        url = task.state.get("video_url")
+        if not isinstance(url, str) or not url:  # recorded without its URL: ask again
+            update = await self.poll(task)
+            url = update.state.get("video_url")
+            if update.status != "completed" or not isinstance(url, str):
+                raise NotReady("the upstream task has no result yet")
+        return _remote(url)
+
+    async def refresh_content(self, task: TaskRef, variant: str) -> ContentSource | None:
+        """Query again; only a URL different from the stored one is worth offering. The record
+        lives as long as the URL (24 h), so this rarely finds one."""
+        self.variant_check(variant)
+        update = await self.poll(task)
+        url = update.state.get("video_url")
+        if update.status != "completed" or not isinstance(url, str):
+            return None
+        return None if url == task.state.get("video_url") else _remote(url)
+
+    def _auth(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.channel.api_key}"}
+
+    @staticmethod
+    def _error(reply: Reply, body: Any, *, creating: bool) -> Exception:
+        return classify(reply.status, reply.headers, body, reply.text(), creating=creating)
+
+
+def _remote(url: str) -> Remote:
+    # a signed OSS URL: fetched exactly as received, with no Authorization
+    return Remote(url, content_type="video/mp4")

@@ -1,0 +1,156 @@
+"""The client's job as a DashScope create body, and what a model refuses (pure functions)."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from relay.providers.base import Image, Job, Rejected, Size
+from relay.providers.dashscope.models import (
+    TIER_NAMES,
+    Spec,
+    parse_wh,
+    pick_tier,
+    snap_size,
+)
+from relay.providers.normalize import merge_metadata, snap_seconds
+
+log = logging.getLogger("relay.providers.dashscope")
+
+SEED_MAX = 2147483647
+DEFAULT_SECONDS = 5  # what DashScope produces when `duration` is left out
+
+
+@dataclass(frozen=True)
+class CreateBody:
+    body: dict[str, Any]
+    seconds: str  # whole-number seconds actually asked for
+    size: str  # WxH actually asked for (i2v: the tier in the client's aspect)
+    oss: bool  # an input is an oss:// temporary URL (needs X-DashScope-OssResourceResolve)
+
+
+def refusal(job: Job, spec: Spec) -> str | None:
+    """Why this model cannot take the job, in words for the client; None when it can."""
+    first, last = frames(job.images)
+    given = metadata_inputs(job.metadata)
+    model = job.model
+    if spec.kind == "t2v" and (first or last):
+        return f"{model} is text-to-video: it takes no input image (use an i2v model)"
+    if spec.kind == "i2v":
+        if last is not None:
+            return f"{model} takes a first frame only (first and last frames need a kf2v model)"
+        if first is None and not given & {"img_url", "template"}:
+            return f"{model} is image-to-video: it needs an input image"
+    missing_first = first is None and "first_frame_url" not in given
+    missing_last = last is None and "last_frame_url" not in given
+    if spec.kind == "kf2v" and (missing_first or missing_last):
+        return f"{model} needs both a first and a last frame image"
+    audio = [m for m in job.media if m.kind == "audio"]
+    if audio and not spec.takes_audio_url:
+        return f"{model} takes no reference audio (Wan 2.5 and 2.6 models do)"
+    if len(audio) > 1:
+        return f"{model} takes at most one reference audio"
+    return None
+
+
+def create_body(job: Job, spec: Spec, *, prompt_extend: bool) -> CreateBody:
+    inputs: dict[str, Any] = {"prompt": job.prompt}
+    if job.negative_prompt is not None:
+        inputs["negative_prompt"] = job.negative_prompt
+    inputs.update(image_inputs(job.images, spec))
+    for media in job.media:
+        if media.kind == "audio":
+            inputs["audio_url"] = media.url
+    params: dict[str, Any] = {}
+    tier = pick_tier(job.size, spec)
+    if spec.kind == "t2v":
+        width, height = snap_size(job.size, tier)
+        params["size"] = f"{width}*{height}"
+    else:
+        params["resolution"] = tier  # the image sets the aspect; i2v takes no `size`
+    if not spec.fixed_duration:  # a fixed-5 s model is sent no duration at all
+        params["duration"] = snap_seconds(job.seconds, spec.durations)
+    extend = job.enhance_prompt if job.enhance_prompt is not None else prompt_extend
+    params["prompt_extend"] = extend
+    params["watermark"] = False
+    if job.seed is not None:
+        if not 0 <= job.seed <= SEED_MAX:
+            raise Rejected(f"seed must be between 0 and {SEED_MAX}", param="seed")
+        params["seed"] = job.seed
+    if job.generate_audio is not None:
+        if spec.audio_switch:
+            params["audio"] = job.generate_audio
+        else:
+            log.debug("generate_audio dropped: %s cannot switch its soundtrack", job.model)
+    if job.person_generation is not None:
+        log.debug("person_generation dropped: DashScope has no such field")
+    body = merge_metadata({"model": job.model, "input": inputs, "parameters": params}, job.metadata)
+    return CreateBody(
+        body,
+        requested_seconds(body, spec),
+        requested_size(body, spec, job.size),
+        uses_oss(body),
+    )
+
+
+def frames(images: Sequence[Image]) -> tuple[Image | None, Image | None]:
+    """(first, last) frame: explicit roles win; role-less images fill first, then last."""
+    first = next((i for i in images if i.role == "first_frame"), None)
+    last = next((i for i in images if i.role == "last_frame"), None)
+    for image in (i for i in images if i.role is None):
+        if first is None:
+            first = image
+        elif last is None:
+            last = image
+    return first, last
+
+
+def image_inputs(images: Sequence[Image], spec: Spec) -> dict[str, str]:
+    """URLs go as they are, bytes as a data URL (DashScope takes both in the same field)."""
+    first, last = frames(images)
+    if spec.kind == "kf2v":
+        found = {"first_frame_url": first, "last_frame_url": last}
+        return {k: v.url_or_data_url() for k, v in found.items() if v is not None}
+    if last is not None:
+        raise Rejected(f"{spec.kind} models take no last frame", param="input_reference")
+    return {"img_url": first.url_or_data_url()} if first is not None else {}
+
+
+def metadata_inputs(metadata: Mapping[str, Any]) -> set[str]:
+    """The `input` keys the client supplies through metadata (an image URL, a template)."""
+    given = metadata.get("input")
+    return {k for k, v in given.items() if v} if isinstance(given, Mapping) else set()
+
+
+def requested_seconds(body: Mapping[str, Any], spec: Spec) -> str:
+    duration = _params(body).get("duration")
+    if isinstance(duration, int) and not isinstance(duration, bool) and duration > 0:
+        return str(duration)
+    return str(spec.durations[0] if spec.fixed_duration else DEFAULT_SECONDS)
+
+
+def requested_size(body: Mapping[str, Any], spec: Spec, asked: Size) -> str:
+    params = _params(body)
+    if spec.kind == "t2v":
+        found = parse_wh(params.get("size"))
+        if found is None:  # left out through metadata: the model's default size
+            found = snap_size(Size(ratio=(16, 9)), spec.default_tier)
+        return f"{found[0]}x{found[1]}"
+    resolution = params.get("resolution")
+    tier = resolution if resolution in TIER_NAMES else spec.default_tier
+    width, height = snap_size(asked, tier)
+    return f"{width}x{height}"
+
+
+def uses_oss(body: Mapping[str, Any]) -> bool:
+    inputs = body.get("input")
+    if not isinstance(inputs, Mapping):
+        return False
+    return any(isinstance(v, str) and v.startswith("oss://") for v in inputs.values())
+
+
+def _params(body: Mapping[str, Any]) -> Mapping[str, Any]:
+    params = body.get("parameters")
+    return params if isinstance(params, Mapping) else {}
