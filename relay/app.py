@@ -152,6 +152,17 @@ async def _stamp_request_id(request: web.Request, response: web.StreamResponse) 
     response.headers["x-request-id"] = request.get(REQUEST_ID) or _new_request_id(request)
 
 
+def client_address(request: web.BaseRequest) -> str:
+    """Who is calling: the peer, or with `server.trust_proxy` the first X-Forwarded-For entry
+    (the client as the reverse proxy saw it). Used in the access log."""
+    config = request.app.get(CONFIG) if isinstance(request, web.Request) else None
+    if config is not None and config.server.trust_proxy:
+        forwarded = request.headers.get("X-Forwarded-For", "").split(",")[0].strip()
+        if forwarded:
+            return forwarded[:64]
+    return request.remote or "-"
+
+
 def _new_request_id(request: web.Request) -> str:
     rid = "req_" + secrets.token_hex(12)
     request[REQUEST_ID] = rid

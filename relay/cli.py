@@ -218,8 +218,11 @@ class AccessLogger(AbstractAccessLogger):
     """One line per request: never the query string's values or any header but the request id."""
 
     def log(self, request, response, time):  # type: ignore[no-untyped-def]
+        from relay.app import client_address
+
         self.logger.info(
-            "%s %s %d %s %.1fms",
+            "%s %s %s %d %s %.1fms",
+            client_address(request),
             request.method,
             request.path,
             response.status,

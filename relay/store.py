@@ -543,6 +543,13 @@ class Store:
             (at, error, delivery_id),
         )
 
+    async def next_delivery_at(self) -> float | None:
+        rows = await self._db.execute_fetchall(
+            "SELECT min(next_attempt_at) FROM webhook_deliveries WHERE lease_owner IS NULL"
+        )
+        value = next(iter(rows))[0]
+        return float(value) if value is not None else None
+
     async def pending_deliveries(self) -> int:
         rows = await self._db.execute_fetchall("SELECT count(*) FROM webhook_deliveries")
         return int(next(iter(rows))[0])

@@ -109,17 +109,19 @@ class Sender:
     async def _run(self) -> None:
         while True:
             self._wake.clear()
+            delay = IDLE_S
             try:
-                sent = await self.round()
+                if await self.round():
+                    continue
+                due = await self.store.next_delivery_at()
+                if due is not None:
+                    delay = min(IDLE_S, max(0.01, due - self.clock()))
             except asyncio.CancelledError:
                 raise
             except Exception:
                 log.exception("webhook round failed; retrying")
-                sent = 0
-            if sent:
-                continue
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout=IDLE_S)
+                await asyncio.wait_for(self._wake.wait(), timeout=delay)
 
     async def round(self) -> int:
         """Send what is due; returns how many deliveries were attempted."""

@@ -122,3 +122,25 @@ def test_check_config_command(tmp_path: Path):
     )
     assert bad.returncode == 2
     assert "keys[0].key: environment variable TEST_RELAY_KEY is not set" in bad.stderr
+
+
+def test_client_address_honours_the_proxy_only_when_trusted(tmp_path: Path):
+    from aiohttp import web
+    from aiohttp.test_utils import make_mocked_request
+
+    from relay.app import CONFIG, client_address
+    from relay.config import parse
+
+    for trusted in (True, False):
+        app = web.Application()
+        app[CONFIG] = parse(
+            {
+                "server": {"trust_proxy": trusted, "data_dir": str(tmp_path)},
+                "channels": [{"name": "d", "provider": "demo", "models": ["sora-2"]}],
+            },
+            env={},
+        )
+        request = make_mocked_request(
+            "GET", "/healthz", headers={"X-Forwarded-For": "203.0.113.7, 10.0.0.1"}, app=app
+        )
+        assert (client_address(request) == "203.0.113.7") is trusted

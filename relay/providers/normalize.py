@@ -7,11 +7,22 @@ native timestamps (milliseconds, RFC 3339, zone-less local time) become Unix sec
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta, timezone
+from email.utils import parsedate_to_datetime
 from typing import Any
 
-from relay.providers.base import Size
+from relay.providers.base import (
+    AuthFailed,
+    ProviderError,
+    QuotaExceeded,
+    RateLimited,
+    Rejected,
+    Size,
+    TaskNotFound,
+    Unavailable,
+)
 
 # Keys a client may not set through metadata: they pick the model, or the relay must control them.
 CONTROLLED_KEYS = frozenset(
@@ -153,3 +164,70 @@ def percent(value: Any) -> int | None:
 def moderation_words(text: str, words: Iterable[str]) -> bool:
     lowered = text.lower()
     return any(w in lowered for w in words)
+
+
+def retry_after(source: Mapping[str, str] | str | None) -> float | None:
+    """Seconds to wait, from response headers (`retry-after-ms`, else `Retry-After`, looked up
+    case-insensitively) or from one Retry-After value: a number of seconds or an HTTP date."""
+    if isinstance(source, Mapping):
+        lowered = {k.lower(): v for k, v in source.items()}
+        millis = lowered.get("retry-after-ms")
+        if millis is not None:
+            try:
+                value = float(millis) / 1000.0
+            except ValueError:
+                value = math.nan
+            if math.isfinite(value):
+                return max(0.0, value)
+        source = lowered.get("retry-after")
+    if not source:
+        return None
+    try:
+        seconds = float(source)
+    except ValueError:
+        try:
+            seconds = parsedate_to_datetime(source).timestamp() - time.time()
+        except (TypeError, ValueError):
+            return None
+    return max(0.0, seconds) if math.isfinite(seconds) else None
+
+
+def error_of(
+    kind: str,
+    message: str,
+    *,
+    detail: str | None = None,
+    retry_after: float | None = None,
+    param: str | None = None,
+    maybe_created: bool = False,
+) -> ProviderError:
+    """The exception for a normalized error class (the `error.code` table of
+    providers/README.md); anything else is an outage."""
+    if kind == "upstream_auth_failed":
+        return AuthFailed(message, detail=detail)
+    if kind == "insufficient_quota":
+        return QuotaExceeded(message, detail=detail)
+    if kind == "rate_limit_exceeded":
+        return RateLimited(message, retry_after=retry_after, detail=detail)
+    if kind == "moderation_blocked":
+        return Rejected(message, moderation=True, param=param, detail=detail)
+    if kind == "invalid_request":
+        return Rejected(message, param=param, detail=detail)
+    if kind == "task_expired":
+        return TaskNotFound(message, detail=detail)
+    return Unavailable(message, maybe_created=maybe_created, detail=detail)
+
+
+_EXPLAINED = {
+    "upstream_auth_failed": "the upstream refused the credentials ({})",
+    "insufficient_quota": "the upstream account cannot pay for this ({})",
+    "rate_limit_exceeded": "the upstream is rate limiting ({})",
+    "task_expired": "the upstream task is gone ({})",
+    "upstream_error": "the upstream failed ({})",
+}
+
+
+def explain(kind: str, text: str) -> str:
+    """A native "code: message" in a sentence a client understands; bad requests and moderation
+    speak for themselves."""
+    return _EXPLAINED.get(kind, "{}").format(text)

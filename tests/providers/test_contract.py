@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
+import aiohttp
 import pytest
 
 from relay.config import Config
@@ -194,10 +195,11 @@ async def test_image_upload_reaches_the_provider(upstream: Upstream):
     if "image_input" not in REGISTRY[upstream.provider].features:
         pytest.skip(f"{upstream.provider} takes no image")
     relay = upstream.relay
-    image = png(720, 1280)  # the default size: OpenAI wants the image exactly that size
-    resp = await relay.client.post(
-        "/v1/videos", data={"prompt": "animate this", "input_reference": image}, headers=auth()
-    )
+    form = aiohttp.FormData()
+    form.add_field("prompt", "animate this")
+    # the default size: OpenAI wants the image exactly that size
+    form.add_field("input_reference", png(720, 1280), filename="f.png", content_type="image/png")
+    resp = await relay.client.post("/v1/videos", data=form, headers=auth())
     body = await resp.json()
     assert resp.status == 200, body
     assert (await relay.wait(body["id"]))["status"] == "completed"

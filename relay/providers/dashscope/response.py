@@ -4,21 +4,14 @@ error bodies to the error tree (pure functions)."""
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Mapping
-from email.utils import parsedate_to_datetime
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from relay.providers.base import (
-    AuthFailed,
     ProviderError,
-    QuotaExceeded,
-    RateLimited,
-    Rejected,
     Size,
     TaskError,
-    Unavailable,
     Update,
 )
 from relay.providers.dashscope.models import (
@@ -27,7 +20,14 @@ from relay.providers.dashscope.models import (
     snap_size,
     tier_of_short_side,
 )
-from relay.providers.normalize import from_local_time, moderation_words, whole_seconds
+from relay.providers.normalize import (
+    error_of,
+    explain,
+    from_local_time,
+    moderation_words,
+    retry_after,
+    whole_seconds,
+)
 
 log = logging.getLogger("relay.providers.dashscope")
 
@@ -85,24 +85,14 @@ def classify(
         kind = "moderation_blocked"
     if kind is None:
         kind = _by_status(status)
-    if kind == "upstream_auth_failed":
-        return AuthFailed(f"the upstream refused the credentials ({text})", detail=detail)
-    if kind == "insufficient_quota":
-        return QuotaExceeded(f"the upstream account cannot pay for this ({text})", detail=detail)
-    if kind == "rate_limit_exceeded":
-        return RateLimited(
-            f"the upstream is rate limiting ({text})",
-            retry_after=retry_after(headers.get("Retry-After")),
-            detail=detail,
-        )
-    if kind == "moderation_blocked":
-        return Rejected(text, moderation=True, detail=detail)
-    if kind == "invalid_request":
-        param = "input_reference" if code == "InvalidURL" else None
-        return Rejected(text, param=param, detail=detail)
     # a gateway timeout may have let the create through; any other failure answer did not
-    return Unavailable(
-        f"the upstream failed ({text})", maybe_created=creating and status == 504, detail=detail
+    return error_of(
+        kind,
+        explain(kind, text),
+        detail=detail,
+        retry_after=retry_after(headers),
+        param="input_reference" if code == "InvalidURL" else None,
+        maybe_created=creating and status == 504,
     )
 
 
@@ -114,20 +104,6 @@ def _by_status(status: int) -> str:
     if 400 <= status < 500:
         return "invalid_request"
     return "upstream_error"
-
-
-def retry_after(value: str | None) -> float | None:
-    """Seconds from a Retry-After header: a number of seconds or an HTTP date."""
-    if not value:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        return max(0.0, parsedate_to_datetime(value).timestamp() - time.time())
-    except (TypeError, ValueError):
-        return None
 
 
 # --- task records -----------------------------------------------------------------------------

@@ -9,9 +9,7 @@ that failed also reads `data.status: "done"`, so the outer code decides, whateve
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Mapping
-from email.utils import parsedate_to_datetime
 from typing import Any
 
 from relay.providers.base import (
@@ -23,7 +21,7 @@ from relay.providers.base import (
     Unavailable,
     Update,
 )
-from relay.providers.normalize import moderation_words
+from relay.providers.normalize import error_of, explain, moderation_words, retry_after
 from relay.upstream import Reply
 
 log = logging.getLogger("relay.providers.jimeng")
@@ -135,19 +133,13 @@ def business_error(
 ) -> ProviderError:
     text = f"{code}: {message}"
     kind = code_class(code, status, message)
-    if kind == "upstream_auth_failed":
-        return AuthFailed(f"the upstream refused the credentials ({text})", detail=detail)
-    if kind == "rate_limit_exceeded":
-        return RateLimited(
-            f"the upstream is rate limiting ({text})",
-            retry_after=retry_after(headers),
-            detail=detail,
-        )
-    if kind == "moderation_blocked":
-        return Rejected(text, moderation=True, detail=detail)
-    if kind == "invalid_request":
-        return Rejected(text, detail=detail)
-    return Unavailable(f"the upstream failed ({text})", maybe_created=maybe_created, detail=detail)
+    return error_of(
+        kind,
+        explain(kind, text),
+        detail=detail,
+        retry_after=retry_after(headers),
+        maybe_created=maybe_created and kind == "upstream_error",
+    )
 
 
 def code_class(code: int, status: int, message: str = "") -> str:
@@ -165,21 +157,6 @@ def code_class(code: int, status: int, message: str = "") -> str:
     if status >= 500:
         return "upstream_error"
     return "invalid_request"
-
-
-def retry_after(headers: Mapping[str, str]) -> float | None:
-    """Seconds from a Retry-After header: a number, or an HTTP date."""
-    value = next((v for k, v in headers.items() if k.lower() == "retry-after"), None)
-    if not value:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        return max(0.0, parsedate_to_datetime(value).timestamp() - time.time())
-    except (TypeError, ValueError):
-        return None
 
 
 # --- submit ---------------------------------------------------------------------------------

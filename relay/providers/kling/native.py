@@ -31,6 +31,7 @@ from relay.providers.normalize import (
     from_millis,
     merge_metadata,
     moderation_words,
+    retry_after,
     snap_ratio,
     snap_seconds,
     tier,
@@ -359,14 +360,3 @@ def native_param(message: str) -> str | None:
     if field in _PARAMS:
         return _PARAMS[field]
     return "metadata" if field in _METADATA_FIELDS else None
-
-
-def retry_after(headers: Mapping[str, str]) -> float | None:
-    for name, value in headers.items():
-        if name.lower() == "retry-after":
-            try:
-                seconds = float(value)
-            except ValueError:
-                return None
-            return seconds if seconds >= 0 else None
-    return None

@@ -6,25 +6,20 @@ Every native answer is HTTP 200, errors included: the outcome is `base_resp.stat
 
 from __future__ import annotations
 
-import math
-import time
 from collections.abc import Mapping
 from dataclasses import dataclass
-from email.utils import parsedate_to_datetime
 from typing import Any
 
 from relay.providers.base import (
-    AuthFailed,
     ProviderError,
-    QuotaExceeded,
     RateLimited,
-    Rejected,
     Status,
     TaskError,
     TaskNotFound,
     Unavailable,
     Update,
 )
+from relay.providers.normalize import error_of, retry_after
 
 URL_TTL_S = 32400.0  # a download URL lasts about 9 h after files/retrieve
 STREAK = "errors_in_a_row"  # Update.state key: poll errors counted towards STREAK_LIMIT
@@ -112,20 +107,6 @@ def normalized(code: int) -> str:
     return "upstream_error"
 
 
-def retry_after(headers: Mapping[str, str]) -> float | None:
-    value = next((v for k, v in headers.items() if k.lower() == "retry-after"), None)
-    if value is None:
-        return None
-    try:
-        seconds = float(value)
-    except ValueError:
-        try:
-            seconds = parsedate_to_datetime(value).timestamp() - time.time()
-        except (TypeError, ValueError):
-            return None
-    return max(0.0, seconds) if math.isfinite(seconds) else None
-
-
 def error_for(
     code: int,
     msg: str,
@@ -140,21 +121,18 @@ def error_for(
     """
     text = message(code, msg)
     kind = normalized(code)
-    if kind == "upstream_auth_failed":
-        return AuthFailed(text, detail=detail)
-    if kind == "insufficient_quota":
-        return QuotaExceeded(text, detail=detail)
-    if kind == "rate_limit_exceeded":
-        return RateLimited(text, retry_after=retry_after(headers or {}), detail=detail)
-    if kind == "moderation_blocked":
-        return Rejected(text, moderation=True, detail=detail)
-    if kind == "invalid_request":
-        if about_file and code == 2013:
-            return TaskNotFound(text, detail=detail)
-        lowered = msg.lower()
-        param = next((p for word, p in _PARAMS if word in lowered), None)
-        return Rejected(text, param=param, detail=detail)
-    return Unavailable(text, detail=detail)  # an error answer: nothing was created
+    if kind == "invalid_request" and about_file and code == 2013:
+        return TaskNotFound(text, detail=detail)
+    lowered = msg.lower()
+    param = next((p for word, p in _PARAMS if word in lowered), None)
+    # an error answer: nothing was created
+    return error_of(
+        kind,
+        text,
+        detail=detail,
+        retry_after=retry_after(headers or {}),
+        param=param if kind == "invalid_request" else None,
+    )
 
 
 def http_error(

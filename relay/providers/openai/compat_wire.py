@@ -28,6 +28,7 @@ from relay.providers.normalize import (
     clean_metadata,
     moderation_words,
     percent,
+    retry_after,
     unix_seconds,
     whole_seconds,
 )
@@ -38,7 +39,6 @@ from relay.providers.openai.wire import (
     create_fields,
     native_error,
     note_unknown,
-    retry_after,
     text_of,
     video_size,
 )

@@ -11,7 +11,6 @@ import logging
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from email.utils import parsedate_to_datetime
 from typing import Any, Literal
 
 from relay.providers.base import (
@@ -27,12 +26,12 @@ from relay.providers.base import (
     TaskNotFound,
     Unavailable,
     Update,
-    now,
 )
 from relay.providers.normalize import (
     merge_metadata,
     moderation_words,
     percent,
+    retry_after,
     snap_ratio,
     snap_seconds,
     unix_seconds,
@@ -161,27 +160,6 @@ def poll_after(headers: Mapping[str, str]) -> float | None:
     except ValueError:
         return None
     return millis / 1000.0 if millis is not None and millis > 0 else None
-
-
-def retry_after(headers: Mapping[str, str]) -> float | None:
-    """Seconds to wait from `retry-after-ms` or `Retry-After` (seconds or an HTTP date)."""
-    millis = _header(headers, "retry-after-ms")
-    if millis is not None:
-        try:
-            return max(0.0, float(millis) / 1000.0)
-        except ValueError:
-            pass
-    value = _header(headers, "retry-after")
-    if value is None:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        return max(0.0, parsedate_to_datetime(value).timestamp() - now())
-    except (TypeError, ValueError):
-        return None
 
 
 def _header(headers: Mapping[str, str], name: str) -> str | None:

@@ -5,21 +5,14 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Mapping
-from email.utils import parsedate_to_datetime
 from typing import Any
 
 from relay.providers.base import (
-    AuthFailed,
     ProviderError,
-    QuotaExceeded,
-    RateLimited,
-    Rejected,
     TaskError,
-    TaskNotFound,
-    Unavailable,
     Update,
 )
-from relay.providers.normalize import unix_seconds, whole_seconds
+from relay.providers.normalize import error_of, explain, retry_after, unix_seconds, whole_seconds
 from relay.providers.seedance.models import FPS, URL_TTL_S, Family, pixel_size
 
 log = logging.getLogger("relay.providers.seedance")
@@ -81,23 +74,10 @@ def classify(
     kind = code_class(code) if code else None
     if kind is None:
         kind = _by_status(status, on_task)
-    if kind == "upstream_auth_failed":
-        return AuthFailed(f"the upstream refused the credentials ({text})", detail=detail)
-    if kind == "insufficient_quota":
-        return QuotaExceeded(f"the upstream account cannot pay for this ({text})", detail=detail)
-    if kind == "rate_limit_exceeded":
-        return RateLimited(
-            f"the upstream is rate limiting ({text})",
-            retry_after=retry_after(headers.get("Retry-After")),
-            detail=detail,
-        )
-    if kind == "moderation_blocked":
-        return Rejected(text, moderation=True, detail=detail)
-    if kind == "invalid_request":
-        return Rejected(text, param=_param(code, param), detail=detail)
-    if kind == "task_expired":
-        return TaskNotFound(f"the upstream task is gone ({text})", detail=detail)
-    return Unavailable(f"the upstream failed ({text})", detail=detail)
+    param_of = _param(code, param) if kind == "invalid_request" else None
+    return error_of(
+        kind, explain(kind, text), detail=detail, retry_after=retry_after(headers), param=param_of
+    )
 
 
 def _by_status(status: int, on_task: bool) -> str:
@@ -118,20 +98,6 @@ def _param(code: str, param: str) -> str | None:
         return param
     head, dot, tail = code.partition(".")
     return tail if dot and head in ("MissingParameter", "InvalidParameter") else None
-
-
-def retry_after(value: str | None) -> float | None:
-    """Seconds from a Retry-After header: a number of seconds or an HTTP date."""
-    if not value:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        return max(0.0, parsedate_to_datetime(value).timestamp() - time.time())
-    except (TypeError, ValueError):
-        return None
 
 
 # --- task objects -----------------------------------------------------------------------------

@@ -6,10 +6,8 @@ from __future__ import annotations
 import logging
 import math
 import re
-import time
 from collections.abc import Mapping
 from dataclasses import dataclass
-from email.utils import parsedate_to_datetime
 from typing import Any
 
 from relay.providers.base import (
@@ -23,7 +21,7 @@ from relay.providers.base import (
     Unavailable,
     Update,
 )
-from relay.providers.normalize import moderation_words, percent
+from relay.providers.normalize import moderation_words, percent, retry_after
 
 log = logging.getLogger("relay.providers.veo")
 
@@ -164,20 +162,6 @@ def duration(value: Any) -> float | None:
             return None
     else:
         return None
-    return max(0.0, seconds) if math.isfinite(seconds) else None
-
-
-def retry_after(headers: Mapping[str, str]) -> float | None:
-    value = next((v for k, v in headers.items() if k.lower() == "retry-after"), None)
-    if value is None:
-        return None
-    try:
-        seconds = float(value)
-    except ValueError:
-        try:
-            seconds = parsedate_to_datetime(value).timestamp() - time.time()
-        except (TypeError, ValueError):
-            return None
     return max(0.0, seconds) if math.isfinite(seconds) else None
 
 

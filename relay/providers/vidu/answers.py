@@ -3,26 +3,18 @@ the exceptions they become, the submit and query bodies."""
 
 from __future__ import annotations
 
-import math
-import time
 from collections.abc import Mapping
 from dataclasses import dataclass
-from email.utils import parsedate_to_datetime
 from typing import Any
 
 from relay.providers.base import (
-    AuthFailed,
     ProviderError,
-    QuotaExceeded,
-    RateLimited,
-    Rejected,
     Status,
     TaskError,
-    TaskNotFound,
     Unavailable,
     Update,
 )
-from relay.providers.normalize import from_rfc3339, percent
+from relay.providers.normalize import error_of, from_rfc3339, percent, retry_after
 
 # --- answers --------------------------------------------------------------------------------
 
@@ -114,20 +106,6 @@ def native_name(body: Any) -> str | None:
     return None
 
 
-def retry_after(headers: Mapping[str, str]) -> float | None:
-    value = next((v for k, v in headers.items() if k.lower() == "retry-after"), None)
-    if value is None:
-        return None
-    try:
-        seconds = float(value)
-    except ValueError:
-        try:
-            seconds = parsedate_to_datetime(value).timestamp() - time.time()
-        except (TypeError, ValueError):
-            return None
-    return max(0.0, seconds) if math.isfinite(seconds) else None
-
-
 def _by_status(status: int) -> str:
     if status in (401, 403):
         return "upstream_auth_failed"
@@ -167,20 +145,14 @@ def exception(
     headers: Mapping[str, str] | None = None,
     detail: str | None = None,
 ) -> ProviderError:
-    if kind == "upstream_auth_failed":
-        return AuthFailed(message, detail=detail)
-    if kind == "insufficient_quota":
-        return QuotaExceeded(message, detail=detail)
-    if kind == "rate_limit_exceeded":
-        return RateLimited(message, retry_after=retry_after(headers or {}), detail=detail)
-    if kind == "task_expired":
-        return TaskNotFound(message, detail=detail)
-    if kind == "moderation_blocked":
-        return Rejected(message, moderation=True, detail=detail)
-    if kind == "invalid_request":
-        return Rejected(message, param=_PARAMS.get(name or ""), detail=detail)
     # a 499 Canceled, a 5xx: the request may have been read, but an error answer means no task
-    return Unavailable(message, detail=detail)
+    return error_of(
+        kind,
+        message,
+        detail=detail,
+        retry_after=retry_after(headers or {}),
+        param=_PARAMS.get(name or "") if kind == "invalid_request" else None,
+    )
 
 
 @dataclass(frozen=True)
