@@ -1,7 +1,7 @@
 """create_app(config): the app's state, lifecycle, middlewares and route table.
 
 Nothing happens at import time. Resources open in `cleanup_ctx` order and close in reverse:
-store -> outbound HTTP -> runtime (channels, keys, limits) -> poller -> webhook sender.
+store -> outbound HTTP -> runtime (channels, keys, limits) -> poller -> webhook sender -> copier.
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ from relay.errors import (
 )
 from relay.poller import Poller
 from relay.providers import REGISTRY
+from relay.storage import Copier, Library
 from relay.store import Store
 from relay.tasks import Runtime, Videos
 from relay.upstream import Http
@@ -46,6 +47,7 @@ class State:
     videos: Videos
     poller: Poller
     webhooks: Sender
+    copier: Copier
     started_at: float
 
 
@@ -115,8 +117,13 @@ def _lifecycle(
         runtime = build_runtime(config, store, http)
         runtime.channels.set_in_flight(await store.count_active_by_channel())
         state_box: list[State] = []
+        library = Library(config.server.data_dir)
         videos = Videos(
-            store, lambda: state_box[0].runtime, instance=secrets.token_hex(8), clock=clock
+            store,
+            lambda: state_box[0].runtime,
+            instance=secrets.token_hex(8),
+            library=library,
+            clock=clock,
         )
         poller = Poller(videos, store, clock=clock)
         sender = Sender(
@@ -126,21 +133,34 @@ def _lifecycle(
             instance=videos.instance,
             clock=clock,
         )
-        state = State(store, http, runtime, videos, poller, sender, clock())
+        copier = Copier(
+            store,
+            http,
+            library,
+            source_of=videos.source_for_copy,
+            refresh_of=videos.refresh_for_copy,
+            settings=lambda: state_box[0].runtime.config.storage,
+            instance=videos.instance,
+            clock=clock,
+        )
+        state = State(store, http, runtime, videos, poller, sender, copier, clock())
         state_box.append(state)
         app[STATE] = state
 
-        async def wake_sender(_: object) -> None:
+        async def wake_workers(_: object) -> None:
             sender.wake()
+            copier.wake()
 
-        videos.finished_listeners.append(wake_sender)
+        videos.finished_listeners.append(wake_workers)
         await poller.sweep()  # cut-off submits from a crash are failed before anything else
         poller.start()
         sender.start()
+        copier.start()
         try:
             yield
         finally:
             await poller.stop()
+            await copier.stop()
             await sender.stop()
             await http.close()
             await store.close()

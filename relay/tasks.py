@@ -18,7 +18,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
-from relay import webhooks
+from relay import storage, webhooks
 from relay.auth import Authenticator, Principal, RateLimiter
 from relay.channels import Channel, ChannelTable
 from relay.config import Config
@@ -129,9 +129,11 @@ class Videos:
         runtime: Callable[[], Runtime],
         *,
         instance: str,
+        library: storage.Library | None = None,
         clock: Callable[[], float] = base.now,
     ) -> None:
         self.store = store
+        self.library = library
         self._runtime = runtime
         self.instance = instance
         self.clock = clock
@@ -619,10 +621,15 @@ class Videos:
         if status == "completed":
             values["progress"] = 100
         events = webhooks.deliveries(row.id, status, self.rt.config.webhooks, now)
-        done = await self.store.finish_task(row.id, values, lease_owner=lease, deliveries=events)
+        channel = self.rt.channels.get(row.channel)
+        copies: list[str] = []
+        if status == "completed" and channel is not None and self.rt.config.storage.keep_videos:
+            copies = storage.copy_variants(channel.adapter.variants)
+        done = await self.store.finish_task(
+            row.id, values, lease_owner=lease, deliveries=events, copies=copies, now=now
+        )
         if not done:
             return False
-        channel = self.rt.channels.get(row.channel)
         if channel is not None and row.upstream_id is not None:
             channel.in_flight = max(0, channel.in_flight - 1)
         log.info("task %s %s%s", row.id, status, f" ({code})" if code else "")
@@ -682,8 +689,17 @@ class Videos:
             except ProviderError as exc:  # best effort: the local record goes either way
                 log.info("upstream delete of %s failed: %s", row.id, exc.detail or exc.message)
         await self.store.delete_task(row.id)
+        if self.library is not None:
+            self.library.remove(row.id)
 
     async def content(self, who: Principal, video_id: str, variant: str) -> ContentSource:
+        """The stored copy when the relay has one, else the provider's source."""
+        row = await self.get(who, video_id)
+        if row.status == "completed" and self.library is not None:
+            copy = await self.store.stored_copy(row.id, variant)
+            local = self.library.local(copy) if copy is not None else None
+            if local is not None:
+                return local
         row, channel = await self._finished(who, video_id, variant)
         try:
             return await channel.adapter.content(task_ref(row), variant)
@@ -699,6 +715,25 @@ class Videos:
             return await channel.adapter.refresh_content(task_ref(row), variant)
         except ProviderError as exc:
             log.info("refresh of %s failed: %s", video_id, exc.detail or exc.message)
+            return None
+
+    async def source_for_copy(self, video_id: str, variant: str) -> ContentSource | None:
+        """Where the copier reads a finished task's variant from; None if there is no such task
+        any more. Provider errors pass through: the copier decides what they mean."""
+        row = await self.store.get_task(video_id)
+        channel = self.rt.channels.get(row.channel) if row is not None else None
+        if row is None or row.status != "completed" or channel is None:
+            return None
+        return await channel.adapter.content(task_ref(row), variant)
+
+    async def refresh_for_copy(self, video_id: str, variant: str) -> ContentSource | None:
+        row = await self.store.get_task(video_id)
+        channel = self.rt.channels.get(row.channel) if row is not None else None
+        if row is None or channel is None:
+            return None
+        try:
+            return await channel.adapter.refresh_content(task_ref(row), variant)
+        except ProviderError:
             return None
 
     async def _finished(

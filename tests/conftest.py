@@ -29,6 +29,8 @@ def base_config(data_dir: Path) -> dict[str, Any]:
     return {
         "server": {"data_dir": str(data_dir), "allow_private_networks": True},
         "polling": {"interval_s": 0.05, "max_interval_s": 0.2},
+        # most tests are about the upstream path; tests/test_storage.py turns copies on
+        "storage": {"keep_videos": False},
         "limits": {"requests_per_minute": 0},
         "keys": [
             {"name": "alice", "key": ALICE, "user": "alice"},

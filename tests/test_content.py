@@ -188,6 +188,7 @@ async def remote(
     make_config: Callable[..., Config],
 ) -> tuple[Relay, str, FakeUpstream]:
     config = make_config(
+        storage={"keep_videos": False},  # these tests are about the upstream path
         channels=[
             {
                 "name": "scripted",
@@ -195,7 +196,7 @@ async def remote(
                 "models": ["sora-2"],
                 "options": {"cdn_url": cdn.cdn_url(), "thumbnail_url": cdn.cdn_url("thumb")},
             }
-        ]
+        ],
     )
     relay: Relay = await start_relay(config)
     video = await relay.create()
@@ -336,6 +337,7 @@ async def test_expired_upstream_url_is_refreshed_once(
     try:
         cdn.cdn.status = status  # the stored URL has expired
         config = make_config(
+            storage={"keep_videos": False},
             channels=[
                 {
                     "name": "s",
@@ -343,7 +345,7 @@ async def test_expired_upstream_url_is_refreshed_once(
                     "models": ["sora-2"],
                     "options": {"cdn_url": cdn.cdn_url(), "refresh_url": fresh.cdn_url()},
                 }
-            ]
+            ],
         )
         relay: Relay = await start_relay(config)
         video = await relay.create()
@@ -395,6 +397,7 @@ async def test_redirect_to_another_host_drops_credentials(
     await origin.start_server()
     try:
         config = make_config(
+            storage={"keep_videos": False},
             channels=[
                 {
                     "name": "s",
@@ -402,7 +405,7 @@ async def test_redirect_to_another_host_drops_credentials(
                     "models": ["sora-2"],
                     "options": {"cdn_url": str(origin.make_url("/v"))},
                 }
-            ]
+            ],
         )
         relay: Relay = await start_relay(config)
         video = await relay.create()
@@ -423,6 +426,7 @@ async def test_private_result_address_refused_by_default(
 ):
     config = make_config(
         server={"allow_private_networks": False},
+        storage={"keep_videos": False},
         channels=[
             {
                 "name": "s",

@@ -35,6 +35,18 @@ def outcome(prompt: str) -> str:
     return "complete"
 
 
+def _sniff(data: bytes) -> str:
+    if data[4:8] == b"ftyp":
+        return "video/mp4"
+    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        return "image/webp"
+    if data[:3] == b"\xff\xd8\xff":
+        return "image/jpeg"
+    if data[:8] == b"\x89PNG\r\n\x1a\n":
+        return "image/png"
+    return "application/octet-stream"
+
+
 @dataclass
 class Recorded:
     method: str
@@ -57,7 +69,7 @@ class CdnKnobs:
     chunk: int = 64 * 1024
     delay_s: float = 0.0  # pause between chunks
     chunked: bool = False  # no Content-Length
-    content_type: str = "video/mp4"
+    content_type: str | None = None  # None: by the file's magic bytes, as object stores do
 
 
 @dataclass
@@ -66,6 +78,8 @@ class CdnStats:
     bytes_sent: int = 0
     disconnects: int = 0
     finished: int = 0
+    active: int = 0  # bodies being sent right now
+    most_active: int = 0
     range_headers: list[str | None] = field(default_factory=list)
     auth_headers: list[str | None] = field(default_factory=list)
 
@@ -158,7 +172,7 @@ class FakeUpstream:
             status = 206
         body = data[start : end + 1]
         resp = web.StreamResponse(status=status)
-        resp.content_type = knobs.content_type
+        resp.content_type = knobs.content_type or _sniff(data)
         if not knobs.chunked:
             resp.content_length = len(body)
         if status == 206:
@@ -168,6 +182,8 @@ class FakeUpstream:
         if request.method == "HEAD":
             return resp
         sent = 0
+        stats.active += 1
+        stats.most_active = max(stats.most_active, stats.active)
         try:
             for i in range(0, len(body), knobs.chunk):
                 piece = body[i : i + knobs.chunk]
@@ -188,4 +204,6 @@ class FakeUpstream:
         except (ConnectionResetError, asyncio.CancelledError):
             stats.disconnects += 1
             raise
+        finally:
+            stats.active -= 1
         return resp
