@@ -442,3 +442,27 @@ async def test_private_result_address_refused_by_default(
     resp = await relay.client.get(f"/v1/videos/{video['id']}/content", headers=auth())
     assert resp.status == 502
     assert cdn.cdn_stats.requests == 0
+
+
+async def test_a_stalled_upstream_is_cut_after_the_idle_timeout(
+    remote: tuple[Relay, str, FakeUpstream], monkeypatch: pytest.MonkeyPatch
+):
+    relay, video_id, cdn = remote
+    monkeypatch.setattr("relay.content.IDLE_TIMEOUT_S", 0.3)
+    cdn.cdn.chunk = 32 * 1024
+    cdn.cdn.delay_s = 1.0  # one chunk, then silence longer than the idle timeout
+    resp = await relay.client.get(f"/v1/videos/{video_id}/content", headers=auth())
+    assert resp.status == 200
+    with pytest.raises(aiohttp.ClientPayloadError):
+        await resp.read()
+
+
+async def test_a_slow_but_steady_upstream_has_no_total_cap(
+    remote: tuple[Relay, str, FakeUpstream], monkeypatch: pytest.MonkeyPatch
+):
+    relay, video_id, cdn = remote
+    monkeypatch.setattr("relay.content.IDLE_TIMEOUT_S", 0.3)
+    cdn.cdn.chunk = 16 * 1024
+    cdn.cdn.delay_s = 0.1  # ~0.8 s in all: longer than the idle timeout, never idle that long
+    resp = await relay.client.get(f"/v1/videos/{video_id}/content", headers=auth())
+    assert await resp.read() == VIDEO
