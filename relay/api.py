@@ -11,7 +11,7 @@ import orjson
 from aiohttp import web
 
 from relay import content as content_mod
-from relay import video
+from relay import forms, video
 from relay.auth import Authenticator, Principal
 from relay.errors import InvalidRequest, ServiceUnavailable
 from relay.providers.base import VARIANTS
@@ -75,7 +75,7 @@ async def create(request: web.Request) -> web.Response:
     state = _state(request)
     config = state.runtime.config
     key = _idempotency_key(request)
-    fields, upload = await video.read_body(request, max_upload=config.server.max_upload_bytes)
+    fields, upload = await forms.read_body(request, max_upload=config.server.max_upload_bytes)
     req = video.parse_create(
         fields,
         upload,
@@ -94,7 +94,7 @@ async def remix(request: web.Request) -> web.Response:
     who = await _who(request)
     state = _state(request)
     key = _idempotency_key(request)
-    fields, upload = await video.read_body(
+    fields, upload = await forms.read_body(
         request, max_upload=state.runtime.config.server.max_upload_bytes
     )
     if upload is not None:

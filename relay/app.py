@@ -26,11 +26,13 @@ from relay.errors import (
     RelayError,
     RequestTooLarge,
 )
+from relay.lifecycle import Lifecycle
 from relay.poller import Poller
 from relay.providers import REGISTRY
+from relay.runtime import Runtime
 from relay.storage import Copier, Library
 from relay.store import Store
-from relay.tasks import Runtime, Videos
+from relay.tasks import Videos
 from relay.upstream import Http
 from relay.webhooks import Sender
 
@@ -45,6 +47,7 @@ class State:
     http: Http
     runtime: Runtime
     videos: Videos
+    lifecycle: Lifecycle
     poller: Poller
     webhooks: Sender
     copier: Copier
@@ -125,7 +128,8 @@ def _lifecycle(
             library=library,
             clock=clock,
         )
-        poller = Poller(videos, store, clock=clock)
+        life = Lifecycle(store, lambda: state_box[0].runtime, instance=videos.instance, clock=clock)
+        poller = Poller(life, store, clock=clock)
         sender = Sender(
             store,
             http,
@@ -143,7 +147,7 @@ def _lifecycle(
             instance=videos.instance,
             clock=clock,
         )
-        state = State(store, http, runtime, videos, poller, sender, copier, clock())
+        state = State(store, http, runtime, videos, life, poller, sender, copier, clock())
         state_box.append(state)
         app[STATE] = state
 
@@ -151,7 +155,7 @@ def _lifecycle(
             sender.wake()
             copier.wake()
 
-        videos.finished_listeners.append(wake_workers)
+        life.finished_listeners.append(wake_workers)
         await poller.sweep()  # cut-off submits from a crash are failed before anything else
         poller.start()
         sender.start()

@@ -25,6 +25,7 @@ carry upstream URLs, keys or raw upstream bodies (the log keeps those under the 
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
@@ -151,3 +152,12 @@ class ConfigError(Exception):
     def __init__(self, problems: list[str]) -> None:
         super().__init__("\n".join(problems))
         self.problems = problems
+
+
+_URL = re.compile(r"\b(?:https?|wss?|gs|s3|oss)://\S+", re.IGNORECASE)
+
+
+def safe_message(text: str, limit: int = 500) -> str:
+    """Upstream text made fit for a client: URLs removed, length bounded."""
+    cleaned = _URL.sub("<url>", text).strip()
+    return cleaned if len(cleaned) <= limit else cleaned[: limit - 3] + "..."

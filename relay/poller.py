@@ -14,8 +14,9 @@ import contextlib
 import logging
 from collections.abc import Callable
 
+from relay.lifecycle import Lifecycle
 from relay.store import Store, TaskRow
-from relay.tasks import IDEMPOTENCY_TTL_S, Videos
+from relay.submit import IDEMPOTENCY_TTL_S
 
 log = logging.getLogger("relay.poller")
 
@@ -25,11 +26,11 @@ LEASE_MARGIN_S = 30.0
 
 
 class Poller:
-    def __init__(self, videos: Videos, store: Store, *, clock: Callable[[], float]) -> None:
-        self.videos = videos
+    def __init__(self, life: Lifecycle, store: Store, *, clock: Callable[[], float]) -> None:
+        self.life = life
         self.store = store
         self.clock = clock
-        self.lease = videos.instance
+        self.lease = life.instance
         self._wake = asyncio.Event()
         self._running: set[asyncio.Task[None]] = set()
         self._loop: asyncio.Task[None] | None = None
@@ -70,10 +71,10 @@ class Poller:
         if now - self._last_sweep >= SWEEP_S:
             self._last_sweep = now
             await self.sweep()
-        room = self.videos.rt.config.polling.concurrency - len(self._running)
+        room = self.life.rt.config.polling.concurrency - len(self._running)
         if room <= 0:
             return
-        timeouts = [c.config.timeout_s for c in self.videos.rt.channels] or [30.0]
+        timeouts = [c.config.timeout_s for c in self.life.rt.channels] or [30.0]
         due = await self.store.claim_due(
             now=now, lease_owner=self.lease, lease_s=max(timeouts) + LEASE_MARGIN_S, limit=room
         )
@@ -83,15 +84,15 @@ class Poller:
             task.add_done_callback(self._running.discard)
 
     async def sweep(self) -> None:
-        stale = await self.videos.fail_stale_submissions()
-        overdue = await self.videos.fail_overdue()
+        stale = await self.life.fail_stale_submissions()
+        overdue = await self.life.fail_overdue()
         await self.store.purge_idempotency_keys(self.clock() - IDEMPOTENCY_TTL_S)
         if stale or overdue:
             log.warning("failed %d cut-off submits and %d overdue tasks", stale, overdue)
 
     async def _refresh(self, row: TaskRow) -> None:
         try:
-            await self.videos.refresh(row, self.lease)
+            await self.life.refresh(row, self.lease)
         except asyncio.CancelledError:
             raise
         except Exception:
@@ -103,7 +104,7 @@ class Poller:
     async def _sleep(self) -> None:
         self._wake.clear()  # before looking: a wake() from here on cuts the sleep short
         delay = MAX_SLEEP_S
-        if len(self._running) < self.videos.rt.config.polling.concurrency:
+        if len(self._running) < self.life.rt.config.polling.concurrency:
             now = self.clock()
             due = await self.store.next_due(now)
             if due is not None:

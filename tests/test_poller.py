@@ -13,6 +13,7 @@ import pytest
 from relay.app import build_runtime
 from relay.auth import Principal
 from relay.config import Config
+from relay.lifecycle import AUTH_FAILURES_BEFORE_FAIL, Lifecycle, next_progress
 from relay.poller import Poller
 from relay.providers import REGISTRY
 from relay.providers.base import (
@@ -29,7 +30,7 @@ from relay.providers.base import (
     Update,
 )
 from relay.store import Store, TaskRow
-from relay.tasks import AUTH_FAILURES_BEFORE_FAIL, Videos, next_progress
+from relay.tasks import Videos
 from relay.upstream import Http
 from relay.video import CreateRequest
 from tests.conftest import Relay, auth
@@ -93,14 +94,29 @@ def poll_config(make_config: Callable[..., Config]) -> Config:
     )
 
 
+class Service:
+    """The use cases (creates) and the lifecycle (polls) over one store, as the app wires them."""
+
+    def __init__(self, videos: Videos, life: Lifecycle) -> None:
+        self.videos = videos
+        self.life = life
+        self.store = videos.store
+        self.create = videos.create
+        self.refresh = life.refresh
+        self.fail_overdue = life.fail_overdue
+        self.fail_stale_submissions = life.fail_stale_submissions
+        self.finished_listeners = life.finished_listeners
+
+
 @pytest.fixture
-async def service(poll_config: Config, tmp_path: Path) -> AsyncIterator[tuple[Videos, Clock]]:
+async def service(poll_config: Config, tmp_path: Path) -> AsyncIterator[tuple[Service, Clock]]:
     store = await Store.open(tmp_path / "svc.db")
     http = Http(allow_private_networks=True)
     runtime = build_runtime(poll_config, store, http)
     clock = Clock()
     videos = Videos(store, lambda: runtime, instance="me", clock=clock)
-    yield videos, clock
+    life = Lifecycle(store, lambda: runtime, instance="me", clock=clock)
+    yield Service(videos, life), clock
     await http.close()
     await store.close()
 
@@ -109,12 +125,12 @@ def request(prompt: str = "p") -> CreateRequest:
     return CreateRequest(prompt=prompt, model="sora-2", seconds=4, size=Size(720, 1280))
 
 
-async def running(videos: Videos) -> TaskRow:
+async def running(videos: Service) -> TaskRow:
     row, _ = await videos.create(ALICE, request())
     return row
 
 
-async def poll_once(videos: Videos, clock: Clock) -> TaskRow:
+async def poll_once(videos: Service, clock: Clock) -> TaskRow:
     """Advance to the task's due time, lease it like the poller does, refresh it."""
     row = (await videos.store.list_tasks(owner=None, after=None, limit=1, descending=True))[0]
     clock.now = max(clock.now, row.next_poll_at or clock.now)
@@ -140,7 +156,7 @@ def test_progress_rules():
     assert next_progress(60, "failed", None, 0, 100) == 60
 
 
-async def test_time_based_progress_then_completion(service: tuple[Videos, Clock]):
+async def test_time_based_progress_then_completion(service: tuple[Service, Clock]):
     videos, clock = service
     row = await running(videos)
     assert row.status == "queued" and row.next_poll_at is not None
@@ -160,7 +176,7 @@ async def test_time_based_progress_then_completion(service: tuple[Videos, Clock]
     assert row.completed_at == clock.now and row.next_poll_at is None and row.lease_owner is None
 
 
-async def test_backoff_grows_to_the_cap(service: tuple[Videos, Clock]):
+async def test_backoff_grows_to_the_cap(service: tuple[Service, Clock]):
     videos, clock = service
     row = await running(videos)
     intervals = []
@@ -172,7 +188,7 @@ async def test_backoff_grows_to_the_cap(service: tuple[Videos, Clock]):
     assert intervals[-1] == 10.0  # max_interval_s
 
 
-async def test_upstream_poll_hint_is_a_floor(service: tuple[Videos, Clock]):
+async def test_upstream_poll_hint_is_a_floor(service: tuple[Service, Clock]):
     videos, clock = service
     await running(videos)
     Scripted.script.append(Update(status="in_progress", poll_after_s=8))
@@ -180,7 +196,7 @@ async def test_upstream_poll_hint_is_a_floor(service: tuple[Videos, Clock]):
     assert row.next_poll_at == clock.now + 8
 
 
-async def test_rate_limit_and_outage_leave_the_task_running(service: tuple[Videos, Clock]):
+async def test_rate_limit_and_outage_leave_the_task_running(service: tuple[Service, Clock]):
     videos, clock = service
     await running(videos)
     Scripted.script.append(RateLimited("slow down", retry_after=30))
@@ -194,7 +210,7 @@ async def test_rate_limit_and_outage_leave_the_task_running(service: tuple[Video
     assert row.status == "completed"
 
 
-async def test_repeated_auth_failures_fail_the_task(service: tuple[Videos, Clock]):
+async def test_repeated_auth_failures_fail_the_task(service: tuple[Service, Clock]):
     videos, clock = service
     await running(videos)
     for _ in range(AUTH_FAILURES_BEFORE_FAIL - 1):
@@ -206,7 +222,7 @@ async def test_repeated_auth_failures_fail_the_task(service: tuple[Videos, Clock
     assert (row.status, row.error_code) == ("failed", "upstream_auth_failed")
 
 
-async def test_auth_failure_count_resets_after_a_good_poll(service: tuple[Videos, Clock]):
+async def test_auth_failure_count_resets_after_a_good_poll(service: tuple[Service, Clock]):
     videos, clock = service
     await running(videos)
     for _ in range(AUTH_FAILURES_BEFORE_FAIL - 1):
@@ -220,7 +236,7 @@ async def test_auth_failure_count_resets_after_a_good_poll(service: tuple[Videos
     assert row.status == "in_progress"
 
 
-async def test_unknown_upstream_id_fails_as_expired(service: tuple[Videos, Clock]):
+async def test_unknown_upstream_id_fails_as_expired(service: tuple[Service, Clock]):
     videos, clock = service
     await running(videos)
     Scripted.script.append(TaskNotFound("task not found"))
@@ -228,7 +244,7 @@ async def test_unknown_upstream_id_fails_as_expired(service: tuple[Videos, Clock
     assert (row.status, row.error_code) == ("failed", "task_expired")
 
 
-async def test_failure_keeps_progress_and_message_is_scrubbed(service: tuple[Videos, Clock]):
+async def test_failure_keeps_progress_and_message_is_scrubbed(service: tuple[Service, Clock]):
     videos, clock = service
     row = await running(videos)
     clock.now = row.submitted_at + 40  # type: ignore[operator]
@@ -242,7 +258,7 @@ async def test_failure_keeps_progress_and_message_is_scrubbed(service: tuple[Vid
     assert row.error_message == "see <url>"
 
 
-async def test_terminal_transition_and_its_listeners_run_once(service: tuple[Videos, Clock]):
+async def test_terminal_transition_and_its_listeners_run_once(service: tuple[Service, Clock]):
     videos, _ = service
     row = await running(videos)
     seen: list[str] = []
@@ -261,7 +277,7 @@ async def test_terminal_transition_and_its_listeners_run_once(service: tuple[Vid
     assert final is not None and final.status == "completed"
 
 
-async def test_overall_timeout(service: tuple[Videos, Clock]):
+async def test_overall_timeout(service: tuple[Service, Clock]):
     videos, clock = service
     row = await running(videos)
     clock.now += 3601
@@ -272,7 +288,7 @@ async def test_overall_timeout(service: tuple[Videos, Clock]):
     assert await videos.fail_overdue() == 0
 
 
-async def test_cut_off_submit_is_failed_not_resubmitted(service: tuple[Videos, Clock]):
+async def test_cut_off_submit_is_failed_not_resubmitted(service: tuple[Service, Clock]):
     videos, clock = service
     await videos.store.insert_task(
         {
@@ -302,7 +318,7 @@ async def test_cut_off_submit_is_failed_not_resubmitted(service: tuple[Videos, C
     assert Scripted.polls == 0
 
 
-async def test_removed_channel_is_not_failed(service: tuple[Videos, Clock], tmp_path: Path):
+async def test_removed_channel_is_not_failed(service: tuple[Service, Clock], tmp_path: Path):
     videos, clock = service
     row = await running(videos)
     await videos.store.update_task(row.id, {"channel": "gone"})
@@ -345,8 +361,10 @@ async def test_two_pollers_on_one_database_never_poll_a_task_twice(
         await relay.state.store.update_task(row_id, {"next_poll_at": 0.0})
     Scripted.gate = asyncio.Event()
     state = relay.state
-    other = Videos(state.store, lambda: state.runtime, instance="other", clock=state.videos.clock)
-    first = Poller(relay.state.videos, relay.state.store, clock=relay.state.videos.clock)
+    other = Lifecycle(
+        state.store, lambda: state.runtime, instance="other", clock=state.videos.clock
+    )
+    first = Poller(relay.state.lifecycle, relay.state.store, clock=relay.state.videos.clock)
     second = Poller(other, relay.state.store, clock=other.clock)
     await asyncio.gather(first.round(), second.round())
     await asyncio.sleep(0.05)

@@ -11,18 +11,10 @@ import pytest
 
 from relay.config import Defaults
 from relay.errors import InvalidRequest, RelayError, RequestTooLarge
+from relay.forms import Upload, sniff_image, unflatten
 from relay.providers.base import Image, Media, Size
 from relay.store import TaskRow
-from relay.video import (
-    CreateRequest,
-    RemixRequest,
-    Upload,
-    parse_create,
-    parse_remix,
-    render,
-    sniff_image,
-    unflatten,
-)
+from relay.video import CreateRequest, RemixRequest, parse_create, parse_remix, render
 from tests.images import data_url, jpeg, png, webp
 
 MAX_UPLOAD = 10 * 1024 * 1024

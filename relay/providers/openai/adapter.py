@@ -17,6 +17,7 @@ from urllib.parse import quote
 import aiohttp
 import orjson
 
+from relay.forms import sniff_image
 from relay.providers.base import (
     VARIANTS,
     ContentSource,
@@ -50,7 +51,6 @@ from relay.providers.openai.wire import (
     video_update,
 )
 from relay.upstream import Reply
-from relay.video import sniff_image
 
 log = logging.getLogger("relay.providers.openai")
 

@@ -18,6 +18,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlsplit
 
+from relay.forms import sniff_image
 from relay.providers.base import (
     ContentSource,
     Image,
@@ -35,7 +36,6 @@ from relay.providers.base import (
 )
 from relay.providers.veo.answers import FILE_TTL_S, classify, operation_name, operation_update
 from relay.providers.veo.request import Inline, build, frames, inline, refusal
-from relay.video import sniff_image
 
 if TYPE_CHECKING:
     from relay.config import ChannelConfig

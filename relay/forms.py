@@ -1,0 +1,319 @@
+"""Reading request bodies into plain fields: JSON, form-urlencoded, or multipart with bracket
+names (`input_reference[content][][type]`) and at most one uploaded image.
+
+Limits hold while reading: a body announcing more than the limit is refused before it is read,
+a chunked one is cut off as soon as it passes the limit, and an upload is checked by its magic
+bytes, never by the client's Content-Type.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+from aiohttp import BodyPartReader, web
+
+from relay.errors import InvalidRequest, RequestTooLarge, UnsupportedMediaType
+
+MULTIPART_OVERHEAD = 1024 * 1024  # the text around an image: prompt (<= 128 KiB), metadata
+MAX_FORM_INDEX = 1000  # a[5000][b] would otherwise allocate the list up to it
+# The field of an input_reference.content[] item that a role belongs with, so the SDK's grouped
+# form fields (all types, then all roles) land on the right items.
+_ROLE_TYPES = {
+    "first_frame": "image_url",
+    "last_frame": "image_url",
+    "reference_image": "image_url",
+    "reference_video": "video_url",
+    "reference_audio": "audio_url",
+}
+_BRACKETS = re.compile(r"\[([^\[\]]*)\]")
+
+
+@dataclass(frozen=True)
+class Upload:
+    data: bytes = field(repr=False)
+    mime: str
+    filename: str | None
+
+
+# --- reading the HTTP body --------------------------------------------------------------------
+
+
+async def read_body(
+    request: web.Request, *, max_upload: int
+) -> tuple[dict[str, Any], Upload | None]:
+    """The request's fields, and the uploaded file if there is one.
+
+    Limits hold while reading: a body announcing more than the limit is refused before it is
+    read, and a chunked one is cut off as soon as it passes the limit.
+    """
+    json_limit = _text_limit(max_upload)
+    ctype = request.content_type
+    if ctype == "multipart/form-data":
+        _check_length(request, max_upload + json_limit)
+        return await _read_multipart(request, max_upload)
+    if ctype in ("application/json", "") or ctype.endswith("+json"):
+        _check_length(request, json_limit)
+        raw = await _read_limited(request, json_limit)
+        if not raw.strip():
+            if ctype == "":
+                raise UnsupportedMediaType(
+                    "send the body as application/json or multipart/form-data"
+                )
+            raise InvalidRequest(
+                "the request body is empty", code="missing_parameter", param="prompt"
+            )
+        try:
+            body = orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            raise InvalidRequest(
+                "the request body is not valid JSON", code="invalid_json"
+            ) from None
+        if not isinstance(body, dict):
+            raise InvalidRequest("the request body must be a JSON object", code="invalid_json")
+        return body, None
+    if ctype == "application/x-www-form-urlencoded":
+        _check_length(request, json_limit)
+        raw = await _read_limited(request, json_limit)
+        from urllib.parse import parse_qsl
+
+        pairs = parse_qsl(raw.decode("utf-8", "replace"), keep_blank_values=True)
+        return unflatten(pairs), None
+    raise UnsupportedMediaType(
+        f"unsupported content type {ctype!r}: send application/json or multipart/form-data "
+        "(or application/x-www-form-urlencoded)"
+    )
+
+
+def _text_limit(max_upload: int) -> int:
+    """The most text a body may carry: room for an image as a base64 data: URL, and more."""
+    return max_upload * 4 // 3 + MULTIPART_OVERHEAD
+
+
+def _size_text(limit: int) -> str:
+    mib = 1024 * 1024
+    return f"{limit / mib:.4g} MiB" if limit >= mib else f"{limit / 1024:.4g} KiB"
+
+
+def _check_length(request: web.Request, limit: int) -> None:
+    if request.content_length is not None and request.content_length > limit:
+        raise RequestTooLarge(f"the request body is larger than {_size_text(limit)}")
+
+
+async def _read_limited(request: web.Request, limit: int) -> bytes:
+    chunks, size = [], 0
+    async for chunk in request.content.iter_chunked(64 * 1024):
+        size += len(chunk)
+        if size > limit:
+            raise RequestTooLarge(f"the request body is larger than {_size_text(limit)}")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+async def _read_multipart(
+    request: web.Request, max_upload: int
+) -> tuple[dict[str, Any], Upload | None]:
+    try:
+        reader = await request.multipart()
+    except (ValueError, AssertionError, KeyError):
+        raise InvalidRequest("the multipart body is malformed", code="invalid_body") from None
+    pairs: list[tuple[str, str]] = []
+    upload: Upload | None = None
+    text_total = 0
+    try:
+        while (part := await reader.next()) is not None:
+            if not isinstance(part, BodyPartReader):
+                raise InvalidRequest(
+                    "nested multipart bodies are not supported", code="invalid_body"
+                )
+            name = part.name or ""
+            if part.filename is not None:
+                if name != "input_reference":
+                    raise InvalidRequest(
+                        f"a file may only be sent as input_reference (got a file named {name!r})",
+                        code="invalid_parameter",
+                        param=name or None,
+                    )
+                if upload is not None:
+                    raise InvalidRequest("send one input_reference file", param="input_reference")
+                data = await _read_part(
+                    part,
+                    max_upload,
+                    f"input_reference is larger than {_size_text(max_upload)}",
+                    param="input_reference",
+                )
+                if not data and not part.filename:
+                    continue  # a browser's file input left empty
+                mime = sniff_image(data)
+                if mime is None:
+                    raise UnsupportedMediaType(
+                        "input_reference must be a JPEG, PNG or WebP image (checked by its bytes)",
+                        param="input_reference",
+                    )
+                upload = Upload(data, mime, part.filename)
+                continue
+            # a text field may hold a data: URL image (input_reference[image_url], image)
+            value = await _read_part(
+                part,
+                _text_limit(max_upload) - text_total,
+                f"the form fields are larger than {_size_text(_text_limit(max_upload))}",
+                param=name or None,
+            )
+            text_total += len(value)
+            pairs.append((name, value.decode("utf-8", "replace")))
+    except ValueError:
+        raise InvalidRequest("the multipart body is malformed", code="invalid_body") from None
+    return unflatten(pairs), upload
+
+
+async def _read_part(
+    part: BodyPartReader, limit: int, too_large: str, *, param: str | None
+) -> bytes:
+    chunks, size = [], 0
+    while chunk := await part.read_chunk(64 * 1024):
+        size += len(chunk)
+        if size > limit:
+            raise RequestTooLarge(too_large, param=param)
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def unflatten(pairs: list[tuple[str, str]]) -> dict[str, Any]:
+    """Form fields with bracket names (`a[b][]`, `a[c][0][d]`) as nested dicts and lists.
+
+    `[]` lists of objects arrive in two orders. Browsers send each item's fields together
+    (type, url, type, url); the openai SDK groups them by name (type, type, url, url). A list
+    whose fields repeat a name back to back is grouped: a field fills the first item that lacks
+    it (preferring an item whose `type` names the field). Otherwise it joins the last item, and
+    a name that item already has starts the next one, so an optional field (a role on the
+    second item only) lands where it was sent. Numeric indices place items directly; gaps close.
+    """
+    grouped = _grouped_lists(pairs)
+    root: dict[str, Any] = {}
+    for name, value in pairs:
+        _put(root, _bracket_keys(name), value, (), name, grouped)
+    return _without_gaps(root)  # type: ignore[no-any-return]
+
+
+def _bracket_keys(name: str) -> list[str]:
+    head, _, rest = name.partition("[")
+    keys = [head] + (_BRACKETS.findall("[" + rest) if rest else [])
+    if not head or (rest and "[" + rest != "".join(f"[{k}]" for k in keys[1:])):
+        return [name]  # not a bracket name after all: keep it whole
+    return keys
+
+
+def _grouped_lists(pairs: list[tuple[str, str]]) -> set[tuple[str, ...]]:
+    """The `[]` lists (by their path) whose fields come grouped by name."""
+    last: dict[tuple[str, ...], tuple[str, ...]] = {}
+    grouped: set[tuple[str, ...]] = set()
+    for name, _ in pairs:
+        keys = _bracket_keys(name)
+        for j in range(1, len(keys)):
+            if keys[j] == "":
+                path, sub = tuple(keys[:j]), tuple(keys[j + 1 :])
+                if sub and last.get(path) == sub:
+                    grouped.add(path)
+                last[path] = sub
+    return grouped
+
+
+class _Gap:
+    """A list slot no field filled (an index was skipped); removed at the end."""
+
+
+_GAP = _Gap()
+
+
+def _is_index(key: str) -> bool:
+    return key == "" or (key.isascii() and key.isdigit())
+
+
+def _put(
+    node: dict[str, Any] | list[Any],
+    keys: list[str],
+    value: str,
+    path: tuple[str, ...],
+    name: str,
+    grouped: set[tuple[str, ...]],
+) -> None:
+    key, rest = keys[0], keys[1:]
+    slot: Any
+    if isinstance(node, list):
+        if key == "":
+            slot = _list_slot(node, rest, value, path in grouped)
+        elif len(key) <= 4 and int(key) <= MAX_FORM_INDEX:
+            slot = int(key)
+        else:
+            raise InvalidRequest(
+                f"form field {name!r}: list indices go up to {MAX_FORM_INDEX}", param=name
+            )
+        while len(node) <= slot:
+            node.append(_GAP)
+        child = node[slot]
+    else:
+        slot, child = key, node.get(key, _GAP)
+    if not rest:
+        if isinstance(child, dict | list):
+            raise _conflict(name)
+        node[slot] = value
+        return
+    if child is _GAP:
+        child = [] if _is_index(rest[0]) else {}
+        node[slot] = child
+    elif not isinstance(child, dict | list) or isinstance(child, list) != _is_index(rest[0]):
+        raise _conflict(name)
+    _put(child, rest, value, (*path, key), name, grouped)
+
+
+def _conflict(name: str) -> InvalidRequest:
+    return InvalidRequest(
+        f"form field {name!r} conflicts with another field of the same name", param=name
+    )
+
+
+def _list_slot(items: list[Any], rest: list[str], value: str, grouped: bool) -> int:
+    if not rest:
+        return len(items)
+    if grouped:
+        free = [i for i, it in enumerate(items) if isinstance(it, dict) and not _has_path(it, rest)]
+        # a typed item ({"type": "video_url", "video_url": {...}}) takes the field it names,
+        # and the role that fits its type
+        kind = _ROLE_TYPES.get(value, "") if rest == ["role"] else rest[0]
+        typed = [i for i in free if items[i].get("type") == kind]
+        return (typed or free or [len(items)])[0]
+    if items and isinstance(items[-1], dict) and not _has_path(items[-1], rest):
+        return len(items) - 1
+    return len(items)
+
+
+def _has_path(node: Any, keys: list[str]) -> bool:
+    for key in keys:
+        if key == "" or not isinstance(node, dict) or key not in node:
+            return False
+        node = node[key]
+    return True
+
+
+def _without_gaps(node: Any) -> Any:
+    if isinstance(node, dict):
+        return {k: _without_gaps(v) for k, v in node.items()}
+    if isinstance(node, list):
+        return [_without_gaps(v) for v in node if v is not _GAP]
+    return node
+
+
+# --- images -----------------------------------------------------------------------------------
+
+
+def sniff_image(data: bytes) -> str | None:
+    """The image type from its magic bytes: JPEG, PNG or WebP, else None."""
+    if data[:3] == b"\xff\xd8\xff":
+        return "image/jpeg"
+    if data[:8] == b"\x89PNG\r\n\x1a\n":
+        return "image/png"
+    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        return "image/webp"
+    return None
