@@ -221,13 +221,6 @@ class Table:
             self.problem(key, "required (at least one entry)", None)
         return value
 
-    def string_map(self, key: str) -> dict[str, str]:
-        value = self.get(key, {})
-        if not isinstance(value, dict) or not all(isinstance(v, str) and v for v in value.values()):
-            self.problem(key, "a table of non-empty strings", value)
-            return {}
-        return dict(value)
-
     def option(self, key: str, spec: Any) -> Any:
         """One provider option, read by its declared `Option` spec (see providers/base.py)."""
         value = self.get(key, spec.default)

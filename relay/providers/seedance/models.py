@@ -133,10 +133,6 @@ def family_of(model: str, fallback: str = NEWEST) -> Family:
     return Family("1.0-pro-fast" if "fast" in words else "1.0-pro")
 
 
-def recognised(model: str) -> bool:
-    return _VERSION.search(model.lower()) is not None
-
-
 def ratio_for(size: Size) -> str:
     return snap_ratio(size, RATIOS)
 
