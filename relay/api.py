@@ -84,8 +84,8 @@ async def create(request: web.Request) -> web.Response:
         form=request.content_type != "application/json",
     )
     row, replayed = await _shielded(state.videos.create(who, req, key))
-    if not replayed:
-        state.poller.wake()
+    if not replayed and row.next_poll_at is not None:
+        state.poller.due_at(row.next_poll_at)
     headers = {"Idempotent-Replayed": "true"} if replayed else None
     return _json(_render(request, row), headers=headers)
 
@@ -103,8 +103,8 @@ async def remix(request: web.Request) -> web.Response:
     row, replayed = await _shielded(
         state.videos.remix(who, request.match_info["video_id"], req, key)
     )
-    if not replayed:
-        state.poller.wake()
+    if not replayed and row.next_poll_at is not None:
+        state.poller.due_at(row.next_poll_at)
     headers = {"Idempotent-Replayed": "true"} if replayed else None
     return _json(_render(request, row), headers=headers)
 

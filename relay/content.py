@@ -227,9 +227,14 @@ async def _relay_body(
         log.warning("content of %s: upstream sent %s instead of media", video_id, ctype)
         raise UpstreamFailed("the upstream sent an error instead of the content")
 
-    length = _int(upstream.headers.get("Content-Length"))
+    encoded = upstream.headers.get("Content-Encoding", "identity").lower() != "identity"
+    # aiohttp decodes a Content-Encoding: the upstream's length is not what the client will get
+    length = None if encoded else _int(upstream.headers.get("Content-Length"))
     skip, limit = 0, None
     headers = _out_headers(upstream.headers, source, video_id, variant)
+    if encoded:
+        headers.pop("Content-Length", None)
+        headers.pop("Content-Range", None)
     out_status = status
     if status == 200 and "If-Range" not in request.headers:
         # The upstream ignored Range: serve the range anyway by skipping and stopping.

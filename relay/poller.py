@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 from collections.abc import Callable
 
 from relay.lifecycle import Lifecycle
@@ -32,6 +33,8 @@ class Poller:
         self.clock = clock
         self.lease = life.instance
         self._wake = asyncio.Event()
+        self._sleep_until = 0.0  # when the current sleep ends (clock time)
+        self._timer: asyncio.TimerHandle | None = None
         self._running: set[asyncio.Task[None]] = set()
         self._loop: asyncio.Task[None] | None = None
         self._last_sweep = 0.0
@@ -41,6 +44,17 @@ class Poller:
 
     def wake(self) -> None:
         self._wake.set()
+
+    def due_at(self, when: float) -> None:
+        """A task falls due at `when`: cut the sleep short only if it ends later than that, and
+        then at that time, not now (a create should not cost the database a poller round)."""
+        if when >= self._sleep_until:
+            return
+        self._sleep_until = when
+        if self._timer is not None:
+            self._timer.cancel()
+        loop = asyncio.get_running_loop()
+        self._timer = loop.call_later(max(0.0, when - self.clock()), self._wake.set)
 
     async def stop(self) -> None:
         if self._loop is not None:
@@ -103,11 +117,13 @@ class Poller:
 
     async def _sleep(self) -> None:
         self._wake.clear()  # before looking: a wake() from here on cuts the sleep short
+        self._sleep_until = math.inf  # while deciding, any due_at() sets its own timer
         delay = MAX_SLEEP_S
         if len(self._running) < self.life.rt.config.polling.concurrency:
             now = self.clock()
             due = await self.store.next_due(now)
             if due is not None:
                 delay = min(MAX_SLEEP_S, max(0.005, due - now))
+        self._sleep_until = self.clock() + delay
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._wake.wait(), timeout=delay)

@@ -229,7 +229,8 @@ class Copier:
                     raise CopyFailed(f"the upstream answered HTTP {resp.status}")
                 content_type = _media_type(resp.headers.get("Content-Type"), source, job.variant)
                 relative = self.library.relative(job.task_id, job.variant, content_type)
-                expected = resp.headers.get("Content-Length")
+                encoded = resp.headers.get("Content-Encoding", "identity").lower() != "identity"
+                expected = None if encoded else resp.headers.get("Content-Length")
                 size = await _write(self.library.path(relative), resp.content, expected)
                 return relative, content_type, size
         except BlockedAddress:

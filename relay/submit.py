@@ -213,16 +213,17 @@ class Submitter:
         """Try each channel in order until one accepts the job; the policy of submit failures."""
         rt = self.rt
         failures: list[str] = []
-        for channel in channels:
+        for attempt, channel in enumerate(channels):
             job = job_for(req, channel)
-            await self.store.update_task(
-                video_id,
-                {
-                    "channel": channel.name,
-                    "provider": channel.config.provider,
-                    "upstream_model": job.model,
-                },
-            )
+            if attempt:  # the row was written with the first channel already
+                await self.store.update_task(
+                    video_id,
+                    {
+                        "channel": channel.name,
+                        "provider": channel.config.provider,
+                        "upstream_model": job.model,
+                    },
+                )
             try:
                 if remix_of is not None:
                     submitted = await channel.adapter.remix(task_ref(remix_of), job)
@@ -276,7 +277,7 @@ class Submitter:
             exc.detail or exc.message,
         )
         now = self.clock()
-        await self.store.update_task(
+        row = await self.store.update_and_get(
             video_id,
             {
                 "status": "failed",
@@ -290,7 +291,6 @@ class Submitter:
                 "lease_until": None,
             },
         )
-        row = await self.store.get_task(video_id)
         assert row is not None
         return row
 
@@ -303,7 +303,7 @@ class Submitter:
     ) -> TaskRow:
         now = self.clock()
         interval = self.first_interval(channel)
-        await self.store.update_task(
+        row = await self.store.update_and_get(
             video_id,
             {
                 "upstream_id": submitted.upstream_id,
@@ -320,8 +320,5 @@ class Submitter:
                 "lease_until": None,
             },
         )
-        row = await self.store.get_task(video_id)
         assert row is not None
         return row
-
-    # --- delete and content ----------------------------------------------------------------

@@ -78,16 +78,18 @@ class Http:
 
     def __init__(self, *, allow_private_networks: bool) -> None:
         self.allow_private = allow_private_networks
+        # No connection caps: a download holds its connection until it ends, so a per-host cap
+        # would make the next client wait for a whole other download (both sessions carry them).
         self.trusted = aiohttp.ClientSession(
-            connector=aiohttp.TCPConnector(limit=256, limit_per_host=64),
+            connector=aiohttp.TCPConnector(limit=0, limit_per_host=0),
             headers={"User-Agent": USER_AGENT},
             json_serialize=lambda v: orjson.dumps(v).decode(),
             auto_decompress=True,
         )
         self.guarded = aiohttp.ClientSession(
             connector=aiohttp.TCPConnector(
-                limit=256,
-                limit_per_host=32,
+                limit=0,
+                limit_per_host=0,
                 resolver=None if allow_private_networks else GuardedResolver(),
             ),
             headers={"User-Agent": USER_AGENT},
@@ -131,6 +133,7 @@ class Http:
                 headers=send,
                 allow_redirects=False,
                 timeout=timeout,
+                auto_decompress=True,  # the bytes a client or a copy gets are the decoded ones
             )
             location = resp.headers.get("Location")
             if resp.status in (301, 302, 303, 307, 308) and location:

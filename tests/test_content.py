@@ -466,3 +466,15 @@ async def test_a_slow_but_steady_upstream_has_no_total_cap(
     cdn.cdn.delay_s = 0.1  # ~0.8 s in all: longer than the idle timeout, never idle that long
     resp = await relay.client.get(f"/v1/videos/{video_id}/content", headers=auth())
     assert await resp.read() == VIDEO
+
+
+async def test_an_encoded_upstream_body_is_decoded_without_a_wrong_length(
+    remote: tuple[Relay, str, FakeUpstream],
+):
+    relay, video_id, cdn = remote
+    cdn.cdn.gzip = True
+    resp = await relay.client.get(f"/v1/videos/{video_id}/content", headers=auth())
+    assert resp.status == 200
+    assert "Content-Encoding" not in resp.headers
+    assert resp.headers.get("Content-Length") in (None, str(len(VIDEO)))
+    assert await resp.read() == VIDEO

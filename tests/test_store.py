@@ -117,13 +117,26 @@ async def test_terminal_transition_happens_once(store: Store):
     assert row is not None and row.status == "completed"
 
 
-async def test_next_due_counts_leased_tasks_from_their_lease_end(store: Store):
+async def test_next_due_skips_leased_tasks(store: Store):
     await store.insert_task(task("v", upstream_id="u", next_poll_at=5.0))
+    await store.insert_task(task("w", upstream_id="u2", next_poll_at=9.0))
     assert await store.next_due(now=1.0) == 5.0
     await store.claim_due(now=6.0, lease_owner="a", lease_s=30, limit=1)
-    assert await store.next_due(now=7.0) == 36.0
+    assert await store.next_due(now=7.0) == 9.0  # "v" is leased: the next free one
+    assert await store.next_due(now=40.0) == 5.0  # its lease ran out
     await store.release_leases("a")
     assert await store.next_due(now=7.0) == 5.0
+
+
+async def test_reads_see_committed_writes_at_once(store: Store):
+    # lookups go through a second, read-only connection: it must see every committed write
+    await store.insert_task(task("v"))
+    assert (await store.get_task("v")) is not None
+    await store.update_task("v", {"progress": 42})
+    row = await store.get_task("v")
+    assert row is not None and row.progress == 42
+    changed = await store.update_and_get("v", {"progress": 43})
+    assert changed is not None and changed.progress == 43
 
 
 async def test_stale_submissions_and_overdue(store: Store):

@@ -46,13 +46,13 @@ class Accounts(Part):
 
     async def find_key(self, sha256: str) -> ApiKey | None:
         """The active key with this hash (lookup by the hash of the secret, never the secret)."""
-        rows = await self._db.execute_fetchall(
+        row = await self._db.read_one(
             "SELECT k.id, u.name, u.role, k.name, k.prefix, k.created_at, k.revoked_at "
             "FROM api_keys k JOIN users u ON u.id = k.user_id "
             "WHERE k.sha256 = ? AND k.revoked_at IS NULL",
             (sha256,),
         )
-        return ApiKey(*next(iter(rows))) if rows else None
+        return ApiKey(*row) if row is not None else None
 
     async def list_keys(self, user: str | None = None) -> list[ApiKey]:
         sql = (

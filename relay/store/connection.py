@@ -15,12 +15,26 @@ _in_transaction: contextvars.ContextVar[bool] = contextvars.ContextVar("in_tx", 
 
 
 class Connection:
-    """The one aiosqlite connection, shared by every coroutine. A transaction holds the lock
-    from BEGIN to COMMIT, so no other coroutine's statement lands inside it."""
+    """The one aiosqlite connection (the writer), shared by every coroutine: a transaction holds
+    the lock from BEGIN to COMMIT, so no other coroutine's statement lands inside it.
 
-    def __init__(self, db: aiosqlite.Connection) -> None:
+    Beside it, a plain read-only connection answers one-row lookups by key (a task by id, a key
+    by digest) on the event loop itself: in WAL mode a reader never waits for the writer, and an
+    indexed read takes microseconds, less than the hop to aiosqlite's thread costs."""
+
+    def __init__(self, db: aiosqlite.Connection, reader: sqlite3.Connection | None = None) -> None:
         self.db = db
+        self.reader = reader
         self.lock = asyncio.Lock()
+
+    async def read_one(self, sql: str, params: Any = ()) -> sqlite3.Row | None:
+        """One row by an indexed lookup; inside a transaction it must see that transaction's
+        own writes, so it goes through the writer there."""
+        if self.reader is None or _in_transaction.get():
+            rows = await self.execute_fetchall(sql, params)
+            return next(iter(rows), None)
+        row: sqlite3.Row | None = self.reader.execute(sql, params).fetchone()
+        return row
 
     async def execute(self, sql: str, params: Any = ()) -> aiosqlite.Cursor:
         if _in_transaction.get():
@@ -50,6 +64,8 @@ class Connection:
                 _in_transaction.reset(token)
 
     async def close(self) -> None:
+        if self.reader is not None:
+            self.reader.close()
         await self.db.close()
 
 

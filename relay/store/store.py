@@ -34,6 +34,11 @@ class Store(Accounts, Tasks, Outbox):
             await db.execute(pragma)
         store = cls(db)
         await store.migrate()
+        reader = sqlite3.connect(path, isolation_level=None)
+        reader.row_factory = sqlite3.Row
+        reader.execute("PRAGMA query_only=ON")
+        reader.execute("PRAGMA busy_timeout=5000")
+        store._db.reader = reader
         return store
 
     async def close(self) -> None:

@@ -23,8 +23,8 @@ class Tasks(Part):
         if owner is not None:
             sql += " AND owner = ?"
             args += (owner,)
-        rows = await self._db.execute_fetchall(sql, args)
-        return task_row(next(iter(rows))) if rows else None
+        row = await self._db.read_one(sql, args)
+        return task_row(row) if row is not None else None
 
     async def list_tasks(
         self,
@@ -74,6 +74,18 @@ class Tasks(Part):
             params["_lease"] = lease_owner
         cur = await self._db.execute(sql, params)
         return cur.rowcount == 1
+
+    async def update_and_get(self, task_id: str, values: Mapping[str, Any]) -> TaskRow | None:
+        """Set columns and return the row as it now is, in one statement."""
+        encoded = encode(values)
+        sets = ", ".join(f"{k} = :{k}" for k in encoded)
+        rows = await self._db.execute_fetchall(
+            f"UPDATE tasks SET {sets} WHERE id = :_id RETURNING *",  # noqa: S608
+            {**encoded, "_id": task_id},
+        )
+        for row in rows:
+            return task_row(row)
+        return None
 
     async def finish_task(
         self,
@@ -129,14 +141,15 @@ class Tasks(Part):
         return sorted((task_row(row) for row in rows), key=lambda t: t.next_poll_at or 0)
 
     async def next_due(self, now: float) -> float | None:
-        """When the next poll falls due: a leased task counts from when its lease runs out."""
-        rows = await self._db.execute_fetchall(
-            "SELECT min(CASE WHEN lease_until > ? THEN lease_until ELSE next_poll_at END)"
-            " FROM tasks WHERE status IN ('queued', 'in_progress') AND upstream_id IS NOT NULL",
+        """When the next unleased poll falls due (a walk of the due index, not of every task;
+        leased tasks are the poller's own, or come back within its one-second sleep cap)."""
+        row = await self._db.read_one(
+            "SELECT next_poll_at FROM tasks WHERE status IN ('queued', 'in_progress')"
+            " AND upstream_id IS NOT NULL AND next_poll_at IS NOT NULL"
+            " AND (lease_until IS NULL OR lease_until < ?) ORDER BY next_poll_at LIMIT 1",
             (now,),
         )
-        value = next(iter(rows))[0]
-        return float(value) if value is not None else None
+        return float(row[0]) if row is not None else None
 
     async def release_leases(self, lease_owner: str) -> None:
         await self._db.execute(

@@ -70,6 +70,7 @@ class CdnKnobs:
     delay_s: float = 0.0  # pause between chunks
     chunked: bool = False  # no Content-Length
     content_type: str | None = None  # None: by the file's magic bytes, as object stores do
+    gzip: bool = False  # send the file gzip-encoded (Content-Encoding), Range ignored
 
 
 @dataclass
@@ -158,9 +159,14 @@ class FakeUpstream:
         data = self.files.get(name)
         if data is None:
             return web.json_response({"error": "no such object"}, status=404)
+        ctype = knobs.content_type or _sniff(data)
+        if knobs.gzip:
+            import gzip
+
+            data = gzip.compress(data)
         start, end, status = 0, len(data) - 1, 200
         rng = request.headers.get("Range")
-        if rng and not knobs.ignore_range and rng.startswith("bytes="):
+        if rng and not knobs.ignore_range and not knobs.gzip and rng.startswith("bytes="):
             first, _, last = rng[6:].partition("-")
             if first == "":
                 start = max(0, len(data) - int(last))
@@ -172,7 +178,9 @@ class FakeUpstream:
             status = 206
         body = data[start : end + 1]
         resp = web.StreamResponse(status=status)
-        resp.content_type = knobs.content_type or _sniff(data)
+        resp.content_type = ctype
+        if knobs.gzip:
+            resp.headers["Content-Encoding"] = "gzip"
         if not knobs.chunked:
             resp.content_length = len(body)
         if status == 206:
