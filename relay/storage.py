@@ -29,6 +29,7 @@ from relay.providers.base import VARIANTS, ContentSource, LocalFile, Remote
 from relay.store import Copy, Store
 from relay.upstream import BlockedAddress, Http
 from relay.upstream_errors import ProviderError, TaskNotFound
+from relay.worker import Worker
 
 log = logging.getLogger("relay.storage")
 
@@ -41,7 +42,6 @@ FIRST_RETRY_S = 30.0
 MAX_RETRY_S = 3600.0
 GIVE_UP_AFTER = 12  # attempts; at the longest spacing, about half a day of trying
 RETENTION_EVERY_S = 600.0
-IDLE_S = 5.0
 _EXTENSIONS = {"video/mp4": "mp4", "image/webp": "webp", "image/jpeg": "jpg", "image/png": "png"}
 
 # Where a copy comes from, for one task and variant: the provider's content source, a fresh one
@@ -94,7 +94,9 @@ class Library:
         return count
 
 
-class Copier:
+class Copier(Worker):
+    name = "copier"
+
     def __init__(
         self,
         store: Store,
@@ -107,6 +109,7 @@ class Copier:
         instance: str,
         clock: Callable[[], float],
     ) -> None:
+        super().__init__(clock)
         self.store = store
         self.http = http
         self.library = library
@@ -114,48 +117,25 @@ class Copier:
         self.refresh_of = refresh_of
         self.settings = settings
         self.instance = instance
-        self.clock = clock
-        self._wake = asyncio.Event()
-        self._loop: asyncio.Task[None] | None = None
         self._last_retention = 0.0
 
     def start(self) -> None:
         if cleaned := self.library.clean_partials():
             log.info("removed %d half-written copies from an earlier run", cleaned)
-        self._loop = asyncio.create_task(self._run(), name="relay-copier")
-
-    def wake(self) -> None:
-        self._wake.set()
+        super().start()
 
     async def stop(self) -> None:
         """Stop copying; a copy cut off here leaves no file and starts again at the next run."""
-        if self._loop is not None:
-            self._loop.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._loop
+        await super().stop()
         await self.store.release_copy_leases(self.instance)
 
-    async def _run(self) -> None:
-        while True:
-            self._wake.clear()
-            delay = IDLE_S
-            try:
-                if self.clock() - self._last_retention >= RETENTION_EVERY_S:
-                    self._last_retention = self.clock()
-                    await self.retention()
-                if await self.round():
-                    continue
-                due = await self.store.next_copy_at()
-                if due is not None:
-                    delay = min(IDLE_S, max(0.01, due - self.clock()))
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.exception("copy round failed; retrying")
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout=delay)
+    async def next_at(self) -> float | None:
+        return await self.store.next_copy_at()
 
     async def round(self) -> int:
+        if self.clock() - self._last_retention >= RETENTION_EVERY_S:
+            self._last_retention = self.clock()
+            await self.retention()
         jobs = await self.store.claim_copies(
             now=self.clock(), lease_owner=self.instance, lease_s=LEASE_S, limit=COPIES_AT_ONCE
         )

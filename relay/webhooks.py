@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import contextlib
 import hashlib
 import hmac
 import logging
@@ -27,6 +26,7 @@ import orjson
 from relay.config import Webhook
 from relay.store import Delivery, Store
 from relay.upstream import Http
+from relay.worker import Worker
 
 log = logging.getLogger("relay.webhooks")
 
@@ -37,7 +37,6 @@ MAX_RETRY_S = 3600.0
 GIVE_UP_AFTER_S = 24 * 3600.0
 LEASE_S = 60.0
 CONCURRENCY = 4
-IDLE_S = 5.0
 
 
 def deliveries(
@@ -76,7 +75,9 @@ def signature(secret: str, event_id: str, timestamp: int, body: str) -> str:
     return "v1," + base64.b64encode(hmac.new(key, signed, hashlib.sha256).digest()).decode()
 
 
-class Sender:
+class Sender(Worker):
+    name = "webhooks"
+
     def __init__(
         self,
         store: Store,
@@ -86,42 +87,14 @@ class Sender:
         instance: str,
         clock: Callable[[], float],
     ) -> None:
+        super().__init__(clock)
         self.store = store
         self.http = http
         self.hooks = hooks
         self.instance = instance
-        self.clock = clock
-        self._wake = asyncio.Event()
-        self._loop: asyncio.Task[None] | None = None
 
-    def start(self) -> None:
-        self._loop = asyncio.create_task(self._run(), name="relay-webhooks")
-
-    def wake(self) -> None:
-        self._wake.set()
-
-    async def stop(self) -> None:
-        if self._loop is not None:
-            self._loop.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._loop
-
-    async def _run(self) -> None:
-        while True:
-            self._wake.clear()
-            delay = IDLE_S
-            try:
-                if await self.round():
-                    continue
-                due = await self.store.next_delivery_at()
-                if due is not None:
-                    delay = min(IDLE_S, max(0.01, due - self.clock()))
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.exception("webhook round failed; retrying")
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout=delay)
+    async def next_at(self) -> float | None:
+        return await self.store.next_delivery_at()
 
     async def round(self) -> int:
         """Send what is due; returns how many deliveries were attempted."""
