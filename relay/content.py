@@ -202,7 +202,9 @@ async def serve_remote(
             raise UpstreamFailed("the upstream result address is not allowed") from None
         raise UpstreamFailed("could not reach the upstream for the content") from None
     except (TimeoutError, aiohttp.ClientError) as exc:
-        log.warning("content of %s: upstream failed before the body: %s", video_id, exc)
+        log.warning(
+            "content of %s: upstream failed before the body: %s", video_id, type(exc).__name__
+        )
         raise UpstreamFailed("the upstream failed to send the content") from None
 
 

@@ -88,7 +88,7 @@ class Lifecycle:
             await self._reschedule(row, lease, exc.retry_after)
             return
         except ProviderError as exc:
-            log.info("task %s: poll failed, will retry: %s", row.id, exc.detail or exc.message)
+            log.info("task %s: poll failed, will retry: %s", row.id, exc.for_log)
             await self._reschedule(row, lease, None)
             return
         await self._apply(row, lease, update, channel, now)

@@ -230,7 +230,7 @@ class Submitter:
                 else:
                     submitted = await channel.adapter.submit(job)
             except Rejected as exc:
-                log.info("channel %s rejected the request: %s", channel.name, exc.detail or exc)
+                log.info("channel %s rejected the request: %s", channel.name, exc.for_log)
                 raise InvalidRequest(
                     safe_message(exc.message),
                     code="content_policy_violation" if exc.moderation else "invalid_parameter",
@@ -249,7 +249,7 @@ class Submitter:
             except QuotaExceeded as exc:
                 failures.append(self._failed_submit(channel, exc, 3600.0))
             except AuthFailed as exc:
-                rt.channels.refuse_auth(channel, exc.detail or exc.message)
+                rt.channels.refuse_auth(channel, exc.for_log)
                 failures.append(f"{channel.name}: credentials refused")
             except ProviderError as exc:  # nothing a submit should raise: treat as an outage
                 log.warning("channel %s: unexpected %s at submit", channel.name, type(exc).__name__)
@@ -264,7 +264,7 @@ class Submitter:
     def _failed_submit(
         self, channel: Channel, exc: ProviderError, retry_after: float | None
     ) -> str:
-        self.rt.channels.cool_down(channel, self.clock(), retry_after, exc.detail or exc.message)
+        self.rt.channels.cool_down(channel, self.clock(), retry_after, exc.for_log)
         return f"{channel.name}: {exc.message}"
 
     async def _fail_unconfirmed(self, video_id: str, channel: Channel, exc: Unavailable) -> TaskRow:
@@ -274,7 +274,7 @@ class Submitter:
             "channel %s did not confirm %s (%s); not retried, to avoid a duplicate job",
             channel.name,
             video_id,
-            exc.detail or exc.message,
+            exc.for_log,
         )
         now = self.clock()
         row = await self.store.update_and_get(

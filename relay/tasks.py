@@ -185,7 +185,7 @@ class Videos:
             try:
                 await channel.adapter.delete(task_ref(row))
             except ProviderError as exc:  # best effort: the local record goes either way
-                log.info("upstream delete of %s failed: %s", row.id, exc.detail or exc.message)
+                log.info("upstream delete of %s failed: %s", row.id, exc.for_log)
         await self.store.delete_task(row.id)
         if self.library is not None:
             self.library.remove(row.id)
@@ -212,7 +212,7 @@ class Videos:
         try:
             return await channel.adapter.refresh_content(task_ref(row), variant)
         except ProviderError as exc:
-            log.info("refresh of %s failed: %s", video_id, exc.detail or exc.message)
+            log.info("refresh of %s failed: %s", video_id, exc.for_log)
             return None
 
     async def source_for_copy(self, video_id: str, variant: str) -> ContentSource | None:

@@ -6,6 +6,8 @@ importing every adapter.
 
 from __future__ import annotations
 
+from relay.errors import safe_message
+
 
 class ProviderError(Exception):
     code: str = "upstream_error"
@@ -14,6 +16,11 @@ class ProviderError(Exception):
         super().__init__(message)
         self.message = message
         self.detail = detail  # for the log only (raw native body, status); may hold upstream text
+
+    @property
+    def for_log(self) -> str:
+        """The detail (else the message) as a log line may hold it: URLs removed, bounded."""
+        return safe_message(self.detail or self.message, limit=1000)
 
 
 class AuthFailed(ProviderError):

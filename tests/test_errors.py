@@ -114,7 +114,10 @@ class Broken(Provider):
             raise RuntimeError("secret-internal-detail")
         if self.mode == "timeout":
             raise Unavailable("the upstream did not answer in time", maybe_created=True)
-        raise Unavailable("could not connect to the upstream")
+        raise Unavailable(
+            "could not connect to the upstream",
+            detail='HTTP 503: {"retry": "https://signed.example/v.mp4?sig=SECRET-SIG"}',
+        )
 
     async def poll(self, task: TaskRef) -> Update:
         return Update(status="in_progress")
@@ -132,10 +135,15 @@ async def broken(
     return await start_relay(config)  # type: ignore[no-any-return]
 
 
-async def test_502_when_every_channel_failed_and_nothing_was_created(broken: Relay):
+async def test_502_when_every_channel_failed_and_nothing_was_created(
+    broken: Relay, logs: pytest.LogCaptureFixture
+):
     Broken.mode = "down"
     resp = await broken.client.post("/v1/videos", json={"prompt": "x"}, headers=auth())
-    await assert_error(resp, 502, "server_error", "upstream_error")
+    error = await assert_error(resp, 502, "server_error", "upstream_error")
+    assert "SECRET-SIG" not in error["message"]
+    assert "SECRET-SIG" not in logs.text and "signed.example" not in logs.text
+    assert "HTTP 503" in logs.text  # the detail is logged, its URL is not
     listing = await (await broken.client.get("/v1/videos", headers=auth())).json()
     assert listing["data"] == []  # the client got an error, not a task
 
