@@ -253,13 +253,26 @@ class ChannelHttp:
                     raise Rejected(
                         f"the image URL answered HTTP {resp.status}", param="input_reference"
                     )
-                data = await resp.content.read(limit + 1)
-                if len(data) > limit:
-                    raise Rejected("the image at the URL is too large", param="input_reference")
-                return data
+                chunks: list[bytes] = []
+                size = 0
+                async for chunk in resp.content.iter_chunked(256 * 1024):
+                    size += len(chunk)
+                    if size > limit:
+                        raise Rejected("the image at the URL is too large", param="input_reference")
+                    chunks.append(chunk)
+                return b"".join(chunks)
         except BlockedAddress:
             raise Rejected(
                 "the image URL points to a private or local address", param="input_reference"
+            ) from None
+        except aiohttp.ClientConnectorError as exc:
+            blocked = isinstance(exc.os_error, BlockedAddress)
+            raise Rejected(
+                "the image URL points to a private or local address"
+                if blocked
+                else "the image URL could not be fetched",
+                param="input_reference",
+                detail=type(exc).__name__,
             ) from None
         except (aiohttp.ClientError, TimeoutError) as exc:
             raise Rejected(

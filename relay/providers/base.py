@@ -48,6 +48,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
+from relay.forms import sniff_image
+
 # The error tree drawn above lives in relay.upstream_errors, so outbound HTTP can raise it
 # without importing every adapter; adapters import it from here.
 from relay.upstream_errors import (
@@ -347,6 +349,21 @@ class Provider:
 
     async def delete(self, task: TaskRef) -> None:
         return None
+
+    async def image_bytes(self, image: Image, limit: int) -> Image:
+        """The image with its bytes and sniffed type, for providers that take bytes only: a
+        URL image is fetched here, through the private-network guard."""
+        if image.data is not None and image.mime is not None:
+            return image
+        assert image.url is not None
+        data = await self.http.fetch_image(image.url, limit)
+        mime = sniff_image(data)
+        if mime is None:
+            raise Rejected(
+                "the image at the input_reference URL is not a JPEG, PNG or WebP image",
+                param="input_reference",
+            )
+        return Image(role=image.role, data=data, mime=mime)
 
     def variant_check(self, variant: str) -> None:
         if variant not in self.variants:

@@ -42,7 +42,6 @@ from relay.providers.jimeng.request import (
     choose_key,
     frames,
     image_count,
-    image_type,
     wanted_tier,
 )
 from relay.providers.jimeng.sign import canonical_host, canonical_query, sign
@@ -118,10 +117,7 @@ class JimengProvider(Provider):
             return chosen
         resolved = []
         for image in chosen:
-            if image.url is not None:
-                data = await self.http.fetch_image(image.url, MAX_IMAGE_BYTES)
-                image = Image(role=image.role, data=data, mime=image_type(data))
-            resolved.append(image)
+            resolved.append(await self.image_bytes(image, MAX_IMAGE_BYTES))
         return resolved
 
     async def _call(self, action: str, body: Mapping[str, Any]) -> Reply:

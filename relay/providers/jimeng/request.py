@@ -203,15 +203,6 @@ def raw_base64(image: Image) -> str:
     return image.base64()
 
 
-def image_type(data: bytes) -> str | None:
-    """JPEG or PNG from the magic bytes (the only types Jimeng takes), else None."""
-    if data[:3] == b"\xff\xd8\xff":
-        return "image/jpeg"
-    if data[:8] == b"\x89PNG\r\n\x1a\n":
-        return "image/png"
-    return None
-
-
 def strip_data_prefix(value: Any) -> Any:
     """Jimeng wants raw base64: a `data:...;base64,` prefix makes the image unreadable."""
     if isinstance(value, str) and value.startswith("data:") and ";base64," in value:

@@ -17,7 +17,6 @@ from urllib.parse import quote
 import aiohttp
 import orjson
 
-from relay.forms import sniff_image
 from relay.providers.base import (
     VARIANTS,
     ContentSource,
@@ -26,7 +25,6 @@ from relay.providers.base import (
     Option,
     Provider,
     ProviderError,
-    Rejected,
     Remote,
     Status,
     Submitted,
@@ -129,17 +127,9 @@ class OpenAIProvider(Provider):
         return form(form_create(job, seconds, size, part is not None), part)
 
     async def image_file(self, image: Image) -> FilePart:
-        if image.data is not None and image.mime is not None:
-            return image_part(image.data, image.mime)
-        assert image.url is not None
-        data = await self.http.fetch_image(image.url, IMAGE_LIMIT)
-        mime = sniff_image(data)
-        if mime is None:
-            raise Rejected(
-                "the image at the input_reference URL is not a JPEG, PNG or WebP image",
-                param="input_reference",
-            )
-        return image_part(data, mime)
+        image = await self.image_bytes(image, IMAGE_LIMIT)
+        assert image.data is not None and image.mime is not None
+        return image_part(image.data, image.mime)
 
     async def send(self, method: str, url: str, phase: Phase, body: Any = None) -> Reply:
         """One upstream call; an error answer raises as its class in the error tree."""

@@ -18,14 +18,12 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlsplit
 
-from relay.forms import sniff_image
 from relay.providers.base import (
     ContentSource,
     Image,
     Job,
     NotReady,
     Provider,
-    Rejected,
     Remote,
     Submitted,
     TaskRef,
@@ -105,17 +103,9 @@ class VeoProvider(Provider):
 
     async def _inline(self, image: Image) -> Inline:
         """The API takes inline bytes only: a URL image is fetched here, through the guard."""
-        if image.data is not None and image.mime is not None:
-            return inline(image.data, image.mime)
-        assert image.url is not None
-        data = await self.http.fetch_image(image.url, IMAGE_LIMIT)
-        mime = sniff_image(data)
-        if mime is None:
-            raise Rejected(
-                "the image at the input_reference URL is not a JPEG, PNG or WebP image",
-                param="input_reference",
-            )
-        return inline(data, mime)
+        image = await self.image_bytes(image, IMAGE_LIMIT)
+        assert image.data is not None and image.mime is not None
+        return inline(image.data, image.mime)
 
     # --- poll -------------------------------------------------------------------------------
 
