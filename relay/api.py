@@ -14,7 +14,7 @@ from relay import content as content_mod
 from relay import forms, video
 from relay.auth import Authenticator, Principal
 from relay.errors import InvalidRequest, ServiceUnavailable
-from relay.providers.base import VARIANTS
+from relay.domain import VARIANTS
 
 log = logging.getLogger("relay.api")
 T = TypeVar("T")

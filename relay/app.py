@@ -29,6 +29,7 @@ from relay.errors import (
 from relay.lifecycle import Lifecycle
 from relay.poller import Poller
 from relay.providers import REGISTRY
+from relay.routing import build_adapter
 from relay.runtime import Runtime
 from relay.storage import Copier, Library
 from relay.store import Store
@@ -62,9 +63,7 @@ REQUEST_ID = web.RequestKey("request_id", str)
 def build_runtime(config: Config, store: Store, http: Http) -> Runtime:
     channels = []
     for cfg in config.channels:
-        cls = REGISTRY[cfg.provider]
-        adapter = cls(cfg, http.for_channel(cfg.timeout_s) if cls.needs_network else None)
-        channels.append(Channel(cfg, adapter))
+        channels.append(Channel(cfg, build_adapter(cfg, REGISTRY[cfg.provider], http)))
     return Runtime(
         config=config,
         channels=ChannelTable(channels),

@@ -17,8 +17,13 @@ from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
+from relay.domain import SHAPES
 from relay.errors import ConfigError
+from relay.providers import REGISTRY
+from relay.providers.base import Provider, option_specs
 from relay.tomlcheck import Problems, Recorder, Table, expand
+
+ProviderClasses = Mapping[str, type[Provider[Any]]]
 
 T = TypeVar("T")
 
@@ -94,7 +99,7 @@ class ChannelConfig:
     api_key: str | None = field(default=None, repr=False)
     access_key: str | None = field(default=None, repr=False)
     secret_key: str | None = field(default=None, repr=False)
-    # public name -> upstream name, or -> {shape: upstream name} (see JOB_SHAPES)
+    # public name -> upstream name, or -> {shape: upstream name} (see domain.SHAPES)
     model_map: Mapping[str, str | Mapping[str, str]] = field(default_factory=dict)
     priority: int = 0
     weight: int = 1
@@ -102,29 +107,6 @@ class ChannelConfig:
     timeout_s: float = 30
     enabled: bool = True
     options: Mapping[str, Any] = field(default_factory=dict)
-
-    def upstream_model(self, public: str, shape: str = "text") -> str:
-        """The upstream model for a public one and a job's shape (text, image, frames,
-        reference); a shape the table does not name falls back to the next simpler one."""
-        mapped = self.model_map.get(public, public)
-        if isinstance(mapped, str):
-            return mapped
-        for candidate in _SHAPE_FALLBACK[shape]:
-            if candidate in mapped:
-                return mapped[candidate]
-        return next(iter(mapped.values()))
-
-
-# A job's shape, from its images: none, one first frame, first and last frames, reference images.
-# Some providers run each on a different upstream model (Vidu's text2video vs img2video models,
-# DashScope's -t2v vs -i2v, Jimeng's req_keys), so model_map may name one per shape.
-JOB_SHAPES = ("text", "image", "frames", "reference")
-_SHAPE_FALLBACK = {
-    "text": ("text",),
-    "image": ("image", "text"),
-    "frames": ("frames", "image", "text"),
-    "reference": ("reference", "image", "text"),
-}
 
 
 @dataclass(frozen=True)
@@ -158,10 +140,15 @@ def find_config_path(explicit: str | None) -> Path | None:
     return None
 
 
-def load(path: Path | None, env: Mapping[str, str] | None = None) -> Config:
+def load(
+    path: Path | None,
+    env: Mapping[str, str] | None = None,
+    *,
+    providers: ProviderClasses = REGISTRY,
+) -> Config:
     """Load and validate a config file, or the embedded defaults when `path` is None."""
     if path is None:
-        return parse(EMBEDDED_DEFAULTS, env=env, source="embedded defaults")
+        return parse(EMBEDDED_DEFAULTS, env=env, source="embedded defaults", providers=providers)
     try:
         raw = tomllib.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
@@ -170,13 +157,18 @@ def load(path: Path | None, env: Mapping[str, str] | None = None) -> Config:
         raise ConfigError([f"{path}: cannot read ({exc.strerror})"]) from None
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise ConfigError([f"{path}: not valid TOML ({exc})"]) from None
-    return parse(raw, env=env, source=str(path))
+    return parse(raw, env=env, source=str(path), providers=providers)
 
 
 def parse(
-    raw: Mapping[str, Any], *, env: Mapping[str, str] | None = None, source: str = "config"
+    raw: Mapping[str, Any],
+    *,
+    env: Mapping[str, str] | None = None,
+    source: str = "config",
+    providers: ProviderClasses = REGISTRY,
 ) -> Config:
-    """Validate an already-parsed TOML document; `env` (default: os.environ) fills ${NAME}."""
+    """Validate an already-parsed TOML document; `env` (default: os.environ) fills ${NAME};
+    channels name a provider of `providers` (the registry; tests add their own)."""
     problems = Problems()
     expanded = expand(raw, os.environ if env is None else env, "", problems)
     root = Table(expanded, "", problems)
@@ -188,7 +180,7 @@ def parse(
     limits = _limits(root.table("limits"))
     keys = [_key(t) for t in root.tables("keys")]
     webhooks = tuple(_webhook(t) for t in root.tables("webhooks"))
-    channels = tuple(_channel(t) for t in root.tables("channels"))
+    channels = tuple(_channel(t, providers) for t in root.tables("channels"))
     root.finish()
     _check_channel_set(channels, defaults, "model" in defaults_table.data, problems)
     _check_keys(keys, problems)
@@ -221,8 +213,9 @@ def known_keys() -> set[str]:
     _storage(recorder.table("storage"))
     _polling(recorder.table("polling"))
     _limits(recorder.table("limits"))
-    for section, reader in (("keys", _key), ("webhooks", _webhook), ("channels", _channel)):
-        reader(recorder.array_item(section))
+    _key(recorder.array_item("keys"))
+    _webhook(recorder.array_item("webhooks"))
+    _channel(recorder.array_item("channels"), REGISTRY)
     return paths
 
 
@@ -336,16 +329,14 @@ def _webhook(t: Table) -> Webhook:
     return hook
 
 
-def _channel(t: Table) -> ChannelConfig:
+def _channel(t: Table, providers: ProviderClasses) -> ChannelConfig:
     """One channel; a bad one still comes back (with its problems recorded) so the checks across
     channels see every name and model."""
-    from relay.providers import REGISTRY  # the registry imports adapters; load it lazily
-
     name = t.string("name", "", check=_name, nonempty=True)
     provider = t.string("provider", "", nonempty=True)
-    cls = REGISTRY.get(provider)
+    cls = providers.get(provider)
     if provider and cls is None and not isinstance(t, Recorder):
-        t.problem("provider", f"one of {', '.join(sorted(REGISTRY))}", provider)
+        t.problem("provider", f"one of {', '.join(sorted(providers))}", provider)
     base_url = t.string("base_url", "", check=_http_url) or None
     creds = {
         k: t.string(k, "", secret=True) or None for k in ("api_key", "access_key", "secret_key")
@@ -355,14 +346,15 @@ def _channel(t: Table) -> ChannelConfig:
     channel_options = t.table("options")
     options: dict[str, Any] = {}
     if cls is not None:
-        for key, spec in cls.options.items():
+        specs = option_specs(cls.Options)
+        for key, spec in specs.items():
             options[key] = channel_options.option(key, spec)
         for cred in ("api_key", "access_key", "secret_key"):
             if cred in cls.credentials and not creds[cred] and not isinstance(t, Recorder):
                 t.problem(cred, f"required by provider {provider!r}", None)
         if base_url is None and cls.default_base_url is None and cls.needs_network:
             t.problem("base_url", f"required by provider {provider!r}", None)
-        accepted = ", ".join(sorted(cls.options))
+        accepted = ", ".join(sorted(specs))
         channel_options.finish(
             hint=f"provider {provider!r} accepts: {accepted}"
             if accepted
@@ -403,14 +395,13 @@ def _model_map(t: Table, models: list[str]) -> dict[str, str | dict[str, str]]:
         elif (
             isinstance(value, dict)
             and value
-            and all(k in JOB_SHAPES and isinstance(v, str) and v for k, v in value.items())
+            and all(k in SHAPES and isinstance(v, str) and v for k, v in value.items())
         ):
             result[public] = dict(value)
         else:
             t.problem(
                 path,
-                "an upstream model name, or a table of them by job shape "
-                f"({', '.join(JOB_SHAPES)})",
+                f"an upstream model name, or a table of them by job shape ({', '.join(SHAPES)})",
                 value,
             )
     return result

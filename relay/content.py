@@ -25,7 +25,7 @@ from aiohttp.abc import AbstractStreamWriter
 from multidict import CIMultiDict
 
 from relay.errors import NotFound, RangeNotSatisfiable, UpstreamFailed
-from relay.providers.base import VARIANTS, ContentSource, LocalFile, Remote
+from relay.domain import VARIANTS, ContentSource, LocalFile, Remote
 from relay.upstream import BlockedAddress, Http
 
 log = logging.getLogger("relay.content")

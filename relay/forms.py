@@ -15,6 +15,7 @@ from typing import Any
 import orjson
 from aiohttp import BodyPartReader, web
 
+from relay.domain import sniff_image
 from relay.errors import InvalidRequest, RequestTooLarge, UnsupportedMediaType
 
 MULTIPART_OVERHEAD = 1024 * 1024  # the text around an image: prompt (<= 128 KiB), metadata
@@ -303,17 +304,3 @@ def _without_gaps(node: Any) -> Any:
     if isinstance(node, list):
         return [_without_gaps(v) for v in node if v is not _GAP]
     return node
-
-
-# --- images -----------------------------------------------------------------------------------
-
-
-def sniff_image(data: bytes) -> str | None:
-    """The image type from its magic bytes: JPEG, PNG or WebP, else None."""
-    if data[:3] == b"\xff\xd8\xff":
-        return "image/jpeg"
-    if data[:8] == b"\x89PNG\r\n\x1a\n":
-        return "image/png"
-    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
-        return "image/webp"
-    return None

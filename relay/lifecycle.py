@@ -16,8 +16,16 @@ from typing import Any
 from relay import storage, webhooks
 from relay.channels import Channel
 from relay.errors import safe_message
-from relay.providers import base
-from relay.providers.base import AuthFailed, ProviderError, RateLimited, TaskNotFound, Update
+from relay.providers.base import now
+from relay.domain import TERMINAL
+from relay.providers.base import Update
+from relay.providers.errors import (
+    AuthFailed,
+    ProviderError,
+    RateLimited,
+    TaskNotFound,
+    TransientError,
+)
 from relay.runtime import Runtime, task_ref
 from relay.store import Store, TaskRow
 
@@ -51,7 +59,7 @@ class Lifecycle:
         runtime: Callable[[], Runtime],
         *,
         instance: str,
-        clock: Callable[[], float] = base.now,
+        clock: Callable[[], float] = now,
     ) -> None:
         self.store = store
         self._runtime = runtime
@@ -71,10 +79,29 @@ class Lifecycle:
             log.warning("task %s: channel %s is no longer configured", row.id, row.channel)
             await self._reschedule(row, lease, self.rt.config.polling.max_interval_s)
             return
+        rules = channel.adapter.poll_rules
         try:
             update = await channel.adapter.poll(task_ref(row))
         except TaskNotFound as exc:
+            young = now - (row.submitted_at or row.created_at) < rules.not_found_window_s
+            if young and row.poll_errors < len(rules.not_found_backoff):
+                wait = rules.not_found_backoff[row.poll_errors]
+                await self._reschedule(row, lease, wait, errors=row.poll_errors + 1, exact=True)
+                return
             await self.finish(row, lease, "failed", "task_expired", safe_message(exc.message))
+            return
+        except TransientError as exc:
+            limit = rules.fail_after_errors
+            if limit is not None and row.poll_errors + 1 >= limit:
+                await self.finish(
+                    row,
+                    lease,
+                    "failed",
+                    "upstream_error",
+                    f"{safe_message(exc.message)} ({row.poll_errors + 1} polls in a row)",
+                )
+            else:
+                await self._reschedule(row, lease, None, errors=row.poll_errors + 1)
             return
         except AuthFailed as exc:
             if row.poll_errors + 1 >= AUTH_FAILURES_BEFORE_FAIL:
@@ -91,6 +118,8 @@ class Lifecycle:
             log.info("task %s: poll failed, will retry: %s", row.id, exc.for_log)
             await self._reschedule(row, lease, None)
             return
+        if update.unknown_status:
+            channel.adapter.note_unknown_status(update.unknown_status)
         await self._apply(row, lease, update, channel, now)
 
     async def _apply(
@@ -108,7 +137,7 @@ class Lifecycle:
             values["seconds"] = update.seconds
         if update.size:
             values["size"] = update.size
-        if status in base.TERMINAL:
+        if status in TERMINAL:
             error = update.error
             await self.finish(
                 row,
@@ -134,12 +163,18 @@ class Lifecycle:
         await self.store.update_task(row.id, values, only_active=True, lease_owner=lease)
 
     async def _reschedule(
-        self, row: TaskRow, lease: str, at_least: float | None, *, errors: int | None = None
+        self,
+        row: TaskRow,
+        lease: str,
+        at_least: float | None,
+        *,
+        errors: int | None = None,
+        exact: bool = False,
     ) -> None:
         polling = self.rt.config.polling
         interval = min((row.poll_interval or polling.interval_s) * 2, polling.max_interval_s)
         if at_least:
-            interval = max(interval, at_least)
+            interval = at_least if exact else max(interval, at_least)
         now = self.clock()
         values: dict[str, Any] = {
             "next_poll_at": now + interval,

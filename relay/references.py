@@ -10,8 +10,8 @@ from typing import Any, Literal
 from urllib.parse import urlsplit
 
 from relay.errors import InvalidRequest, RequestTooLarge
-from relay.forms import sniff_image
-from relay.providers.base import Image, Media
+from relay.domain import sniff_image
+from relay.domain import Image, Media
 
 IMAGE_ROLES = frozenset({"first_frame", "last_frame", "reference_image"})
 MEDIA_ROLES = {"video": "reference_video", "audio": "reference_audio"}

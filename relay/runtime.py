@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from relay.auth import Authenticator, RateLimiter
 from relay.channels import ChannelTable
 from relay.config import Config
-from relay.providers.base import TaskRef
+from relay.domain import TaskRef
 from relay.store import TaskRow
 
 

@@ -25,10 +25,10 @@ from pathlib import Path
 import aiohttp
 
 from relay.config import StorageConfig
-from relay.providers.base import VARIANTS, ContentSource, LocalFile, Remote
+from relay.domain import VARIANTS, ContentSource, LocalFile, Remote
 from relay.store import Copy, Store
 from relay.upstream import BlockedAddress, Http
-from relay.upstream_errors import ProviderError, TaskNotFound
+from relay.providers.errors import ProviderError, TaskNotFound
 from relay.worker import Worker
 
 log = logging.getLogger("relay.storage")

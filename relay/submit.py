@@ -25,15 +25,16 @@ from relay.errors import (
     UpstreamFailed,
     safe_message,
 )
-from relay.providers import base
-from relay.providers.base import (
+from relay.providers.base import now
+from relay.domain import VideoRequest
+from relay.routing import upstream_model
+from relay.providers.base import Submitted
+from relay.providers.errors import (
     AuthFailed,
-    Job,
     ProviderError,
     QuotaExceeded,
     RateLimited,
     Rejected,
-    Submitted,
     Unavailable,
     Unsupported,
 )
@@ -51,19 +52,9 @@ def new_video_id() -> str:
     return "video_" + secrets.token_hex(24)  # 192 random bits
 
 
-def job_shape(req: CreateRequest) -> str:
-    """text, image, frames or reference: which upstream model of a model_map table runs it."""
-    roles = [image.role for image in req.images]
-    if not roles:
-        return "text"
-    if "reference_image" in roles:
-        return "reference"
-    return "frames" if len(roles) > 1 or "last_frame" in roles else "image"
-
-
-def job_for(req: CreateRequest, channel: Channel) -> Job:
-    return Job(
-        model=channel.config.upstream_model(req.model, job_shape(req)),
+def job_for(req: CreateRequest, channel: Channel) -> tuple[VideoRequest, str]:
+    request = VideoRequest(
+        model=req.model,
         prompt=req.prompt,
         seconds=req.seconds,
         size=req.size,
@@ -76,6 +67,7 @@ def job_for(req: CreateRequest, channel: Channel) -> Job:
         person_generation=req.person_generation,
         metadata=req.metadata,
     )
+    return request, upstream_model(channel.config, req.model, request.shape)
 
 
 class Submitter:
@@ -85,7 +77,7 @@ class Submitter:
         runtime: Callable[[], Runtime],
         *,
         instance: str,
-        clock: Callable[[], float] = base.now,
+        clock: Callable[[], float] = now,
     ) -> None:
         self.store = store
         self._runtime = runtime
@@ -145,7 +137,7 @@ class Submitter:
                 "channel": first.name,
                 "provider": first.config.provider,
                 "model": req.model,
-                "upstream_model": first.config.upstream_model(req.model, job_shape(req)),
+                "upstream_model": job_for(req, first)[1],
                 "request": req.stored(),
                 "prompt": req.prompt,
                 "seconds": str(req.seconds),
@@ -214,21 +206,21 @@ class Submitter:
         rt = self.rt
         failures: list[str] = []
         for attempt, channel in enumerate(channels):
-            job = job_for(req, channel)
+            request, model = job_for(req, channel)
             if attempt:  # the row was written with the first channel already
                 await self.store.update_task(
                     video_id,
                     {
                         "channel": channel.name,
                         "provider": channel.config.provider,
-                        "upstream_model": job.model,
+                        "upstream_model": model,
                     },
                 )
             try:
                 if remix_of is not None:
-                    submitted = await channel.adapter.remix(task_ref(remix_of), job)
+                    submitted = await channel.adapter.remix(task_ref(remix_of), request, model)
                 else:
-                    submitted = await channel.adapter.submit(job)
+                    submitted = await channel.adapter.submit(request, model)
             except Rejected as exc:
                 log.info("channel %s rejected the request: %s", channel.name, exc.for_log)
                 raise InvalidRequest(

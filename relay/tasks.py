@@ -23,8 +23,10 @@ from relay.errors import (
     UpstreamFailed,
     safe_message,
 )
-from relay.providers import base
-from relay.providers.base import ContentSource, ProviderError, Size, TaskNotFound, Unsupported
+from relay.domain import ContentSource, Size
+from relay.providers import errors
+from relay.providers.base import now
+from relay.providers.errors import ProviderError, TaskNotFound, Unsupported
 from relay.runtime import Runtime, task_ref
 from relay.store import Store, TaskRow
 from relay.submit import Submitter, job_for
@@ -41,7 +43,7 @@ class Videos:
         *,
         instance: str,
         library: storage.Library | None = None,
-        clock: Callable[[], float] = base.now,
+        clock: Callable[[], float] = now,
     ) -> None:
         self.store = store
         self.library = library
@@ -113,7 +115,7 @@ class Videos:
         capable, refusal = [], None
         for channel in channels:
             try:
-                channel.adapter.check(job_for(req, channel))
+                channel.adapter.check(*job_for(req, channel))
             except Unsupported as exc:
                 refusal = refusal or exc
                 continue
@@ -166,7 +168,8 @@ class Videos:
             metadata=req.metadata,
             remix_video_id=source.id,
         )
-        channel.adapter.check(replace(job_for(create, channel), images=(), media=()))
+        request, model = job_for(create, channel)
+        channel.adapter.check(replace(request, images=(), media=(), remix_of=source.id), model)
         return await self.submitter.submit_new(
             who, create, [channel], idempotency_key, remix_of=source
         )
@@ -258,9 +261,9 @@ class Videos:
 
 
 def _content_error(video_id: str, exc: ProviderError) -> RelayError:
-    if isinstance(exc, base.VariantUnavailable):
+    if isinstance(exc, errors.VariantUnavailable):
         return NotFound(safe_message(exc.message), code="variant_not_available")
-    if isinstance(exc, base.NotReady):
+    if isinstance(exc, errors.NotReady):
         return NotFound(f"video {video_id!r} is not ready yet", code="video_not_ready")
     if isinstance(exc, TaskNotFound):
         return NotFound(f"the content of {video_id!r} has expired upstream", code="not_found")

@@ -1,10 +1,13 @@
-"""Outbound HTTP: the client sessions, the private-network guard, and transport-error mapping.
+"""Outbound HTTP: the client sessions and the private-network guard.
 
 Two sessions share one process: `trusted` for a channel's own base_url (the operator chose that
 host, LAN or not), and `guarded` for URLs that come from clients (image URLs) or from upstream
 bodies (result URLs), which may not reach loopback, private or link-local addresses unless
 `server.allow_private_networks` is on. The guard sits in the resolver, so it also holds for
 every redirect hop and against DNS rebinding; IP-literal hosts are checked before connecting.
+
+What an adapter uses to call its upstream (one request, errors classified) is in
+relay/providers/http.py; this module knows nothing of providers.
 """
 
 from __future__ import annotations
@@ -13,8 +16,6 @@ import ipaddress
 import socket
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
-from typing import Any
 from urllib.parse import urljoin, urlsplit
 
 import aiohttp
@@ -22,15 +23,16 @@ import orjson
 from aiohttp.abc import AbstractResolver, ResolveResult
 from yarl import URL
 
-from relay.upstream_errors import Rejected, Unavailable
-
-MAX_REPLY_BYTES = 16 * 1024 * 1024  # a JSON answer larger than this is not a status answer
 MAX_REDIRECTS = 5
 USER_AGENT = "video-relay/0.1"
 
 
 class BlockedAddress(OSError):
     """A guarded request resolved to an address the relay may not reach."""
+
+
+class TooManyRedirects(aiohttp.ClientError):
+    """More than MAX_REDIRECTS hops: a loop, or an upstream not worth following."""
 
 
 def _allowed(address: str) -> bool:
@@ -100,9 +102,6 @@ class Http:
         await self.trusted.close()
         await self.guarded.close()
 
-    def for_channel(self, timeout_s: float) -> ChannelHttp:
-        return ChannelHttp(self, timeout_s)
-
     @asynccontextmanager
     async def open(
         self,
@@ -150,7 +149,7 @@ class Http:
             finally:
                 resp.release()
             return
-        raise Unavailable("the upstream redirected too many times")
+        raise TooManyRedirects("the upstream redirected too many times")
 
 
 _SAFE_ACROSS_ORIGINS = frozenset({"range", "if-range", "accept"})
@@ -159,124 +158,3 @@ _SAFE_ACROSS_ORIGINS = frozenset({"range", "if-range", "accept"})
 def _origin(url: str) -> tuple[str, str, int | None]:
     parts = urlsplit(url)
     return parts.scheme, (parts.hostname or "").lower(), parts.port
-
-
-@dataclass(frozen=True)
-class Reply:
-    status: int
-    headers: Mapping[str, str]
-    body: bytes
-
-    def json(self) -> Any:
-        """The body as JSON, or None when it is not JSON (error pages, empty bodies)."""
-        try:
-            return orjson.loads(self.body) if self.body else None
-        except orjson.JSONDecodeError:
-            return None
-
-    def text(self, limit: int = 500) -> str:
-        return self.body[:limit].decode("utf-8", "replace")
-
-
-async def _read_all(resp: aiohttp.ClientResponse, limit: int) -> bytes:
-    """The whole body (StreamReader.read(n) returns only what has arrived so far), at most
-    `limit` bytes: a status answer larger than that is not one."""
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in resp.content.iter_chunked(256 * 1024):
-        size += len(chunk)
-        if size > limit:
-            raise Unavailable("the upstream answer was too large", maybe_created=True)
-        chunks.append(chunk)
-    return b"".join(chunks)
-
-
-class ChannelHttp:
-    """What one adapter uses to talk to its upstream, with the channel's per-call timeout."""
-
-    def __init__(self, http: Http, timeout_s: float) -> None:
-        self.http = http
-        self.timeout = aiohttp.ClientTimeout(total=timeout_s)
-
-    async def request(
-        self,
-        method: str,
-        url: str,
-        *,
-        headers: Mapping[str, str] | None = None,
-        json: Any = None,
-        data: Any = None,
-        params: Mapping[str, str] | None = None,
-    ) -> Reply:
-        """One call to the channel's upstream; transport failures become Unavailable.
-
-        `maybe_created` is False only when the connection failed before anything was sent, the
-        one case where a create may be retried elsewhere without risking a duplicate job.
-        """
-        body = data
-        send_headers = dict(headers or {})
-        if json is not None:
-            body = orjson.dumps(json)
-            send_headers.setdefault("Content-Type", "application/json")
-        try:
-            async with self.http.trusted.request(
-                method,
-                URL(url, encoded=True),
-                headers=send_headers,
-                data=body,
-                params=params,
-                timeout=self.timeout,
-                allow_redirects=False,
-            ) as resp:
-                raw = await _read_all(resp, MAX_REPLY_BYTES)
-                return Reply(resp.status, dict(resp.headers), raw)
-        except aiohttp.ClientConnectorError as exc:
-            raise Unavailable(
-                "could not connect to the upstream", detail=f"{type(exc).__name__}: {exc.os_error}"
-            ) from None
-        except TimeoutError:
-            raise Unavailable("the upstream did not answer in time", maybe_created=True) from None
-        except aiohttp.ClientError as exc:
-            raise Unavailable(
-                "the upstream connection failed",
-                maybe_created=True,
-                detail=type(exc).__name__,
-            ) from None
-
-    async def fetch_image(self, url: str, limit: int) -> bytes:
-        """Download a client-supplied image URL through the guard, at most `limit` bytes."""
-        try:
-            async with self.http.open(
-                url, headers={}, trusted=False, connect_timeout=10, idle_timeout=30
-            ) as resp:
-                if resp.status != 200:
-                    raise Rejected(
-                        f"the image URL answered HTTP {resp.status}", param="input_reference"
-                    )
-                chunks: list[bytes] = []
-                size = 0
-                async for chunk in resp.content.iter_chunked(256 * 1024):
-                    size += len(chunk)
-                    if size > limit:
-                        raise Rejected("the image at the URL is too large", param="input_reference")
-                    chunks.append(chunk)
-                return b"".join(chunks)
-        except BlockedAddress:
-            raise Rejected(
-                "the image URL points to a private or local address", param="input_reference"
-            ) from None
-        except aiohttp.ClientConnectorError as exc:
-            blocked = isinstance(exc.os_error, BlockedAddress)
-            raise Rejected(
-                "the image URL points to a private or local address"
-                if blocked
-                else "the image URL could not be fetched",
-                param="input_reference",
-                detail=type(exc).__name__,
-            ) from None
-        except (aiohttp.ClientError, TimeoutError) as exc:
-            raise Rejected(
-                "the image URL could not be fetched",
-                param="input_reference",
-                detail=type(exc).__name__,
-            ) from None

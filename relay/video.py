@@ -17,7 +17,7 @@ import orjson
 from relay.config import Defaults
 from relay.errors import InvalidRequest
 from relay.forms import Upload
-from relay.providers.base import Image, Media, Size
+from relay.domain import Image, Media, Size
 from relay.references import image_from_string, input_reference
 from relay.store import TaskRow
 

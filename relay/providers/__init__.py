@@ -6,29 +6,9 @@ tests/fakes/ and its fixtures.
 
 from __future__ import annotations
 
-from relay.providers.base import Provider
-from relay.providers.dashscope import DashScopeProvider
-from relay.providers.demo import DemoProvider
-from relay.providers.jimeng import JimengProvider
-from relay.providers.kling import KlingProvider
-from relay.providers.minimax import MinimaxProvider
-from relay.providers.openai import CompatRelayProvider, OpenAIProvider
-from relay.providers.seedance import SeedanceProvider
-from relay.providers.veo import VeoProvider
-from relay.providers.vidu import ViduProvider
+from typing import Any
 
-REGISTRY: dict[str, type[Provider]] = {
-    cls.name: cls
-    for cls in (
-        CompatRelayProvider,
-        DashScopeProvider,
-        DemoProvider,
-        JimengProvider,
-        KlingProvider,
-        MinimaxProvider,
-        OpenAIProvider,
-        SeedanceProvider,
-        VeoProvider,
-        ViduProvider,
-    )
-}
+from relay.providers.base import Provider
+from relay.providers.demo import DemoProvider
+
+REGISTRY: dict[str, type[Provider[Any]]] = {cls.name: cls for cls in (DemoProvider,)}

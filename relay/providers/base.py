@@ -1,103 +1,65 @@
 """The adapter contract: what a provider declares, the few methods it implements, what it raises.
 
-An adapter translates between the relay's normalized job and one upstream's native API, and
+An adapter translates between the relay's `VideoRequest` and one upstream's native API, and
 classifies the upstream's answers. It never decides: retries, failover, cooldowns, progress
-smoothing and HTTP statuses are policy (channels.py, tasks.py, poller.py, content.py).
+smoothing and HTTP statuses are policy (relay/policy.py, asked by the use cases and workers).
 
 Declare (class attributes):
     name              the registry key, `provider = "..."` in the config
     credentials       which of api_key / access_key / secret_key a channel must give
     default_base_url  used when the channel sets no base_url (None: base_url is required)
     needs_network     False only for the built-in demo
-    features          what it can do beyond text-to-video (see FEATURES)
+    features          what it can do beyond text-to-video (see domain.FEATURES)
     variants          content variants it produces ("video" always)
-    options           {name: Option} accepted in the channel's `options = {...}`
+    Options           a frozen dataclass of the channel's `options = {...}`, each field made
+                      with `option(default, help, ...)`; the config validates against it and
+                      the adapter reads `self.channel.options.<name>`, typed
     typical_run_s     typical generation time, for the time-based progress estimate
     result_ttl_s      how long an upstream result URL lives (expires_at without a stored copy)
+    poll_rules        PollRules: lifecycle rules the upstream needs (an error streak that fails
+                      a task, a grace window for a brand-new id the upstream does not know yet)
 
 Implement (async unless noted):
-    check(job)                 pure: raise Unsupported for what this model cannot do (no network)
-    submit(job)                -> Submitted   create the upstream job
+    refusal(request, model)    pure: why this model cannot do the request, or None (no network);
+                               call super() first, it checks `features`
+    submit(request, model)     -> Submitted   create the upstream job (`model`: the upstream name)
     poll(task)                 -> Update      one status check
     content(task, variant)     -> LocalFile | Remote   where the finished bytes are
-    refresh_content(task, v)   -> LocalFile | Remote | None   a fresh URL after 403/404/410
-    remix(source, job)         -> Submitted   only with "remix" in features
+    refresh_content(task, v)   -> LocalFile | Remote | None   a fresh source after 403/404/410;
+                               the default polls again and offers what content() then names,
+                               if it differs
+    remix(source, request, model) -> Submitted   only with "remix" in features
     delete(task)               best effort upstream delete (default: nothing to do)
 
-Raise (the small error tree; the message is safe to show a client, `detail` is for the log):
-    ProviderError
-    ├── AuthFailed        credentials refused               -> upstream_auth_failed
-    ├── QuotaExceeded     balance / plan exhausted          -> insufficient_quota
-    ├── RateLimited       slow down (retry_after seconds)   -> rate_limit_exceeded
-    ├── Unavailable       5xx, timeout, transport failure   -> upstream_error
-    │                     (maybe_created: the upstream may have created the job: a timeout
-    │                     after sending, a 504, or a 5xx where the provider's page says so)
-    ├── Rejected          the upstream refused the request  -> invalid_request, moderation_blocked
-    ├── TaskNotFound      upstream id unknown or expired    -> task_expired
-    ├── NotReady          content asked for before it exists
-    ├── VariantUnavailable  the provider does not produce this variant
-    └── Unsupported       a feature this provider/model lacks (raised before any network call)
+Raise the error tree of relay/providers/errors.py. Shared helpers: `image_bytes` (fetch a URL
+image through the private-network guard), `split_frames`, `variant_check`; pure translation
+helpers in relay/providers/normalize.py.
 """
 
 from __future__ import annotations
 
-import base64
+import logging
 import time
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
-from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar, Literal
+from collections.abc import Mapping
+from dataclasses import MISSING, dataclass, field, fields, replace
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
 
-from relay.forms import sniff_image
-
-# The error tree drawn above lives in relay.upstream_errors, so outbound HTTP can raise it
-# without importing every adapter; adapters import it from here.
-from relay.upstream_errors import (
-    AuthFailed,
-    NotReady,
-    ProviderError,
-    QuotaExceeded,
-    RateLimited,
-    Rejected,
-    TaskNotFound,
-    Unavailable,
-    Unsupported,
-    VariantUnavailable,
+from relay.domain import (
+    ContentSource,
+    Image,
+    Status,
+    TaskRef,
+    VideoRequest,
+    sniff_image,
 )
-
-__all__ = [
-    "AuthFailed",
-    "NotReady",
-    "ProviderError",
-    "QuotaExceeded",
-    "RateLimited",
-    "Rejected",
-    "TaskNotFound",
-    "Unavailable",
-    "Unsupported",
-    "VariantUnavailable",
-]
+from relay.providers.errors import Rejected, TaskNotFound, Unsupported, VariantUnavailable
 
 if TYPE_CHECKING:
-    from relay.config import ChannelConfig
-    from relay.upstream import ChannelHttp
+    from relay.providers.http import ChannelHttp
 
-Status = Literal["queued", "in_progress", "completed", "failed"]
-STATUSES: tuple[Status, ...] = ("queued", "in_progress", "completed", "failed")
-TERMINAL: frozenset[str] = frozenset({"completed", "failed"})
+log = logging.getLogger("relay.providers")
 
-# image_input: a first-frame image; last_frame: a second image as the last frame;
-# reference_images: images with role reference_image; reference_video / reference_audio:
-# input_reference.content[] items of those types; remix: POST /v1/videos/{id}/remix.
-FEATURES = frozenset(
-    {"image_input", "last_frame", "reference_images", "reference_video", "reference_audio", "remix"}
-)
-VARIANTS: Mapping[str, tuple[str, str]] = {
-    # variant: (content type, file extension)
-    "video": ("video/mp4", "mp4"),
-    "thumbnail": ("image/webp", "webp"),
-    "spritesheet": ("image/jpeg", "jpg"),
-}
+UNKNOWN_NOTED_MAX = 100  # distinct unknown statuses remembered per channel
 
 
 # --- declared options ---------------------------------------------------------------------
@@ -114,6 +76,7 @@ class Option:
     choices: tuple[Any, ...] | None = None
 
     def check(self, value: Any) -> str | None:
+        """What a bad value should have been, or None when it is fine."""
         kinds = self.kind if isinstance(self.kind, tuple) else (self.kind,)
         numeric = any(k in (int, float) for k in kinds)
         if isinstance(value, bool) and bool not in kinds:
@@ -141,109 +104,64 @@ def _kind_name(kinds: tuple[type, ...]) -> str:
     return " or ".join(names.get(k, k.__name__) for k in kinds)
 
 
-# --- what the adapter receives --------------------------------------------------------------
+def option(
+    default: Any,
+    help: str,
+    *,
+    kind: type | tuple[type, ...] | None = None,
+    minimum: float | None = None,
+    choices: tuple[Any, ...] | None = None,
+) -> Any:
+    """A field of a provider's Options dataclass: its default, and how the config checks it."""
+    spec = Option(kind or type(default), default, help, minimum, choices)
+    return field(default=default, metadata={"option": spec})
 
 
 @dataclass(frozen=True)
-class Image:
-    """An input image as the client gave it: an http(s) URL, or bytes (upload or data: URL)."""
+class NoOptions:
+    """The Options of a provider that takes none."""
 
-    role: str | None = None  # first_frame, last_frame, reference_image, or None (= first frame)
-    url: str | None = None
-    data: bytes | None = field(default=None, repr=False)
-    mime: str | None = None  # sniffed from the bytes, never taken from the client
 
-    def data_url(self) -> str:
-        assert self.data is not None and self.mime is not None
-        return f"data:{self.mime};base64,{self.base64()}"
+def option_specs(options_class: type[Any]) -> dict[str, Option]:
+    """{name: Option} of an Options dataclass, in declaration order."""
+    specs = {}
+    for f in fields(options_class):
+        spec = f.metadata.get("option")
+        if spec is None:
+            default = None if f.default is MISSING else f.default
+            spec = Option(type(default), default, f.name)
+        specs[f.name] = spec
+    return specs
 
-    def base64(self) -> str:
-        """Raw base64, no `data:` prefix (what Kling and Jimeng call base64)."""
-        assert self.data is not None
-        return base64.b64encode(self.data).decode("ascii")
 
-    def url_or_data_url(self) -> str:
-        return self.url if self.url is not None else self.data_url()
+OptionsT = TypeVar("OptionsT")
 
 
 @dataclass(frozen=True)
-class Media:
-    """A reference video or audio from input_reference.content[] (URLs only)."""
+class ChannelView(Generic[OptionsT]):
+    """What an adapter sees of its channel: a name for logs, where and how to call, options."""
 
-    kind: Literal["video", "audio"]
-    url: str
-    role: str | None = None
-
-
-@dataclass(frozen=True)
-class Size:
-    """The client's size: WxH (width, height set) or a bare ratio (ratio set, no pixels)."""
-
-    width: int | None = None
-    height: int | None = None
-    ratio: tuple[int, int] | None = None
-
-    @classmethod
-    def parse(cls, text: str) -> Size | None:
-        for sep in ("x", ":"):
-            left, found, right = text.partition(sep)
-            if found and _ascii_number(left) and _ascii_number(right) and int(left) and int(right):
-                a, b = int(left), int(right)
-                return cls(width=a, height=b) if sep == "x" else cls(ratio=(a, b))
-        return None
-
-    @property
-    def aspect(self) -> float:
-        if self.width and self.height:
-            return self.width / self.height
-        assert self.ratio is not None
-        return self.ratio[0] / self.ratio[1]
-
-    @property
-    def short_side(self) -> int | None:
-        return min(self.width, self.height) if self.width and self.height else None
-
-    def __str__(self) -> str:
-        if self.width and self.height:
-            return f"{self.width}x{self.height}"
-        assert self.ratio is not None
-        return f"{self.ratio[0]}:{self.ratio[1]}"
-
-
-def _ascii_number(text: str) -> bool:
-    return 0 < len(text) <= 6 and all("0" <= c <= "9" for c in text)
+    name: str
+    options: OptionsT
+    base_url: str | None = None
+    api_key: str | None = field(default=None, repr=False)
+    access_key: str | None = field(default=None, repr=False)
+    secret_key: str | None = field(default=None, repr=False)
 
 
 @dataclass(frozen=True)
-class Job:
-    """A normalized create (or remix) request, with the public model mapped to the upstream one."""
+class PollRules:
+    """Lifecycle rules an upstream needs, applied by the relay (not by the adapter).
 
-    model: str  # upstream model name, after the channel's model_map
-    prompt: str
-    seconds: int  # as the client asked; adapters snap it (normalize.snap_seconds)
-    size: Size
-    images: tuple[Image, ...] = ()
-    media: tuple[Media, ...] = ()
-    negative_prompt: str | None = None
-    seed: int | None = None
-    generate_audio: bool | None = None
-    enhance_prompt: bool | None = None
-    person_generation: str | None = None
-    metadata: Mapping[str, Any] = field(default_factory=dict)
+    `fail_after_errors`: this many TransientError answers to polls in a row fail the task with
+    `upstream_error` (None: they never do, like any outage). `not_found_backoff`: a poll that
+    finds no such task within `not_found_window_s` of submit is not yet an error; the next polls
+    come after these waits, one per miss, and then not-found means gone.
+    """
 
-
-@dataclass(frozen=True)
-class TaskRef:
-    """What an adapter sees of a stored task."""
-
-    id: str  # the relay's public id (logs only; never send it upstream as an upstream id)
-    upstream_id: str
-    upstream_model: str
-    state: Mapping[str, Any]  # what submit/poll chose to keep (Submitted.state, Update.state)
-    submitted_at: float
-    seconds: str
-    size: str
-    status: Status
+    fail_after_errors: int | None = None
+    not_found_window_s: float = 0.0
+    not_found_backoff: tuple[float, ...] = ()
 
 
 # --- what the adapter returns ---------------------------------------------------------------
@@ -278,61 +196,75 @@ class Update:
     expires_at: float | None = None  # when the upstream result stops being downloadable
     state: Mapping[str, Any] = field(default_factory=dict)  # merged into the stored state
     poll_after_s: float | None = None  # the upstream's own lower bound for the next poll
+    unknown_status: str | None = None  # a native status the parser did not know (noted once)
 
 
 @dataclass(frozen=True)
-class LocalFile:
-    path: Path
-    content_type: str
+class Frames:
+    """A request's images by role: the first frame, the last frame, reference images."""
+
+    first: Image | None
+    last: Image | None
+    references: tuple[Image, ...]
 
 
-@dataclass(frozen=True)
-class Remote:
-    """Where to GET the bytes. `headers` go to the first host only, never across a redirect."""
-
-    url: str
-    headers: Mapping[str, str] = field(default_factory=dict)
-    content_type: str | None = None  # used when the upstream sends none or a generic one
-    trusted: bool = False  # the channel's own base_url host: exempt from the private-network guard
-
-
-ContentSource = LocalFile | Remote
+def split_frames(images: tuple[Image, ...] | list[Image]) -> Frames:
+    """An image without a role is a first frame; a second first frame is the last frame."""
+    first: Image | None = None
+    last: Image | None = None
+    references: list[Image] = []
+    for image in images:
+        if image.role == "reference_image":
+            references.append(image)
+        elif image.role == "last_frame" or (image.role in (None, "first_frame") and first):
+            last = image
+        else:
+            first = image
+    return Frames(first, last, tuple(references))
 
 
 # --- the adapter base class ---------------------------------------------------------------
 
 
-class Provider:
+class Provider(Generic[OptionsT]):
     name: ClassVar[str]
     credentials: ClassVar[tuple[str, ...]] = ("api_key",)
     default_base_url: ClassVar[str | None] = None
     needs_network: ClassVar[bool] = True
     features: frozenset[str] = frozenset()  # per instance when an option changes it
     variants: ClassVar[frozenset[str]] = frozenset({"video"})
-    options: ClassVar[Mapping[str, Option]] = {}
+    Options: ClassVar[type[Any]] = NoOptions
     typical_run_s: float = 180.0  # per instance when an option sets it (the demo does)
     result_ttl_s: ClassVar[float | None] = None
+    poll_rules: ClassVar[PollRules] = PollRules()
 
-    def __init__(self, channel: ChannelConfig, http: ChannelHttp | None) -> None:
+    def __init__(self, channel: ChannelView[OptionsT], http: ChannelHttp | None) -> None:
         self.channel = channel
         self._http = http
         self.base_url = (channel.base_url or self.default_base_url or "").rstrip("/")
+        self._unknown_noted: set[str] = set()
 
     @property
     def http(self) -> ChannelHttp:
         assert self._http is not None, f"provider {self.name} was built without HTTP"
         return self._http
 
-    def check(self, job: Job) -> None:
-        """Raise Unsupported for anything this provider cannot do; no network here."""
-        needed = job_features(job)
-        missing = sorted(needed - self.features)
-        if missing:
-            raise Unsupported(
-                f"provider {self.name!r} does not support {missing[0].replace('_', ' ')}"
-            )
+    # --- the contract ---------------------------------------------------------------------
 
-    async def submit(self, job: Job) -> Submitted:
+    def refusal(self, request: VideoRequest, model: str) -> str | None:
+        """Why this provider (with this upstream model) cannot do the request; no network."""
+        missing = sorted(request.features() - self.features)
+        if missing:
+            return f"provider {self.name!r} does not support {missing[0].replace('_', ' ')}"
+        return None
+
+    def check(self, request: VideoRequest, model: str) -> None:
+        """Raise Unsupported with the refusal, if there is one."""
+        why = self.refusal(request, model)
+        if why:
+            raise Unsupported(why)
+
+    async def submit(self, request: VideoRequest, model: str) -> Submitted:
         raise NotImplementedError
 
     async def poll(self, task: TaskRef) -> Update:
@@ -342,13 +274,24 @@ class Provider:
         raise NotImplementedError
 
     async def refresh_content(self, task: TaskRef, variant: str) -> ContentSource | None:
-        return None
+        """Poll again: when the answer changes what the stored state says (a newly signed result
+        URL), the source content() names from the new state is worth a try."""
+        self.variant_check(variant)
+        try:
+            update = await self.poll(task)
+            if all(task.state.get(k) == v for k, v in update.state.items()):
+                return None
+            return await self.content(replace(task, state={**task.state, **update.state}), variant)
+        except (TaskNotFound, VariantUnavailable):
+            return None
 
-    async def remix(self, source: TaskRef, job: Job) -> Submitted:
+    async def remix(self, source: TaskRef, request: VideoRequest, model: str) -> Submitted:
         raise Unsupported(f"provider {self.name!r} does not support remix")
 
     async def delete(self, task: TaskRef) -> None:
         return None
+
+    # --- helpers --------------------------------------------------------------------------
 
     async def image_bytes(self, image: Image, limit: int) -> Image:
         """The image with its bytes and sniffed type, for providers that take bytes only: a
@@ -369,24 +312,19 @@ class Provider:
         if variant not in self.variants:
             raise VariantUnavailable(f"provider {self.name!r} does not produce a {variant}")
 
-
-def job_features(job: Job) -> set[str]:
-    """The features a job needs, from its images and media."""
-    needed: set[str] = set()
-    roles = [image.role for image in job.images]
-    if any(r in (None, "first_frame") for r in roles):
-        needed.add("image_input")
-    if "last_frame" in roles or sum(r in (None, "first_frame") for r in roles) > 1:
-        needed.add("last_frame")
-    if "reference_image" in roles:
-        needed.add("reference_images")
-    for item in job.media:
-        needed.add(f"reference_{item.kind}")
-    return needed
+    def note_unknown_status(self, native: str) -> None:
+        """Log a native status this adapter does not know, once per channel: it keeps the
+        previous status and never ends a job, but it is worth a look."""
+        if native in self._unknown_noted or len(self._unknown_noted) >= UNKNOWN_NOTED_MAX:
+            return
+        self._unknown_noted.add(native)
+        log.info(
+            "%s (%s): unknown upstream status %r; keeping the previous one",
+            self.channel.name,
+            self.name,
+            native[:40],
+        )
 
 
 def now() -> float:
     return time.time()
-
-
-Factory = Callable[["ChannelConfig", "ChannelHttp | None"], Provider]

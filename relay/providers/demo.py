@@ -9,69 +9,75 @@ package: a 4-second H.264 MP4, a WebP still and a JPEG grid of stills.
 from __future__ import annotations
 
 import secrets
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any
 
-from relay.providers.base import (
+from relay.domain import (
     FEATURES,
     VARIANTS,
     ContentSource,
-    Job,
     LocalFile,
-    Option,
-    Provider,
     Size,
+    TaskRef,
+    VideoRequest,
+)
+from relay.providers.base import (
+    ChannelView,
+    Provider,
     Submitted,
     TaskError,
-    TaskRef,
     Update,
     now,
+    option,
 )
 
 if TYPE_CHECKING:
-    from relay.config import ChannelConfig
-    from relay.upstream import ChannelHttp
+    from relay.providers.http import ChannelHttp
 
 ASSETS = Path(__file__).parent / "assets"
 FAIL_MARKER = "#fail"
 DEFAULT_SHORT_SIDE = 720
 
 
-class DemoProvider(Provider):
+@dataclass(frozen=True)
+class DemoOptions:
+    finish_after_s: float = option(
+        5, "seconds a demo task runs before it completes", kind=(int, float), minimum=0
+    )
+
+
+class DemoProvider(Provider[DemoOptions]):
     name = "demo"
     credentials = ()
     needs_network = False
     features = FEATURES
     variants = frozenset(VARIANTS)
-    options: ClassVar[dict[str, Option]] = {
-        "finish_after_s": Option(
-            (int, float), 5, "seconds a demo task runs before it completes", minimum=0
-        ),
-    }
+    Options = DemoOptions
     typical_run_s = 5.0
 
-    def __init__(self, channel: ChannelConfig, http: ChannelHttp | None) -> None:
+    def __init__(self, channel: ChannelView[DemoOptions], http: ChannelHttp | None) -> None:
         super().__init__(channel, http)
-        self.typical_run_s = float(channel.options.get("finish_after_s", 5))
+        self.typical_run_s = float(channel.options.finish_after_s)
 
-    async def submit(self, job: Job) -> Submitted:
-        return self._start(job)
+    async def submit(self, request: VideoRequest, model: str) -> Submitted:
+        return self._start(request)
 
-    async def remix(self, source: TaskRef, job: Job) -> Submitted:
-        return self._start(job, source=source.upstream_id)
+    async def remix(self, source: TaskRef, request: VideoRequest, model: str) -> Submitted:
+        return self._start(request, source=source.upstream_id)
 
-    def _start(self, job: Job, source: str | None = None) -> Submitted:
+    def _start(self, request: VideoRequest, source: str | None = None) -> Submitted:
         state: dict[str, Any] = {
             "started_at": now(),
-            "finish_after_s": float(self.channel.options.get("finish_after_s", 5)),
-            "fail": FAIL_MARKER in job.prompt,
+            "finish_after_s": float(self.channel.options.finish_after_s),
+            "fail": FAIL_MARKER in request.prompt,
         }
         if source:
             state["remix_of"] = source
         return Submitted(
             upstream_id="demo_" + secrets.token_hex(12),
-            seconds=str(job.seconds),
-            size=pixel_size(job.size),
+            seconds=str(request.duration),
+            size=pixel_size(request.dimensions),
             state=state,
         )
 

@@ -13,13 +13,13 @@ from datetime import UTC, datetime, timedelta, timezone
 from email.utils import parsedate_to_datetime
 from typing import Any
 
-from relay.providers.base import (
+from relay.domain import Size
+from relay.providers.errors import (
     AuthFailed,
     ProviderError,
     QuotaExceeded,
     RateLimited,
     Rejected,
-    Size,
     TaskNotFound,
     Unavailable,
 )

@@ -11,6 +11,21 @@ contract suite drives them all:
 
 The CDN (`/cdn/<name>`) serves result files with Range, and has knobs for the content tests:
 slow writes, a body cut short, Range ignored, a fixed status (an expired URL).
+
+The per-method contract cases (tests/providers/test_methods.py) drive every fake through the same
+few hooks, each answered in the provider's own native form:
+
+    contract_error(op, kind, retry_after)  the next `op` ("submit" or "poll") answers the
+                                           provider's native `kind` error: "auth" (credentials
+                                           refused) or "rate_limit" (with Retry-After seconds
+                                           where the provider sends one)
+    forget_tasks()                         the upstream no longer knows any task made so far
+    expire_urls()                          every result URL handed out so far answers 403
+                                           (a URL signed afresh later works)
+    supports_delete                        whether the provider's API deletes a task
+    renews_urls                            whether a new query hands out a working result URL
+                                           once the old one expired (False: the URL is fixed)
+    retry_after_header                     whether the provider's 429 carries a Retry-After
 """
 
 from __future__ import annotations
@@ -88,6 +103,9 @@ class CdnStats:
 class FakeUpstream:
     name: ClassVar[str] = "fake"
     polls_to_finish: int = 2
+    supports_delete: ClassVar[bool] = False
+    renews_urls: ClassVar[bool] = True
+    retry_after_header: ClassVar[bool] = True
 
     def __init__(self) -> None:
         self.app = web.Application(middlewares=[self._record])
@@ -96,6 +114,8 @@ class FakeUpstream:
         self.cdn = CdnKnobs()
         self.cdn_stats = CdnStats()
         self.server: TestServer | None = None
+        self.issued: set[str] = set()  # every CDN URL handed out (path and query)
+        self.expired: set[str] = set()
         self.app.router.add_get("/cdn/{name}", self._serve_cdn)
         self.routes(self.app.router)
 
@@ -126,7 +146,23 @@ class FakeUpstream:
         return self.base_url + path
 
     def cdn_url(self, name: str = "video.mp4", query: str = "") -> str:
-        return self.url(f"/cdn/{name}") + (f"?{query}" if query else "")
+        relative = f"/cdn/{name}" + (f"?{query}" if query else "")
+        self.issued.add(relative)
+        return self.url(relative)
+
+    # --- the per-method contract hooks ---------------------------------------------------
+
+    def contract_error(self, op: str, kind: str, retry_after: int | None = None) -> None:
+        """Make the next `op` call answer the provider's native `kind` error (subclasses)."""
+        raise NotImplementedError
+
+    def forget_tasks(self) -> None:
+        """Forget every task, as an upstream does past its retention (subclasses)."""
+        raise NotImplementedError
+
+    def expire_urls(self) -> None:
+        """Every result URL handed out so far answers 403 from now on."""
+        self.expired |= self.issued
 
     def calls(self, path_part: str = "", method: str | None = None) -> list[Recorded]:
         return [
@@ -154,6 +190,8 @@ class FakeUpstream:
         stats.range_headers.append(request.headers.get("Range"))
         stats.auth_headers.append(request.headers.get("Authorization"))
         name = request.match_info["name"]
+        if str(request.rel_url) in self.expired:
+            return web.json_response({"error": "the signed URL has expired"}, status=403)
         if knobs.status is not None:
             return web.json_response({"error": "expired"}, status=knobs.status)
         data = self.files.get(name)

@@ -1,7 +1,23 @@
-"""The error tree adapters raise (re-exported by relay.providers.base, where it is drawn).
+"""The error tree adapters raise. An adapter classifies; what each error then does to the
+channel, the task and the client is decided in one place, relay/policy.py.
 
-It lives outside the providers package so outbound HTTP (relay.upstream) can raise it without
-importing every adapter.
+    ProviderError
+    ├── AuthFailed          credentials refused                 -> upstream_auth_failed
+    ├── QuotaExceeded       balance / plan exhausted            -> insufficient_quota
+    ├── RateLimited         slow down (retry_after seconds)     -> rate_limit_exceeded
+    ├── Unavailable         5xx, timeout, transport failure     -> upstream_error
+    │   │                   (maybe_created: the upstream may have created the job: a timeout
+    │   │                   after sending, a 504, or a 5xx where the provider's page says so)
+    │   └── TransientError  a transient error code in an answer about one task (not a
+    │                       transport failure): counted, and the adapter's PollRules may fail
+    │                       the task after N in a row
+    ├── Rejected            the upstream refused the request -> invalid_request, moderation_blocked
+    ├── TaskNotFound        upstream id unknown or expired      -> task_expired
+    ├── NotReady            content asked for before it exists
+    ├── VariantUnavailable  the provider does not produce this variant
+    └── Unsupported         a feature this provider/model lacks (raised before any network call)
+
+The message is safe to show a client; `detail` is for the log only.
 """
 
 from __future__ import annotations
@@ -49,6 +65,11 @@ class Unavailable(ProviderError):
     ) -> None:
         super().__init__(message, detail=detail)
         self.maybe_created = maybe_created
+
+
+class TransientError(Unavailable):
+    """A transient error code about one task (MiniMax's 1000/1001/...): the answer arrived, so it
+    is not an outage, but it says nothing about the job either."""
 
 
 class Rejected(ProviderError):

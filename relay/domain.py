@@ -1,0 +1,291 @@
+"""The relay's own words, shared by the wire format, the use cases, the store and the adapters.
+
+Nothing here does I/O or knows HTTP: a status, a size, an input image, one `VideoRequest` for
+every way a job is asked for (create, remix, `remix_video_id`), what an adapter sees of a stored
+task (`TaskRef`), how a task ended (`Outcome`), and where finished bytes are (`ContentSource`).
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import orjson
+
+Status = Literal["queued", "in_progress", "completed", "failed"]
+STATUSES: tuple[Status, ...] = ("queued", "in_progress", "completed", "failed")
+ACTIVE: tuple[Status, ...] = ("queued", "in_progress")
+TERMINAL: frozenset[str] = frozenset({"completed", "failed"})
+
+# image_input: a first-frame image; last_frame: a second image as the last frame;
+# reference_images: images with role reference_image; reference_video / reference_audio:
+# input_reference.content[] items of those types; remix: POST /v1/videos/{id}/remix.
+FEATURES = frozenset(
+    {"image_input", "last_frame", "reference_images", "reference_video", "reference_audio", "remix"}
+)
+VARIANTS: Mapping[str, tuple[str, str]] = {
+    # variant: (content type, file extension)
+    "video": ("video/mp4", "mp4"),
+    "thumbnail": ("image/webp", "webp"),
+    "spritesheet": ("image/jpeg", "jpg"),
+}
+
+# A job's shape, from its images: none, one first frame, first and last frames, reference images.
+# Some providers run each on a different upstream model (Vidu's text2video vs img2video models,
+# DashScope's -t2v vs -i2v, Jimeng's req_keys), so a channel's model_map may name one per shape.
+Shape = Literal["text", "image", "frames", "reference"]
+SHAPES: tuple[Shape, ...] = ("text", "image", "frames", "reference")
+
+
+# --- inputs ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Size:
+    """The client's size: WxH (width, height set) or a bare ratio (ratio set, no pixels)."""
+
+    width: int | None = None
+    height: int | None = None
+    ratio: tuple[int, int] | None = None
+
+    @classmethod
+    def parse(cls, text: str) -> Size | None:
+        for sep in ("x", ":"):
+            left, found, right = text.partition(sep)
+            if found and _ascii_number(left) and _ascii_number(right) and int(left) and int(right):
+                a, b = int(left), int(right)
+                return cls(width=a, height=b) if sep == "x" else cls(ratio=(a, b))
+        return None
+
+    @property
+    def aspect(self) -> float:
+        if self.width and self.height:
+            return self.width / self.height
+        assert self.ratio is not None
+        return self.ratio[0] / self.ratio[1]
+
+    @property
+    def short_side(self) -> int | None:
+        return min(self.width, self.height) if self.width and self.height else None
+
+    def __str__(self) -> str:
+        if self.width and self.height:
+            return f"{self.width}x{self.height}"
+        assert self.ratio is not None
+        return f"{self.ratio[0]}:{self.ratio[1]}"
+
+
+def _ascii_number(text: str) -> bool:
+    return 0 < len(text) <= 6 and all("0" <= c <= "9" for c in text)
+
+
+def sniff_image(data: bytes) -> str | None:
+    """The image type from its magic bytes: JPEG, PNG or WebP, else None."""
+    if data[:3] == b"\xff\xd8\xff":
+        return "image/jpeg"
+    if data[:8] == b"\x89PNG\r\n\x1a\n":
+        return "image/png"
+    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        return "image/webp"
+    return None
+
+
+@dataclass(frozen=True)
+class Image:
+    """An input image as the client gave it: an http(s) URL, or bytes (upload or data: URL)."""
+
+    role: str | None = None  # first_frame, last_frame, reference_image, or None (= first frame)
+    url: str | None = None
+    data: bytes | None = field(default=None, repr=False)
+    mime: str | None = None  # sniffed from the bytes, never taken from the client
+
+    def data_url(self) -> str:
+        assert self.data is not None and self.mime is not None
+        return f"data:{self.mime};base64,{self.base64()}"
+
+    def base64(self) -> str:
+        """Raw base64, no `data:` prefix (what Kling and Jimeng call base64)."""
+        assert self.data is not None
+        return base64.b64encode(self.data).decode("ascii")
+
+    def url_or_data_url(self) -> str:
+        return self.url if self.url is not None else self.data_url()
+
+    def record(self) -> dict[str, Any]:
+        """What the task row keeps of it: the URL, or a digest of the bytes."""
+        kept: dict[str, Any] = {"role": self.role}
+        if self.url is not None:
+            kept["url"] = self.url
+        if self.data is not None:
+            kept.update(
+                mime=self.mime, bytes=len(self.data), sha256=hashlib.sha256(self.data).hexdigest()
+            )
+        return kept
+
+
+@dataclass(frozen=True)
+class Media:
+    """A reference video or audio from input_reference.content[] (URLs only)."""
+
+    kind: Literal["video", "audio"]
+    url: str
+    role: str | None = None
+
+
+HINTS = ("negative_prompt", "seed", "generate_audio", "enhance_prompt", "person_generation")
+
+
+@dataclass(frozen=True)
+class VideoRequest:
+    """One job as the client asked for it, whichever route it came by.
+
+    `model`, `seconds` and `size` are None when the client left them out: the use case fills
+    them once (from the config's defaults, or from the source video of a remix). `remix_of` is
+    the public id of the source video for a remix.
+    """
+
+    prompt: str
+    model: str | None = None
+    seconds: int | None = None
+    size: Size | None = None
+    images: tuple[Image, ...] = ()
+    media: tuple[Media, ...] = ()
+    negative_prompt: str | None = None
+    seed: int | None = None
+    generate_audio: bool | None = None
+    enhance_prompt: bool | None = None
+    person_generation: str | None = None
+    metadata: Mapping[str, Any] = field(default_factory=dict)
+    remix_of: str | None = None
+
+    @property
+    def public_model(self) -> str:
+        assert self.model is not None, "defaults are applied before a request is routed"
+        return self.model
+
+    @property
+    def duration(self) -> int:
+        assert self.seconds is not None, "defaults are applied before a request is routed"
+        return self.seconds
+
+    @property
+    def dimensions(self) -> Size:
+        assert self.size is not None, "defaults are applied before a request is routed"
+        return self.size
+
+    @property
+    def shape(self) -> Shape:
+        """Which upstream model of a model_map table runs it."""
+        roles = [image.role for image in self.images]
+        if not roles:
+            return "text"
+        if "reference_image" in roles:
+            return "reference"
+        return "frames" if len(roles) > 1 or "last_frame" in roles else "image"
+
+    def features(self) -> set[str]:
+        """The features a job needs, from its images and media (and remix)."""
+        needed: set[str] = set()
+        roles = [image.role for image in self.images]
+        firsts = sum(r in (None, "first_frame") for r in roles)
+        if firsts:
+            needed.add("image_input")
+        if "last_frame" in roles or firsts > 1:
+            needed.add("last_frame")
+        if "reference_image" in roles:
+            needed.add("reference_images")
+        for item in self.media:
+            needed.add(f"reference_{item.kind}")
+        if self.remix_of is not None:
+            needed.add("remix")
+        return needed
+
+    def stored(self) -> dict[str, Any]:
+        """The request as kept in the task row: image bytes become a digest."""
+        return {
+            "prompt": self.prompt,
+            "model": self.model,
+            "seconds": self.seconds,
+            "size": None if self.size is None else str(self.size),
+            "images": [image.record() for image in self.images],
+            "media": [{"kind": m.kind, "url": m.url, "role": m.role} for m in self.media],
+            **{k: getattr(self, k) for k in HINTS if getattr(self, k) is not None},
+            "metadata": dict(self.metadata),
+            **({"remix_video_id": self.remix_of} if self.remix_of else {}),
+        }
+
+    def fingerprint(self) -> str:
+        """A digest of what was asked, for Idempotency-Key (multipart boundaries don't count)."""
+        canonical = orjson.dumps(self.stored(), option=orjson.OPT_SORT_KEYS)
+        return hashlib.sha256(canonical).hexdigest()
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who is calling: a user, their role, and what rate limits count against."""
+
+    user: str
+    role: str
+    key_id: str  # "static:<name>" or "db:<id>"
+
+    @property
+    def admin(self) -> bool:
+        return self.role == "admin"
+
+
+# --- tasks ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TaskRef:
+    """What an adapter sees of a stored task."""
+
+    id: str  # the relay's public id (logs only; never send it upstream as an upstream id)
+    upstream_id: str
+    upstream_model: str
+    state: Mapping[str, Any]  # what submit/poll chose to keep (Submitted.state, Update.state)
+    submitted_at: float
+    seconds: str
+    size: str
+    status: Status
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """How a task ended: the one transition out of queued/in_progress."""
+
+    status: Literal["completed", "failed"]
+    error_code: str | None = None  # a normalized code (providers/README.md) when failed
+    error_message: str | None = None
+    completed_at: float | None = None  # None: now
+    expires_at: float | None = None  # when the upstream result stops being downloadable
+
+    @classmethod
+    def failed(cls, code: str, message: str) -> Outcome:
+        return cls("failed", code, message)
+
+
+# --- content --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class LocalFile:
+    path: Path
+    content_type: str
+
+
+@dataclass(frozen=True)
+class Remote:
+    """Where to GET the bytes. `headers` go to the first host only, never across a redirect."""
+
+    url: str
+    headers: Mapping[str, str] = field(default_factory=dict)
+    content_type: str | None = None  # used when the upstream sends none or a generic one
+    trusted: bool = False  # the channel's own base_url host: exempt from the private-network guard
+
+
+ContentSource = LocalFile | Remote
