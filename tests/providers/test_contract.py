@@ -10,31 +10,15 @@ import aiohttp
 import pytest
 
 from relay.config import Config
+from relay.domain import FEATURES
 from relay.providers import REGISTRY
-from relay.providers.base import FEATURES
 from tests.conftest import Relay, auth
+from tests.fakes import fake_class
 from tests.fakes.base import VIDEO, FakeUpstream
-from tests.fakes.compat_relay import FakeCompatRelay
-from tests.fakes.dashscope import DashScopeFake
-from tests.fakes.jimeng import JimengFake
-from tests.fakes.kling import FakeKling
-from tests.fakes.minimax import MinimaxFake
-from tests.fakes.openai import FakeOpenAI
-from tests.fakes.seedance import SeedanceFake
-from tests.fakes.veo import VeoFake
-from tests.fakes.vidu import ViduFake
 from tests.images import png
 
 FAKES: dict[str, type[FakeUpstream]] = {
-    "compat-relay": FakeCompatRelay,
-    "dashscope": DashScopeFake,
-    "jimeng": JimengFake,
-    "kling": FakeKling,
-    "minimax": MinimaxFake,
-    "openai": FakeOpenAI,
-    "veo": VeoFake,
-    "seedance": SeedanceFake,
-    "vidu": ViduFake,
+    name: fake_class(name) for name, cls in REGISTRY.items() if cls.needs_network
 }
 NORMALIZED_CODES = {
     "upstream_auth_failed",
@@ -52,6 +36,7 @@ NORMALIZED_CODES = {
 
 def test_every_registered_provider_is_in_the_suite():
     assert set(REGISTRY) == {"demo", *FAKES}
+    assert all(fake.name == name for name, fake in FAKES.items())
 
 
 class Upstream:
