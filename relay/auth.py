@@ -13,24 +13,13 @@ import hmac
 import secrets
 import time
 from collections.abc import Iterable
-from dataclasses import dataclass
 
 from relay.config import StaticKey
+from relay.domain import Principal
 from relay.errors import AuthenticationFailed, RateLimitExceeded
 from relay.store import Store
 
 KEY_PREFIX = "sk-relay-"
-
-
-@dataclass(frozen=True)
-class Principal:
-    user: str
-    role: str
-    key_id: str  # "static:<name>" or "db:<id>": what rate limits count against
-
-    @property
-    def admin(self) -> bool:
-        return self.role == "admin"
 
 
 def new_api_key() -> str:

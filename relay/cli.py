@@ -14,13 +14,15 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from aiohttp import web
-from aiohttp.abc import AbstractAccessLogger
 
 from relay import config as config_mod
+from relay.app import create_app, reload
 from relay.auth import digest, display_prefix, new_api_key
 from relay.config import Config
 from relay.errors import ConfigError
-from relay.store import Store
+from relay.logs import AccessLogger, setup_logging
+from relay.store import Store, open_store, sqlite_url
+from relay.web.keys import RUNTIME, STORE
 
 log = logging.getLogger("relay")
 
@@ -110,7 +112,7 @@ def _with_store(args: argparse.Namespace, work):  # type: ignore[no-untyped-def]
     config = _load(args)
 
     async def run() -> int:
-        store = await Store.open(config.server.data_dir / "relay.db")
+        store = await open_store(sqlite_url(config.server.data_dir / "relay.db"))
         try:
             return int(await work(store))
         finally:
@@ -194,55 +196,15 @@ def _date(ts: float | None) -> str:
 # --- serve ----------------------------------------------------------------------------------
 
 
-class _RequestIdFilter(logging.Filter):
-    def filter(self, record: logging.LogRecord) -> bool:
-        from relay.app import request_id
-
-        record.request_id = request_id.get()
-        return True
-
-
-def setup_logging() -> None:
-    handler = logging.StreamHandler()
-    handler.addFilter(_RequestIdFilter())
-    handler.setFormatter(
-        logging.Formatter("%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s")
-    )
-    root = logging.getLogger()
-    root.handlers[:] = [handler]
-    root.setLevel(os.environ.get("RELAY_LOG_LEVEL", "INFO").upper())
-    logging.getLogger("aiohttp.access").setLevel(logging.INFO)
-
-
-class AccessLogger(AbstractAccessLogger):
-    """One line per request: never the query string's values or any header but the request id."""
-
-    def log(self, request, response, time):  # type: ignore[no-untyped-def]
-        from relay.app import client_address
-
-        self.logger.info(
-            "%s %s %s %d %s %.1fms",
-            client_address(request),
-            request.method,
-            request.path,
-            response.status,
-            response.body_length,
-            time * 1000,
-        )
-
-
 def cmd_serve(args: argparse.Namespace) -> int:
     setup_logging()
     path = config_mod.find_config_path(args.config)
     config = config_mod.load(path)
     log.info("config: %s", config.source)
-    asyncio.run(_serve(config, path))
-    return 0
+    return asyncio.run(_serve(config, path))
 
 
-async def _serve(config: Config, path: Path | None) -> None:
-    from relay.app import STATE, create_app, reload
-
+async def _serve(config: Config, path: Path | None) -> int:
     app = create_app(config)
     runner = web.AppRunner(
         app,
@@ -250,16 +212,22 @@ async def _serve(config: Config, path: Path | None) -> None:
         access_log_class=AccessLogger,
         shutdown_timeout=SHUTDOWN_GRACE_S,
     )
-    await runner.setup()
-    await bootstrap_key(app[STATE].store, config)
-    site = web.TCPSite(runner, config.server.host, config.server.port)
-    await site.start()
+    try:
+        await runner.setup()
+        await bootstrap_key(app[STORE], config)
+        site = web.TCPSite(runner, config.server.host, config.server.port)
+        await site.start()
+    except Exception as exc:
+        # whatever opened is closed again; one line says why, and the exit code tells systemd
+        await runner.cleanup()
+        print(f"relay: could not start: {_reason(exc)}", file=sys.stderr)
+        return 1
     log.info(
         "serving on http://%s:%d (public URL %s); models: %s",
         config.server.host,
         config.server.port,
         config.server.public_url,
-        ", ".join(app[STATE].runtime.channels.models()),
+        ", ".join(app[RUNTIME].channels.models()),
     )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -291,6 +259,13 @@ async def _serve(config: Config, path: Path | None) -> None:
                 loop.remove_signal_handler(sig)
         await runner.cleanup()
         log.info("stopped")
+    return 0
+
+
+def _reason(exc: BaseException) -> str:
+    """One line naming the cause: the error itself, and where it came from when that helps."""
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return f"{text} ({type(exc).__name__})" if type(exc).__name__ not in text else text
 
 
 async def bootstrap_key(store: Store, config: Config) -> None:

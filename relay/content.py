@@ -24,8 +24,8 @@ from aiohttp import web
 from aiohttp.abc import AbstractStreamWriter
 from multidict import CIMultiDict
 
-from relay.errors import NotFound, RangeNotSatisfiable, UpstreamFailed
 from relay.domain import VARIANTS, ContentSource, LocalFile, Remote
+from relay.errors import NotFound, RangeNotSatisfiable, UpstreamFailed
 from relay.upstream import BlockedAddress, Http
 
 log = logging.getLogger("relay.content")

@@ -241,6 +241,58 @@ class Principal:
 
 
 @dataclass(frozen=True)
+class Task:
+    """A task as the store keeps it: the public video, its upstream job, and its schedule."""
+
+    seq: int  # creation order, for stable pages
+    id: str
+    owner: str
+    channel: str
+    provider: str
+    model: str
+    upstream_model: str
+    upstream_id: str | None  # None until an upstream accepted the job
+    upstream_state: dict[str, Any]
+    request: dict[str, Any]
+    prompt: str
+    seconds: str
+    size: str
+    status: str
+    progress: int
+    error_code: str | None
+    error_message: str | None
+    remixed_from: str | None
+    created_at: int
+    submitted_at: float | None
+    updated_at: float
+    completed_at: float | None
+    expires_at: float | None
+    next_poll_at: float | None
+    poll_interval: float | None
+    poll_errors: int  # poll errors in a row (auth refusals, transient codes, grace misses)
+    lease_owner: str | None
+    lease_until: float | None
+
+    @property
+    def active(self) -> bool:
+        return self.status in ACTIVE
+
+    def ref(self) -> TaskRef:
+        """What the adapter of its channel sees."""
+        assert self.upstream_id is not None
+        return TaskRef(
+            id=self.id,
+            upstream_id=self.upstream_id,
+            upstream_model=self.upstream_model,
+            state=self.upstream_state,
+            submitted_at=self.submitted_at or float(self.created_at),
+            seconds=self.seconds,
+            size=self.size,
+            status=self.status,  # type: ignore[arg-type]
+        )
+
+
+@dataclass(frozen=True)
 class TaskRef:
     """What an adapter sees of a stored task."""
 

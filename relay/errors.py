@@ -140,6 +140,11 @@ class NoAvailableChannel(RelayError):
     status = 503
     default_code = "no_available_channel"
 
+    def __init__(self, message: str, retry_after: float) -> None:
+        seconds = max(1, math.ceil(retry_after))
+        super().__init__(message, headers={"Retry-After": str(seconds)})
+        self.retry_after = seconds
+
 
 class ServiceUnavailable(RelayError):
     status = 503

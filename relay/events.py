@@ -52,7 +52,6 @@ class TaskFinished:
     provider: str
     status: str  # completed | failed
     error_code: str | None
-    submitted: bool  # whether an upstream job existed (it held an in-flight slot)
 
 
 @dataclass(frozen=True)

@@ -3,7 +3,7 @@ and the client. Adapters only classify (relay/providers/errors.py); the use case
 `decide(error, phase)` and do what the answer says.
 
     error               submit                       poll                      content / copy
-    AuthFailed          out (creds), next channel    out (creds), count: 5     out; 502 / retry
+    AuthFailed          out (creds), next channel    out (creds), count: 5     out, 502 / retry
     QuotaExceeded       out (quota), next channel    out (quota), reschedule   502 / retry
     RateLimited         pause, next channel          reschedule >= Retry-After 502 / retry
     Unavailable         failure, next channel        reschedule                502 / retry
@@ -83,6 +83,7 @@ class Decision:
     task: TaskEffect
     code: str | None = None  # the task's error.code when it fails, or the client's error code
     status: int | None = None  # the client's HTTP status (submit: reject; content)
+    limit: int | None = None  # COUNT: errors in a row that fail the task (None: the adapter's)
 
 
 def _kind(error: ProviderError) -> str:
@@ -127,7 +128,9 @@ TABLE: dict[tuple[str, Phase], Decision] = {
     ("variant_unavailable", Phase.SUBMIT): _NEXT_AFTER_FAILURE,
     ("other", Phase.SUBMIT): _NEXT_AFTER_FAILURE,
     # poll
-    ("auth", Phase.POLL): Decision(_C.REFUSED, _T.COUNT, "upstream_auth_failed"),
+    ("auth", Phase.POLL): Decision(
+        _C.REFUSED, _T.COUNT, "upstream_auth_failed", limit=AUTH_FAILURES_BEFORE_FAIL
+    ),
     ("quota", Phase.POLL): Decision(_C.QUOTA, _T.RESCHEDULE),
     ("rate_limited", Phase.POLL): Decision(_C.NONE, _T.RESCHEDULE),
     ("unavailable", Phase.POLL): Decision(_C.NONE, _T.RESCHEDULE),
@@ -147,7 +150,6 @@ TABLE: dict[tuple[str, Phase], Decision] = {
         _C.NONE, _T.KEEP, "variant_not_available", 404
     ),
     # copy: a stored copy is retried later, or dropped when it can never succeed
-    ("auth", Phase.COPY): Decision(_C.REFUSED, _T.KEEP),
     ("not_found", Phase.COPY): Decision(_C.NONE, _T.DROP),
     ("variant_unavailable", Phase.COPY): Decision(_C.NONE, _T.DROP),
 }

@@ -9,9 +9,8 @@ import re
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
+from relay.domain import Image, Media, sniff_image
 from relay.errors import InvalidRequest, RequestTooLarge
-from relay.domain import sniff_image
-from relay.domain import Image, Media
 
 IMAGE_ROLES = frozenset({"first_frame", "last_frame", "reference_image"})
 MEDIA_ROLES = {"video": "reference_video", "audio": "reference_audio"}

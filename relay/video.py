@@ -1,12 +1,12 @@
 """The OpenAI wire format: a create or remix request from its fields, and a task as a video.
 
-`forms.read_body` turns the HTTP body into plain fields first; `parse_create` and `parse_remix`
-are pure functions from those fields to a validated request, and every 400 names its field.
+`web.forms.read_body` turns the HTTP body into plain fields first; `parse_create` and
+`parse_remix` are pure functions from those fields to one `VideoRequest`, and every 400 names its
+field. What the client left out stays None: the use case fills in the defaults.
 """
 
 from __future__ import annotations
 
-import hashlib
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -14,12 +14,9 @@ from typing import Any
 
 import orjson
 
-from relay.config import Defaults
+from relay.domain import HINTS, Image, Media, Size, Task, VideoRequest
 from relay.errors import InvalidRequest
-from relay.forms import Upload
-from relay.domain import Image, Media, Size
 from relay.references import image_from_string, input_reference
-from relay.store import TaskRow
 
 MAX_PROMPT = 32000
 MAX_SECONDS = 120
@@ -35,7 +32,6 @@ FOREIGN_FIELDS = {
     "images": "input_reference.content",
 }
 IGNORED_FIELDS = frozenset({"task_id", "video_id"})
-HINT_FIELDS = ("negative_prompt", "seed", "generate_audio", "enhance_prompt", "person_generation")
 CREATE_FIELDS = frozenset(
     {
         "prompt",
@@ -46,7 +42,7 @@ CREATE_FIELDS = frozenset(
         "image",
         "remix_video_id",
         "metadata",
-        *HINT_FIELDS,
+        *HINTS,
     }
 )
 REMIX_FIELDS = frozenset({"prompt", "model", "seconds", "size", "metadata"})
@@ -55,59 +51,16 @@ _DIGITS = re.compile(r"[0-9]{1,6}")
 _SIZE = re.compile(r"([0-9]{1,6})\s*([xX:])\s*([0-9]{1,6})")
 
 
-# --- the request ------------------------------------------------------------------------------
+# --- what the body carried ---------------------------------------------------------------
 
 
 @dataclass(frozen=True)
-class CreateRequest:
-    prompt: str
-    model: str
-    seconds: int
-    size: Size
-    images: tuple[Image, ...] = ()
-    media: tuple[Media, ...] = ()
-    negative_prompt: str | None = None
-    seed: int | None = None
-    generate_audio: bool | None = None
-    enhance_prompt: bool | None = None
-    person_generation: str | None = None
-    metadata: Mapping[str, Any] = field(default_factory=dict)
-    remix_video_id: str | None = None
-    given: frozenset[str] = frozenset()  # the fields the client sent (defaults fill the rest)
+class Upload:
+    """An uploaded file (multipart), its type sniffed from its bytes."""
 
-    @property
-    def model_given(self) -> bool:
-        return "model" in self.given
-
-    def stored(self) -> dict[str, Any]:
-        """The normalized request as kept in the task row: image bytes become a digest."""
-        return {
-            "prompt": self.prompt,
-            "model": self.model,
-            "seconds": self.seconds,
-            "size": str(self.size),
-            "images": [_image_record(i) for i in self.images],
-            "media": [{"kind": m.kind, "url": m.url, "role": m.role} for m in self.media],
-            **{k: getattr(self, k) for k in HINT_FIELDS if getattr(self, k) is not None},
-            "metadata": dict(self.metadata),
-            **({"remix_video_id": self.remix_video_id} if self.remix_video_id else {}),
-        }
-
-    def fingerprint(self) -> str:
-        """A digest of what was asked, for Idempotency-Key (multipart boundaries don't count)."""
-        canonical = orjson.dumps(self.stored(), option=orjson.OPT_SORT_KEYS)
-        return hashlib.sha256(canonical).hexdigest()
-
-
-def _image_record(image: Image) -> dict[str, Any]:
-    record: dict[str, Any] = {"role": image.role}
-    if image.url is not None:
-        record["url"] = image.url
-    if image.data is not None:
-        record.update(
-            mime=image.mime, bytes=len(image.data), sha256=hashlib.sha256(image.data).hexdigest()
-        )
-    return record
+    data: bytes = field(repr=False)
+    mime: str
+    filename: str | None
 
 
 # --- parsing fields ---------------------------------------------------------------------------
@@ -116,9 +69,8 @@ def _image_record(image: Image) -> dict[str, Any]:
 class _Fields:
     """Typed access to a request's fields; multipart values arrive as strings."""
 
-    def __init__(self, data: Mapping[str, Any], form: bool) -> None:
+    def __init__(self, data: Mapping[str, Any]) -> None:
         self.data = data
-        self.form = form
 
     def string(self, key: str, *, required: bool = False) -> str | None:
         value = self.data.get(key)
@@ -180,8 +132,10 @@ def _prompt(fields: _Fields) -> str:
     return prompt
 
 
-def _seconds(fields: _Fields, default: str) -> int:
-    value = fields.data.get("seconds", default)
+def _seconds(fields: _Fields) -> int | None:
+    value = fields.data.get("seconds")
+    if value is None:
+        return None
     if isinstance(value, int) and not isinstance(value, bool):
         value = str(value)
     if not isinstance(value, str) or not _DIGITS.fullmatch(value.strip()):
@@ -192,8 +146,10 @@ def _seconds(fields: _Fields, default: str) -> int:
     return seconds
 
 
-def _size(fields: _Fields, default: str) -> Size:
-    value = fields.data.get("size", default)
+def _size(fields: _Fields) -> Size | None:
+    value = fields.data.get("size")
+    if value is None:
+        return None
     size = None
     # matched here rather than by Size.parse, which lets non-ASCII digits reach int()
     found = _SIZE.fullmatch(value.strip()) if isinstance(value, str) else None
@@ -241,17 +197,12 @@ def _hints(fields: _Fields) -> dict[str, Any]:
 
 
 def parse_create(
-    data: Mapping[str, Any],
-    upload: Upload | None,
-    *,
-    defaults: Defaults,
-    max_upload: int,
-    form: bool = False,
-) -> CreateRequest:
+    data: Mapping[str, Any], upload: Upload | None, *, max_upload: int
+) -> VideoRequest:
     """A create request from its fields; raises InvalidRequest naming the field."""
     _check_names(data, CREATE_FIELDS, foreign=FOREIGN_FIELDS)
     data = {k: v for k, v in data.items() if v is not None}  # JSON null: as if not sent
-    fields = _Fields(data, form)
+    fields = _Fields(data)
     prompt = _prompt(fields)
     model = _model(fields)
     images: list[Image] = []
@@ -284,16 +235,15 @@ def parse_create(
                 "remix_video_id cannot be combined with input_reference or image",
                 param="remix_video_id",
             )
-    return CreateRequest(
+    return VideoRequest(
         prompt=prompt,
-        model=model or defaults.model,
-        seconds=_seconds(fields, defaults.seconds),
-        size=_size(fields, defaults.size),
+        model=model,
+        seconds=_seconds(fields),
+        size=_size(fields),
         images=tuple(images),
         media=tuple(media),
         metadata=_metadata(fields),
-        remix_video_id=remix_id.strip() if remix_id is not None else None,
-        given=frozenset(k for k in data if k in CREATE_FIELDS),
+        remix_of=remix_id.strip() if remix_id is not None else None,
         **_hints(fields),
     )
 
@@ -305,16 +255,7 @@ def _model(fields: _Fields) -> str | None:
     return model.strip() if model is not None else None
 
 
-@dataclass(frozen=True)
-class RemixRequest:
-    prompt: str
-    model: str | None
-    seconds: int | None
-    size: Size | None
-    metadata: Mapping[str, Any]
-
-
-def parse_remix(data: Mapping[str, Any]) -> RemixRequest:
+def parse_remix(data: Mapping[str, Any]) -> VideoRequest:
     for key in data:
         if key in CREATE_FIELDS and key not in REMIX_FIELDS:
             raise InvalidRequest(
@@ -325,12 +266,12 @@ def parse_remix(data: Mapping[str, Any]) -> RemixRequest:
             )
     _check_names(data, REMIX_FIELDS, foreign=FOREIGN_FIELDS)
     data = {k: v for k, v in data.items() if v is not None}
-    fields = _Fields(data, False)
-    return RemixRequest(
+    fields = _Fields(data)
+    return VideoRequest(
         prompt=_prompt(fields),
         model=_model(fields),
-        seconds=_seconds(fields, "4") if "seconds" in data else None,
-        size=_size(fields, "") if "size" in data else None,
+        seconds=_seconds(fields),
+        size=_size(fields),
         metadata=_metadata(fields),
     )
 
@@ -338,7 +279,7 @@ def parse_remix(data: Mapping[str, Any]) -> RemixRequest:
 # --- rendering --------------------------------------------------------------------------------
 
 
-def render(task: TaskRow, public_url: str) -> dict[str, Any]:
+def render(task: Task, public_url: str) -> dict[str, Any]:
     """The OpenAI video object; every key present, nullable ones null."""
     done = task.status == "completed"
     url = f"{public_url}/v1/videos/{task.id}/content" if done else None

@@ -12,9 +12,19 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
-from relay.app import STATE, State, create_app
+from relay.app import create_app
 from relay.config import Config, parse
+from relay.providers import REGISTRY
+from relay.providers.base import Provider
 from relay.providers.normalize import deep_merge
+from relay.runtime import Runtime
+from relay.store import Store
+from relay.tasks import Videos
+from relay.tasks.refresh import Lifecycle
+from relay.web import keys
+from relay.workers.copier import Copier
+from relay.workers.poller import Poller
+from relay.workers.webhooks import Sender
 
 ALICE = "sk-test-alice-0123456789abcdef"
 BOB = "sk-test-bob-0123456789abcdef"
@@ -54,13 +64,21 @@ def data_dir(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def make_config(data_dir: Path) -> Callable[..., Config]:
+def providers() -> dict[str, type[Provider[Any]]]:
+    """The providers a test's configs may name: the registry, and what a test adds to it."""
+    return dict(REGISTRY)
+
+
+@pytest.fixture
+def make_config(
+    data_dir: Path, providers: dict[str, type[Provider[Any]]]
+) -> Callable[..., Config]:
     """A valid test config; keyword sections deep-merge over the base (lists replace)."""
 
     def make(raw: dict[str, Any] | None = None, **sections: Any) -> Config:
         merged = deep_merge(copy.deepcopy(base_config(data_dir)), raw or {})
         merged = deep_merge(merged, sections)
-        return parse(merged, env={}, source="test")
+        return parse(merged, env={}, source="test", providers=providers)
 
     return make
 
@@ -81,8 +99,35 @@ class Relay:
         return self.client.server.app  # type: ignore[return-value]
 
     @property
-    def state(self) -> State:
-        return self.app[STATE]
+    def store(self) -> Store:
+        return self.app[keys.STORE]
+
+    @property
+    def runtime(self) -> Runtime:
+        return self.app[keys.RUNTIME]
+
+    @property
+    def videos(self) -> Videos:
+        return self.app[keys.VIDEOS]
+
+    @property
+    def lifecycle(self) -> Lifecycle:
+        return self.videos.lifecycle
+
+    @property
+    def poller(self) -> Poller:
+        return self.app[keys.POLLER]
+
+    @property
+    def copier(self) -> Copier:
+        return self.app[keys.COPIER]
+
+    @property
+    def sender(self) -> Sender:
+        return self.app[keys.SENDER]
+
+    def clock(self) -> float:
+        return self.videos.ctx.clock()
 
     @property
     def base_url(self) -> str:
@@ -118,10 +163,11 @@ class Relay:
 
 @pytest.fixture
 async def start_relay(
-    aiohttp_client: Callable[..., Any],
+    aiohttp_client: Callable[..., Any], providers: dict[str, type[Provider[Any]]]
 ) -> AsyncIterator[Callable[[Config], Any]]:
     async def start(config: Config) -> Relay:
-        client = await aiohttp_client(TestServer(create_app(config), host="127.0.0.1"))
+        app = create_app(config, providers=providers)
+        client = await aiohttp_client(TestServer(app, host="127.0.0.1"))
         return Relay(client)
 
     yield start

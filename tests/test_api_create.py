@@ -33,13 +33,13 @@ async def error_of(resp: aiohttp.ClientResponse, status: int) -> dict[str, Any]:
 
 
 async def stored(relay: Relay, video_id: str) -> TaskRow:
-    row = await relay.state.store.get_task(video_id)
+    row = await relay.store.get_task(video_id)
     assert row is not None, "the task row must exist as soon as create answers"
     return row
 
 
 async def alice_rows(relay: Relay) -> list[TaskRow]:
-    return await relay.state.store.list_tasks(owner="alice", after=None, limit=100, descending=True)
+    return await relay.store.list_tasks(owner="alice", after=None, limit=100, descending=True)
 
 
 def form(*fields: tuple[str, Any], **files: tuple[str, bytes, str]) -> aiohttp.FormData:
@@ -339,7 +339,7 @@ async def test_an_upload_over_max_upload_mb_is_413(small: Relay):
 
 
 async def test_an_upload_at_the_limit_is_accepted(small: Relay):
-    limit = small.state.runtime.config.server.max_upload_bytes
+    limit = small.runtime.config.server.max_upload_bytes
     image = png() + b"\0" * (limit - len(png()))
     data = form(("prompt", "just fits"), input_reference=("ok.png", image, "image/png"))
     resp = await small.client.post("/v1/videos", data=data, headers=auth())

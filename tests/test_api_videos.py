@@ -119,7 +119,7 @@ async def test_retrieve_running_sends_poll_hint(relay: Relay):
 async def test_completed_video_points_at_relay_content(relay: Relay):
     video = await relay.create()
     done = await relay.wait(video["id"])
-    public = relay.state.runtime.config.server.public_url
+    public = relay.runtime.config.server.public_url
     assert done["video_url"] == done["url"] == f"{public}/v1/videos/{video['id']}/content"
     assert done["task_id"] == video["id"]
     assert done["expires_at"] is None  # the demo's content is local: it does not expire
@@ -149,7 +149,7 @@ async def test_delete_finished_videos(relay: Relay):
         resp = await relay.client.delete(f"/v1/videos/{video['id']}", headers=auth())
         assert resp.status == 200
         assert await resp.json() == {"id": video["id"], "object": "video.deleted", "deleted": True}
-        assert await relay.state.store.get_task(video["id"]) is None
+        assert await relay.store.get_task(video["id"]) is None
         resp = await relay.client.delete(f"/v1/videos/{video['id']}", headers=auth())
         assert resp.status == 404
 
@@ -167,8 +167,8 @@ async def test_remix_pins_channel_and_links_source(relay: Relay):
     remix = await resp.json()
     assert remix["remixed_from_video_id"] == source["id"]
     assert (remix["size"], remix["seconds"]) == ("1280x720", "8")  # from the source
-    row = await relay.state.store.get_task(remix["id"])
-    src = await relay.state.store.get_task(source["id"])
+    row = await relay.store.get_task(remix["id"])
+    src = await relay.store.get_task(source["id"])
     assert row is not None and src is not None
     assert row.channel == src.channel
     assert row.upstream_state["remix_of"] == src.upstream_id  # the source's upstream id
@@ -254,7 +254,7 @@ async def test_healthz_reports_a_broken_database(relay: Relay, monkeypatch: pyte
     async def broken() -> None:
         raise OSError("disk I/O error")
 
-    monkeypatch.setattr(relay.state.store, "ping", broken)
+    monkeypatch.setattr(relay.store, "ping", broken)
     resp = await relay.client.get("/healthz")
     assert resp.status == 503
     body = await resp.json()

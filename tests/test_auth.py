@@ -13,7 +13,7 @@ from relay.auth import KEY_PREFIX, RateLimiter, bearer_token, digest, new_api_ke
 from relay.cli import bootstrap_key, main
 from relay.config import Config
 from relay.errors import AuthenticationFailed, RateLimitExceeded
-from relay.store import Store
+from relay.store.sqlite import SqliteStore
 from tests.conftest import ALICE, BOB, ROOT, Relay, auth
 
 
@@ -78,9 +78,9 @@ async def test_key_given_as_its_digest(
     )
     relay: Relay = await start_relay(config)
     video = await relay.create(key=secret)
-    row = await relay.state.store.get_task(video["id"])
+    row = await relay.store.get_task(video["id"])
     assert row is not None and row.owner == "dora"
-    assert await relay.state.store.get_user("dora") is not None  # created on first use
+    assert await relay.store.get_user("dora") is not None  # created on first use
 
 
 async def test_ownership(relay: Relay):
@@ -133,7 +133,7 @@ async def test_owner_parameter_needs_admin(relay: Relay):
 
 
 async def test_stored_keys_and_revocation(relay: Relay):
-    store = relay.state.store
+    store = relay.store
     user = await store.add_user("erin", "user", 1.0)
     key = new_api_key()
     key_id = await store.add_key(user.id, "", key[:15], digest(key), 1.0)
@@ -183,7 +183,7 @@ async def test_first_start_without_keys_writes_an_admin_key(
 ):
     config = make_config(keys=[])
     data_dir.mkdir(parents=True)
-    store = await Store.open(data_dir / "relay.db")
+    store = await SqliteStore.open(data_dir / "relay.db")
     await bootstrap_key(store, config)
     path = data_dir / "admin.key"
     key = path.read_text().strip()
@@ -197,7 +197,7 @@ async def test_first_start_without_keys_writes_an_admin_key(
 
 async def test_no_bootstrap_when_keys_are_configured(config: Config, data_dir: Path):
     data_dir.mkdir(parents=True)
-    store = await Store.open(data_dir / "relay.db")
+    store = await SqliteStore.open(data_dir / "relay.db")
     await bootstrap_key(store, config)
     assert await store.list_keys() == []
     assert not (data_dir / "admin.key").exists()

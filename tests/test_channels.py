@@ -129,17 +129,17 @@ async def test_failover_on_outage_and_rate_limit(
 ):
     vidu.fail_next_submit(status, reason, "try later", retry_after)
     video = await two.create()
-    row = await two.state.store.get_task(video["id"])
+    row = await two.store.get_task(video["id"])
     assert row is not None and row.channel == "second"
-    first = two.state.runtime.channels.get("first")
+    first = two.runtime.channels.get("first")
     assert first is not None and first.failures == 1
-    assert first.cooldown_until > two.state.videos.clock()
+    assert first.cooldown_until > two.clock()
     if retry_after:
-        assert first.cooldown_until >= two.state.videos.clock() + 29
+        assert first.cooldown_until >= two.clock() + 29
     creates_before = len(vidu.creates())
     again = await two.create()  # while it cools down, the first channel is not tried
     assert len(vidu.creates()) == creates_before
-    row = await two.state.store.get_task(again["id"])
+    row = await two.store.get_task(again["id"])
     assert row is not None and row.channel == "second"
     assert (await two.wait(video["id"]))["status"] == "completed"
 
@@ -147,9 +147,9 @@ async def test_failover_on_outage_and_rate_limit(
 async def test_failover_on_refused_credentials(two: Relay, vidu: ViduFake, logs: Any):
     vidu.fail_next_submit(401, "Unauthorized", "unauthorized")
     video = await two.create()
-    row = await two.state.store.get_task(video["id"])
+    row = await two.store.get_task(video["id"])
     assert row is not None and row.channel == "second"
-    first = two.state.runtime.channels.get("first")
+    first = two.runtime.channels.get("first")
     assert first is not None and first.auth_refused
     await two.create()
     await two.create()
@@ -161,7 +161,7 @@ async def test_rejected_request_is_not_failed_over(two: Relay, vidu: ViduFake):
     resp = await two.client.post("/v1/videos", json={"prompt": "forbidden #reject"}, headers=auth())
     assert resp.status == 400
     assert (await resp.json())["error"]["code"] == "content_policy_violation"
-    first = two.state.runtime.channels.get("first")
+    first = two.runtime.channels.get("first")
     assert first is not None and first.failures == 0
     assert (await (await two.client.get("/v1/videos", headers=auth())).json())["data"] == []
 
@@ -218,7 +218,7 @@ async def test_max_in_flight(
     relay: Relay = await start_relay(config)
     first = await relay.create()
     second = await relay.create()
-    rows = [await relay.state.store.get_task(v["id"]) for v in (first, second)]
+    rows = [await relay.store.get_task(v["id"]) for v in (first, second)]
     assert [r.channel for r in rows if r] == ["small", "big"]  # the full channel is skipped
     resp = await relay.client.post("/v1/videos", json={"prompt": "x"}, headers=auth())
     assert resp.status == 429

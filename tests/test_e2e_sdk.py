@@ -36,7 +36,7 @@ async def test_create_sends_multipart_and_returns_a_video(sdk: openai.AsyncOpenA
     assert video.status == "queued"
     assert video.seconds == "8"
     assert video.size == "1280x720"
-    row = await relay.state.store.get_task(video.id)
+    row = await relay.store.get_task(video.id)
     assert row is not None and row.request["seconds"] == 8
 
 
@@ -44,7 +44,7 @@ async def test_create_with_uploaded_image(sdk: openai.AsyncOpenAI, relay: Relay)
     video = await sdk.videos.create(
         prompt="animate this", input_reference=("frame.png", png(), "image/png")
     )
-    row = await relay.state.store.get_task(video.id)
+    row = await relay.store.get_task(video.id)
     assert row is not None
     assert row.request["images"][0]["mime"] == "image/png"
     assert row.request["images"][0]["bytes"] == len(png())
@@ -57,7 +57,7 @@ async def test_create_with_image_url_object(sdk: openai.AsyncOpenAI, relay: Rela
         prompt="animate this",
         extra_body={"input_reference": {"image_url": "https://img.example.test/a.png"}},
     )
-    row = await relay.state.store.get_task(video.id)
+    row = await relay.store.get_task(video.id)
     assert row is not None
     assert row.request["images"] == [{"role": None, "url": "https://img.example.test/a.png"}]
 

@@ -34,6 +34,7 @@ from relay.tasks import Videos
 from relay.upstream import Http
 from relay.video import CreateRequest
 from tests.conftest import Relay, auth
+from tests.storetools import insert_task, update_task
 
 ALICE = Principal("alice", "user", "static:alice")
 
@@ -110,7 +111,7 @@ class Service:
 
 @pytest.fixture
 async def service(poll_config: Config, tmp_path: Path) -> AsyncIterator[tuple[Service, Clock]]:
-    store = await Store.open(tmp_path / "svc.db")
+    store = await SqliteStore.open(tmp_path / "svc.db")
     http = Http(allow_private_networks=True)
     runtime = build_runtime(poll_config, store, http)
     clock = Clock()
@@ -290,7 +291,7 @@ async def test_overall_timeout(service: tuple[Service, Clock]):
 
 async def test_cut_off_submit_is_failed_not_resubmitted(service: tuple[Service, Clock]):
     videos, clock = service
-    await videos.store.insert_task(
+    await insert_task(videos.store, 
         {
             "id": "video_cut",
             "owner": "alice",
@@ -321,7 +322,7 @@ async def test_cut_off_submit_is_failed_not_resubmitted(service: tuple[Service, 
 async def test_removed_channel_is_not_failed(service: tuple[Service, Clock], tmp_path: Path):
     videos, clock = service
     row = await running(videos)
-    await videos.store.update_task(row.id, {"channel": "gone"})
+    await update_task(videos.store, row.id, {"channel": "gone"})
     row = await poll_once(videos, clock)
     assert row.status == "queued" and row.poll_interval == 10.0
 
@@ -337,7 +338,7 @@ async def test_loop_bounds_concurrency_and_releases_leases(
     ids = [(await relay.create())["id"] for _ in range(5)]
     state = relay.state
     for row_id in ids:  # make all five due now
-        await state.store.update_task(row_id, {"next_poll_at": 0.0})
+        await update_task(state.store, row_id, {"next_poll_at": 0.0})
     state.poller.wake()
     for _ in range(100):
         if Scripted.in_poll == 2:
@@ -355,23 +356,23 @@ async def test_two_pollers_on_one_database_never_poll_a_task_twice(
     start_relay: Callable[[Config], Any], poll_config: Config
 ):
     relay: Relay = await start_relay(poll_config)
-    await relay.state.poller.stop()
+    await relay.poller.stop()
     ids = [(await relay.create())["id"] for _ in range(6)]
     for row_id in ids:
-        await relay.state.store.update_task(row_id, {"next_poll_at": 0.0})
+        await update_task(relay.store, row_id, {"next_poll_at": 0.0})
     Scripted.gate = asyncio.Event()
     state = relay.state
     other = Lifecycle(
         state.store, lambda: state.runtime, instance="other", clock=state.videos.clock
     )
-    first = Poller(relay.state.lifecycle, relay.state.store, clock=relay.state.videos.clock)
-    second = Poller(other, relay.state.store, clock=other.clock)
+    first = Poller(relay.lifecycle, relay.store, clock=relay.clock)
+    second = Poller(other, relay.store, clock=other.clock)
     await asyncio.gather(first.round(), second.round())
     await asyncio.sleep(0.05)
     assert Scripted.in_poll == 4  # two each (concurrency 2), four distinct tasks
     leases = [
         (r.id, r.lease_owner)
-        for r in [await relay.state.store.get_task(i) for i in ids]
+        for r in [await relay.store.get_task(i) for i in ids]
         if r and r.lease_owner
     ]
     assert len(leases) == 4 and len({i for i, _ in leases}) == 4

@@ -9,6 +9,7 @@ from typing import Any
 
 from relay.config import Config
 from tests.conftest import Relay
+from tests.storetools import insert_task
 
 
 async def test_task_survives_a_restart(
@@ -42,7 +43,7 @@ async def test_cut_off_submit_is_failed_at_start(
     first: Relay = await start_relay(config)
     now = time.time()
     # what a crash between "row written" and "upstream id recorded" leaves behind
-    await first.state.store.insert_task(
+    await insert_task(first.store, 
         {
             "id": "video_cut",
             "owner": "alice",

@@ -128,18 +128,18 @@ def test_client_address_honours_the_proxy_only_when_trusted(tmp_path: Path):
     from aiohttp import web
     from aiohttp.test_utils import make_mocked_request
 
-    from relay.app import CONFIG, client_address
     from relay.config import parse
+    from relay.logs import TRUST_PROXY, client_address
 
     for trusted in (True, False):
         app = web.Application()
-        app[CONFIG] = parse(
+        app[TRUST_PROXY] = parse(
             {
                 "server": {"trust_proxy": trusted, "data_dir": str(tmp_path)},
                 "channels": [{"name": "d", "provider": "demo", "models": ["sora-2"]}],
             },
             env={},
-        )
+        ).server.trust_proxy
         request = make_mocked_request(
             "GET", "/healthz", headers={"X-Forwarded-For": "203.0.113.7, 10.0.0.1"}, app=app
         )

@@ -19,6 +19,7 @@ from tests.conftest import Relay, auth
 from tests.fakes.base import VIDEO, FakeUpstream
 from tests.fakes.scripted import ScriptedProvider
 from tests.images import webp
+from tests.storetools import copies_of
 
 THUMB = webp()
 
@@ -37,7 +38,7 @@ def kept(
     monkeypatch: pytest.MonkeyPatch, cdn: FakeUpstream, make_config: Callable[..., Config]
 ) -> Callable[..., Config]:
     monkeypatch.setitem(REGISTRY, "scripted", ScriptedProvider)
-    monkeypatch.setattr("relay.storage.FIRST_RETRY_S", 0.05)
+    monkeypatch.setattr("relay.workers.copier.FIRST_RETRY_S", 0.05)
 
     def config(**storage: Any) -> Config:
         options = {"cdn_url": cdn.cdn_url(), "thumbnail_url": cdn.cdn_url("thumb")}
@@ -62,7 +63,7 @@ async def until(check: Callable[[], Any], timeout: float = 10.0) -> Any:
 
 async def stored(relay: Relay, video_id: str, variants: int = 2) -> list[Copy]:
     async def check() -> list[Copy] | None:
-        copies = await relay.state.store.copies_of(video_id)
+        copies = await copies_of(relay.store, video_id)
         done = [c for c in copies if c.state == "stored"]
         return done if len(done) == variants else None
 
@@ -120,7 +121,7 @@ async def test_a_failed_copy_is_retried_and_never_fails_the_task(
     video_id = await finished(relay)
 
     async def attempted() -> bool:
-        copies = await relay.state.store.copies_of(video_id)
+        copies = await copies_of(relay.store, video_id)
         return any(c.attempts >= 1 for c in copies)
 
     await until(attempted)
@@ -146,7 +147,7 @@ async def test_content_comes_from_upstream_until_the_copy_exists(
 
     await until(copying)
     assert (await relay.get(video_id))["expires_at"] is None  # scripted sets no expiry
-    assert await relay.state.store.stored_copy(video_id, "video") is None
+    assert await relay.store.stored_copy(video_id, "video") is None
     before = cdn.cdn_stats.requests
     cdn.cdn.delay_s = 0.0
     resp = await relay.client.get(f"/v1/videos/{video_id}/content", headers=auth())
@@ -168,7 +169,7 @@ async def test_a_truncated_upstream_never_becomes_a_stored_copy(
     video_id = await finished(relay)
 
     async def attempted() -> bool:
-        copies = await relay.state.store.copies_of(video_id)
+        copies = await copies_of(relay.store, video_id)
         return any(c.variant == "video" and c.attempts >= 1 for c in copies)
 
     await until(attempted)
@@ -223,7 +224,7 @@ async def test_a_copy_that_can_never_succeed_is_dropped(
     video_id = await finished(relay)
 
     async def dropped() -> bool:
-        return not await relay.state.store.copies_of(video_id)
+        return not await copies_of(relay.store, video_id)
 
     await until(dropped)
     assert not (data_dir / "videos" / video_id / "video.mp4").exists()
@@ -242,7 +243,7 @@ async def test_delete_removes_the_files(
     resp = await relay.client.delete(f"/v1/videos/{video_id}", headers=auth())
     assert resp.status == 200
     assert not (data_dir / "videos" / video_id).exists()
-    assert await relay.state.store.copies_of(video_id) == []
+    assert await copies_of(relay.store, video_id) == []
 
 
 async def test_retention_by_age(
@@ -254,14 +255,14 @@ async def test_retention_by_age(
     old, new = await finished(relay), await finished(relay)
     await stored(relay, old)
     await stored(relay, new)
-    store = relay.state.store
-    long_ago = relay.state.videos.clock() - 8 * 86400
+    store = relay.store
+    long_ago = relay.clock() - 8 * 86400
     for copy in await store.copies_of(old):
         await store._db.execute(
             "UPDATE copies SET stored_at = ? WHERE task_id = ? AND variant = ?",
             (long_ago, copy.task_id, copy.variant),
         )
-    assert await relay.state.copier.retention() == 2
+    assert await relay.copier.retention() == 2
     assert not (data_dir / "videos" / old).exists()
     assert (data_dir / "videos" / new / "video.mp4").exists()
     gone = await relay.get(old)
@@ -280,10 +281,10 @@ async def test_retention_by_size_removes_the_oldest_first(
     await stored(relay, first)
     second = await finished(relay)
     await stored(relay, second)
-    assert await relay.state.copier.retention() >= 1
+    assert await relay.copier.retention() >= 1
     assert not (data_dir / "videos" / first / "video.mp4").exists()
     assert (data_dir / "videos" / second / "video.mp4").exists()
-    assert await relay.state.store.stored_bytes() <= cap
+    assert await relay.store.stored_bytes() <= cap
 
 
 async def test_a_restart_cleans_half_written_files_and_copies_again(
@@ -331,7 +332,7 @@ async def test_the_demo_needs_no_copy(relay: Relay, data_dir: Path):
     video_id = await finished(relay)
 
     async def settled() -> bool:
-        return not await relay.state.store.copies_of(video_id)
+        return not await copies_of(relay.store, video_id)
 
     await until(settled)
     assert not (data_dir / "videos" / video_id).exists()
@@ -347,7 +348,7 @@ async def test_keep_videos_off_makes_no_copies(
     relay: Relay = await start_relay(kept(keep_videos=False))
     video_id = await finished(relay)
     await asyncio.sleep(0.2)
-    assert await relay.state.store.copies_of(video_id) == []
+    assert await copies_of(relay.store, video_id) == []
     assert not (data_dir / "videos").exists()
 
 

@@ -14,8 +14,9 @@ from aiohttp import web
 from aiohttp.test_utils import TestServer
 
 from relay.config import Config
-from relay.webhooks import deliveries, signature
+from relay.workers.webhooks import deliveries, signature
 from tests.conftest import Relay
+from tests.storetools import pending_deliveries
 
 SECRET = "whsec_" + base64.b64encode(b"a webhook secret of 32 bytes....").decode()
 
@@ -80,8 +81,8 @@ def test_only_terminal_statuses_make_events():
     assert deliveries("video_1", "in_progress", hooks, 1.0) == []
     assert deliveries("video_1", "completed", [], 1.0) == []
     rows = deliveries("video_1", "failed", hooks, 1.0)
-    assert [r["url"] for r in rows] == ["https://a.test/h", "https://b.test/h"]
-    assert rows[0]["event_id"] == rows[1]["event_id"]  # one event, sent to each hook
+    assert [r.url for r in rows] == ["https://a.test/h", "https://b.test/h"]
+    assert rows[0].event_id == rows[1].event_id  # one event, sent to each hook
 
 
 async def test_completed_and_failed_events_verify_with_the_sdk(
@@ -100,10 +101,10 @@ async def test_completed_and_failed_events_verify_with_the_sdk(
     assert seen == {ok["id"]: "video.completed", bad["id"]: "video.failed"}
     # the receiver records an event before it answers; the outbox row goes once the answer is in
     for _ in range(250):
-        if await relay.state.store.pending_deliveries() == 0:
+        if await pending_deliveries(relay.store) == 0:
             break
         await asyncio.sleep(0.02)
-    assert await relay.state.store.pending_deliveries() == 0
+    assert await pending_deliveries(relay.store) == 0
 
 
 async def test_a_tampered_body_fails_verification(
@@ -124,7 +125,7 @@ async def test_a_failing_receiver_gets_retries(
     receiver: Receiver,
     monkeypatch: pytest.MonkeyPatch,
 ):
-    monkeypatch.setattr("relay.webhooks.FIRST_RETRY_S", 0.05)
+    monkeypatch.setattr("relay.workers.webhooks.FIRST_RETRY_S", 0.05)
     receiver.fail_next = 2
     relay: Relay = await start_relay(hooked)
     video = await relay.create()
@@ -144,13 +145,13 @@ async def test_events_survive_a_restart(
         if receiver.attempts:
             break
         await asyncio.sleep(0.02)
-    assert await first.state.store.pending_deliveries() == 1
+    assert await pending_deliveries(first.store) == 1
     await first.client.close()
     receiver.fail_next = 0  # back up
     second: Relay = await start_relay(hooked)
     # the retry is due in 5 s; nudge the sender instead of waiting for it
-    await second.state.store.retry_delivery(1, 0.0, "test")
-    second.state.webhooks.wake()
+    await second.store.retry_delivery(1, 0.0, "test")
+    second.sender.wake()
     await receiver.wait(1)
     assert video["id"] in receiver.events[0][0].decode()
 

@@ -209,18 +209,18 @@ class Frames:
 
 
 def split_frames(images: tuple[Image, ...] | list[Image]) -> Frames:
-    """An image without a role is a first frame; a second first frame is the last frame."""
-    first: Image | None = None
-    last: Image | None = None
-    references: list[Image] = []
+    """An explicit role wins; an image without one is the first frame, or the last frame when
+    the first is taken."""
+    first = next((i for i in images if i.role == "first_frame"), None)
+    last = next((i for i in images if i.role == "last_frame"), None)
     for image in images:
-        if image.role == "reference_image":
-            references.append(image)
-        elif image.role == "last_frame" or (image.role in (None, "first_frame") and first):
-            last = image
-        else:
-            first = image
-    return Frames(first, last, tuple(references))
+        if image.role is None:
+            if first is None:
+                first = image
+            elif last is None:
+                last = image
+    references = tuple(i for i in images if i.role == "reference_image")
+    return Frames(first, last, references)
 
 
 # --- the adapter base class ---------------------------------------------------------------

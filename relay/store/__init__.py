@@ -1,19 +1,255 @@
-"""The task store: SQLite through aiosqlite, behind a narrow interface.
+"""The task store: the one interface the relay keeps its state behind, and `open_store(url)`.
 
-All SQL of the relay lives in this package, so a PostgreSQL store for several relay processes can
-later implement the same methods. One connection (one writer), WAL, `synchronous=FULL` (a task the
-relay acknowledged survives a power cut), a busy timeout, and migrations as an ordered list of
-named steps recorded in the `migrations` table.
+All SQL lives under this package. Every backend implements `Store`; one contract suite
+(tests/store/) runs over each. Writes are named for what happened (a task was created, an
+upstream accepted it, a poll brought news, a task finished), never "set these columns", so
+callers do not know the schema and a backend may keep things its own way.
 
-Polling is claimed with short leases (`lease_owner`, `lease_until`), so two processes sharing one
-database never refresh the same task at once, and terminal transitions are conditional updates
-that succeed once.
+Guarantees every backend keeps:
+- The task row exists before its upstream call (`create_task`), under a submit lease: a process
+  that dies before `record_submitted` leaves a row `stale_submissions` finds, never a job
+  submitted twice.
+- Polling is claimed with leases (`claim_due`): two processes never refresh one task at once.
+  `record_poll`, `reschedule` and `finish` take the lease they hold and do nothing without it.
+- `finish` is the one transition out of queued/in_progress: it succeeds once, whoever tries, and
+  writes the task's webhook deliveries and copy jobs in the same transaction.
 """
 
 from __future__ import annotations
 
-from relay.store.rows import ACTIVE, ApiKey, Copy, Delivery, TaskRow, User
-from relay.store.schema import MIGRATIONS
-from relay.store.store import Store
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any, Protocol
 
-__all__ = ["ACTIVE", "MIGRATIONS", "ApiKey", "Copy", "Delivery", "Store", "TaskRow", "User"]
+from relay.domain import Outcome, Task
+from relay.store.rows import ApiKey, Copy, Delivery, NewDelivery, NewTask, User
+from relay.store.sqlite import SqliteStore
+
+__all__ = [
+    "ApiKey",
+    "Copy",
+    "Delivery",
+    "NewDelivery",
+    "NewTask",
+    "Store",
+    "User",
+    "open_store",
+    "sqlite_url",
+]
+
+
+class Store(Protocol):
+    async def close(self) -> None: ...
+
+    async def ping(self) -> None:
+        """Raise if the database cannot answer."""
+
+    # --- users and API keys (only hashes of keys) ------------------------------------------
+
+    async def add_user(self, name: str, role: str, now: float) -> User: ...
+
+    async def ensure_user(self, name: str, role: str, now: float) -> None:
+        """Create the user unless it exists (users of static keys, on first use)."""
+
+    async def get_user(self, name: str) -> User | None: ...
+
+    async def list_users(self) -> list[User]: ...
+
+    async def add_key(self, user_id: int, name: str, prefix: str, sha256: str, now: float) -> int:
+        """Store a key's digest; returns the key's id."""
+        ...
+
+    async def find_key(self, sha256: str) -> ApiKey | None:
+        """The active key with this digest (looked up by digest, never by the key)."""
+
+    async def list_keys(self, user: str | None = None) -> list[ApiKey]: ...
+
+    async def revoke_key(self, key_id: int, now: float) -> bool: ...
+
+    async def count_active_keys(self) -> int: ...
+
+    # --- tasks: reading -------------------------------------------------------------------
+
+    async def get_task(self, task_id: str, owner: str | None = None) -> Task | None:
+        """A task by public id; with `owner`, only if it belongs to that user."""
+
+    async def list_tasks(
+        self, *, owner: str | None, after: Task | None, limit: int, descending: bool
+    ) -> list[Task]:
+        """A page in created_at order; ties go by creation sequence in the same direction, so
+        "newest first" holds inside one second too. `owner=None` means everyone's."""
+        ...
+
+    async def count_active_by_channel(self) -> dict[str, int]:
+        """Queued and running tasks per channel (the in-flight counts of every process)."""
+        ...
+
+    # --- tasks: what happens to them -------------------------------------------------------
+
+    async def create_task(self, task: NewTask) -> None:
+        """Write a queued task before its upstream call, under the submitter's lease."""
+
+    async def move_to_channel(
+        self, task_id: str, *, channel: str, provider: str, upstream_model: str
+    ) -> None:
+        """Failover at submit: the next channel is trying the task."""
+
+    async def record_submitted(
+        self,
+        task_id: str,
+        *,
+        upstream_id: str,
+        upstream_state: Mapping[str, Any],
+        seconds: str,
+        size: str,
+        status: str,
+        progress: int,
+        now: float,
+        next_poll_at: float,
+        interval: float,
+    ) -> Task | None:
+        """An upstream accepted the job: its id and first state, and when to poll it first."""
+
+    async def record_poll(
+        self,
+        task_id: str,
+        lease: str,
+        *,
+        status: str,
+        progress: int,
+        upstream_state: Mapping[str, Any] | None,
+        seconds: str | None,
+        size: str | None,
+        now: float,
+        next_poll_at: float,
+        interval: float,
+    ) -> bool:
+        """A poll's news for a task still running; resets the error count, ends the lease."""
+        ...
+
+    async def reschedule(
+        self,
+        task_id: str,
+        lease: str,
+        *,
+        next_poll_at: float,
+        interval: float,
+        poll_errors: int | None = None,
+    ) -> bool:
+        """A poll brought no news (an error): poll again later; ends the lease."""
+        ...
+
+    async def finish(
+        self,
+        task_id: str,
+        lease: str | None,
+        outcome: Outcome,
+        *,
+        now: float,
+        progress: int | None = None,
+        upstream_state: Mapping[str, Any] | None = None,
+        seconds: str | None = None,
+        size: str | None = None,
+        deliveries: Iterable[NewDelivery] = (),
+        copies: Iterable[str] = (),
+    ) -> Task | None:
+        """The one transition to completed or failed, with its webhook deliveries and copy jobs
+        in the same transaction; the finished task, or None when it was not running (or the
+        lease is someone else's)."""
+
+    async def delete_task(self, task_id: str) -> bool:
+        """Remove a task with its idempotency keys and copy jobs."""
+        ...
+
+    # --- polling --------------------------------------------------------------------------
+
+    async def claim_due(
+        self, *, now: float, lease_owner: str, lease_s: float, limit: int
+    ) -> list[Task]:
+        """Lease up to `limit` submitted, running tasks whose next poll is due."""
+        ...
+
+    async def next_due(self, now: float) -> float | None:
+        """When the next unleased poll falls due."""
+
+    async def release_leases(self, lease_owner: str) -> None: ...
+
+    async def stale_submissions(self, now: float) -> list[Task]:
+        """Tasks whose submit never finished: no upstream id, and the submit lease ran out."""
+        ...
+
+    async def overdue(self, created_before: float) -> list[Task]:
+        """Submitted tasks still running that were created before the given time."""
+        ...
+
+    # --- idempotency keys -----------------------------------------------------------------
+
+    async def find_idempotency_key(
+        self, owner: str, key: str, newer_than: float
+    ) -> tuple[str, str] | None:
+        """(request hash, task id) of this caller's key, if recorded after `newer_than`."""
+
+    async def claim_idempotency_key(
+        self, owner: str, key: str, request_hash: str, task_id: str, now: float, ttl_s: float
+    ) -> bool:
+        """Record (owner, key) -> task id; False when a live entry holds the key already."""
+        ...
+
+    async def forget_idempotency_key(self, owner: str, key: str) -> None: ...
+
+    async def purge_idempotency_keys(self, older_than: float) -> None: ...
+
+    # --- the webhook outbox ---------------------------------------------------------------
+
+    async def claim_deliveries(
+        self, *, now: float, lease_owner: str, lease_s: float, limit: int
+    ) -> list[Delivery]: ...
+
+    async def delivered(self, delivery_id: int) -> None:
+        """Done with a delivery: it reached its receiver, or was given up."""
+
+    async def retry_delivery(self, delivery_id: int, at: float, error: str) -> None: ...
+
+    async def next_delivery_at(self) -> float | None: ...
+
+    # --- stored copies --------------------------------------------------------------------
+
+    async def claim_copies(
+        self, *, now: float, lease_owner: str, lease_s: float, limit: int
+    ) -> list[Copy]: ...
+
+    async def next_copy_at(self) -> float | None: ...
+
+    async def copy_stored(
+        self, task_id: str, variant: str, *, path: str, content_type: str, size: int, now: float
+    ) -> bool:
+        """Record a finished copy (the video then no longer expires); False when the task or
+        its copy job is gone meanwhile (deleted), so the file is an orphan."""
+        ...
+
+    async def release_copy_leases(self, lease_owner: str) -> None: ...
+
+    async def retry_copy(self, task_id: str, variant: str, at: float, error: str) -> None: ...
+
+    async def drop_copy(self, task_id: str, variant: str) -> None: ...
+
+    async def stored_copy(self, task_id: str, variant: str) -> Copy | None: ...
+
+    async def stored_copies_oldest_first(self, limit: int) -> list[Copy]: ...
+
+    async def stored_bytes(self) -> int: ...
+
+    async def forget_copy(self, copy: Copy, expired_at: float) -> None:
+        """Retention removed a stored copy: the content is no longer the relay's to serve."""
+
+
+def sqlite_url(path: Path) -> str:
+    return f"sqlite:///{path}"
+
+
+async def open_store(url: str) -> Store:
+    """Open (and migrate) the store a URL names: `sqlite:///relative/path.db` or
+    `sqlite:////absolute/path.db`."""
+    if url.startswith("sqlite:///"):
+        return await SqliteStore.open(Path(url.removeprefix("sqlite:///")))
+    raise ValueError(f"unsupported store URL {url.split(':', 1)[0]!r}: use sqlite:///path")

@@ -1,15 +1,10 @@
-"""The rows the store hands out, and their mapping to and from SQLite."""
+"""What the store takes and hands out besides tasks (relay.domain.Task): users, keys, the
+work queued for background workers. The same for every backend."""
 
 from __future__ import annotations
 
-import sqlite3
-from collections.abc import Mapping
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from typing import Any
-
-import orjson
-
-ACTIVE = ("queued", "in_progress")
 
 
 @dataclass(frozen=True)
@@ -32,6 +27,35 @@ class ApiKey:
 
 
 @dataclass(frozen=True)
+class NewTask:
+    """A task row as it is written before the upstream call: queued, under a submit lease."""
+
+    id: str
+    owner: str
+    channel: str
+    provider: str
+    model: str
+    upstream_model: str
+    request: dict[str, Any]
+    prompt: str
+    seconds: str
+    size: str
+    remixed_from: str | None
+    created_at: float
+    lease_owner: str
+    lease_until: float
+
+
+@dataclass(frozen=True)
+class NewDelivery:
+    """One webhook event for one receiver, queued when its task finishes."""
+
+    event_id: str
+    url: str
+    body: str
+
+
+@dataclass(frozen=True)
 class Delivery:
     id: int
     event_id: str
@@ -46,7 +70,7 @@ class Copy:
     task_id: str
     variant: str
     state: str  # pending | stored
-    path: str | None  # relative to the data directory
+    path: str | None  # where the storage keeps it (relative to the data directory)
     content_type: str | None
     bytes: int | None
     attempts: int
@@ -55,54 +79,3 @@ class Copy:
 
 
 COPY_COLUMNS = "task_id, variant, state, path, content_type, bytes, attempts, created_at, stored_at"
-
-
-@dataclass(frozen=True)
-class TaskRow:
-    seq: int
-    id: str
-    owner: str
-    channel: str
-    provider: str
-    model: str
-    upstream_model: str
-    upstream_id: str | None
-    upstream_state: dict[str, Any]
-    request: dict[str, Any]
-    prompt: str
-    seconds: str
-    size: str
-    status: str
-    progress: int
-    error_code: str | None
-    error_message: str | None
-    remixed_from: str | None
-    created_at: int
-    submitted_at: float | None
-    updated_at: float
-    completed_at: float | None
-    expires_at: float | None
-    next_poll_at: float | None
-    poll_interval: float | None
-    poll_errors: int
-    lease_owner: str | None
-    lease_until: float | None
-
-    @property
-    def active(self) -> bool:
-        return self.status in ACTIVE
-
-
-TASK_COLUMNS = [f.name for f in fields(TaskRow)]
-JSON_COLUMNS = {"upstream_state", "request"}
-
-
-def task_row(row: sqlite3.Row) -> TaskRow:
-    values = {k: row[k] for k in TASK_COLUMNS}
-    for key in JSON_COLUMNS:
-        values[key] = orjson.loads(values[key])
-    return TaskRow(**values)
-
-
-def encode(values: Mapping[str, Any]) -> dict[str, Any]:
-    return {k: orjson.dumps(v).decode() if k in JSON_COLUMNS else v for k, v in values.items()}

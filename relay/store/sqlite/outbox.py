@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from relay.store.connection import Part
 from relay.store.rows import COPY_COLUMNS, Copy, Delivery
+from relay.store.sqlite.connection import Part
 
 _CLAIM_COPIES = (
     "UPDATE copies SET lease_owner = ?, lease_until = ? WHERE rowid IN ("  # noqa: S608 (constants only)
@@ -42,10 +42,6 @@ class Outbox(Part):
         )
         value = next(iter(rows))[0]
         return float(value) if value is not None else None
-
-    async def pending_deliveries(self) -> int:
-        rows = await self._db.execute_fetchall("SELECT count(*) FROM webhook_deliveries")
-        return int(next(iter(rows))[0])
 
     async def claim_copies(
         self, *, now: float, lease_owner: str, lease_s: float, limit: int
@@ -117,13 +113,6 @@ class Outbox(Part):
         for row in rows:
             return Copy(*row)
         return None
-
-    async def copies_of(self, task_id: str) -> list[Copy]:
-        rows = await self._db.execute_fetchall(
-            f"SELECT {COPY_COLUMNS} FROM copies WHERE task_id = ?",  # noqa: S608
-            (task_id,),
-        )
-        return [Copy(*row) for row in rows]
 
     async def stored_copies_oldest_first(self, limit: int) -> list[Copy]:
         rows = await self._db.execute_fetchall(

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from relay.store.connection import Part
 from relay.store.rows import ApiKey, User
+from relay.store.sqlite.connection import Part
 
 
 class Accounts(Part):

@@ -9,7 +9,6 @@ bytes, never by the client's Content-Type.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
@@ -17,6 +16,7 @@ from aiohttp import BodyPartReader, web
 
 from relay.domain import sniff_image
 from relay.errors import InvalidRequest, RequestTooLarge, UnsupportedMediaType
+from relay.video import Upload
 
 MULTIPART_OVERHEAD = 1024 * 1024  # the text around an image: prompt (<= 128 KiB), metadata
 MAX_FORM_INDEX = 1000  # a[5000][b] would otherwise allocate the list up to it
@@ -30,13 +30,6 @@ _ROLE_TYPES = {
     "reference_audio": "audio_url",
 }
 _BRACKETS = re.compile(r"\[([^\[\]]*)\]")
-
-
-@dataclass(frozen=True)
-class Upload:
-    data: bytes = field(repr=False)
-    mime: str
-    filename: str | None
 
 
 # --- reading the HTTP body --------------------------------------------------------------------

@@ -1,43 +1,53 @@
-"""The Store: one object, its parts by subject, behind the narrow interface the relay uses."""
+"""The SQLite store: one writer connection (WAL, `synchronous=FULL`, a busy timeout) and a
+read-only connection for one-row lookups; migrations as named steps in the `migrations` table.
+
+A task the relay acknowledged survives a power cut: every write commits before the relay answers.
+"""
 
 from __future__ import annotations
 
 import sqlite3
 import time
 from pathlib import Path
-from typing import Any
 
 import aiosqlite
 
-from relay.store.accounts import Accounts
-from relay.store.connection import Connection
-from relay.store.outbox import Outbox
-from relay.store.schema import MIGRATIONS, statements
-from relay.store.tasks import Tasks
+from relay.store.sqlite.accounts import Accounts
+from relay.store.sqlite.connection import Connection
+from relay.store.sqlite.outbox import Outbox
+from relay.store.sqlite.schema import MIGRATIONS, statements
+from relay.store.sqlite.tasks import Tasks
+
+BUSY_TIMEOUT_MS = 5000
 
 
-class Store(Accounts, Tasks, Outbox):
-    def __init__(self, db: aiosqlite.Connection) -> None:
+class SqliteStore(Accounts, Tasks, Outbox):
+    def __init__(self, db: aiosqlite.Connection, path: Path) -> None:
         self._db = Connection(db)
+        self.path = path
 
     @classmethod
-    async def open(cls, path: Path) -> Store:
+    async def open(cls, path: Path) -> SqliteStore:
         path.parent.mkdir(parents=True, exist_ok=True)
         db = await aiosqlite.connect(path, isolation_level=None)
-        db.row_factory = sqlite3.Row
-        for pragma in (
-            "PRAGMA journal_mode=WAL",
-            "PRAGMA synchronous=FULL",
-            "PRAGMA busy_timeout=5000",
-            "PRAGMA foreign_keys=ON",
-        ):
-            await db.execute(pragma)
-        store = cls(db)
-        await store.migrate()
-        reader = sqlite3.connect(path, isolation_level=None)
+        try:
+            db.row_factory = sqlite3.Row
+            for pragma in (
+                "PRAGMA journal_mode=WAL",
+                "PRAGMA synchronous=FULL",
+                f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}",
+                "PRAGMA foreign_keys=ON",
+            ):
+                await db.execute(pragma)
+            store = cls(db, path)
+            await store.migrate()
+            reader = sqlite3.connect(path, isolation_level=None)
+        except BaseException:
+            await db.close()
+            raise
         reader.row_factory = sqlite3.Row
         reader.execute("PRAGMA query_only=ON")
-        reader.execute("PRAGMA busy_timeout=5000")
+        reader.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
         store._db.reader = reader
         return store
 
@@ -64,14 +74,6 @@ class Store(Accounts, Tasks, Outbox):
                 )
             applied.append(name)
         return applied
-
-    async def applied_migrations(self) -> list[str]:
-        rows = await self._db.execute_fetchall("SELECT name FROM migrations ORDER BY name")
-        return [row[0] for row in rows]
-
-    async def pragma(self, name: str) -> Any:
-        rows = list(await self._db.execute_fetchall(f"PRAGMA {name}"))
-        return rows[0][0] if rows else None
 
     async def ping(self) -> None:
         await self._db.execute_fetchall("SELECT 1")

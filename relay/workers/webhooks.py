@@ -1,7 +1,7 @@
 """Webhooks: `video.completed` and `video.failed` events, POSTed at least once.
 
 The events of a finished task are written to an outbox in the same transaction that finishes it
-(store.finish_task), so a crash cannot lose them. A background sender posts each one with the
+(Store.finish), so a crash cannot lose them. A background sender posts each one with the
 Standard Webhooks signature that OpenAI's own webhooks use (`webhook-id`, `webhook-timestamp`,
 `webhook-signature: v1,<base64 HMAC-SHA256 of "id.timestamp.body">`; a `whsec_` secret is
 base64), so `openai.webhooks.unwrap()` verifies them. The body is OpenAI's event shape:
@@ -18,15 +18,15 @@ import hmac
 import logging
 import secrets
 from collections.abc import Callable, Iterable
-from typing import Any
 
 import aiohttp
 import orjson
 
 from relay.config import Webhook
-from relay.store import Delivery, Store
+from relay.events import Events, WebhookDelivered
+from relay.store import Delivery, NewDelivery, Store
 from relay.upstream import Http
-from relay.worker import Worker
+from relay.workers.base import Worker
 
 log = logging.getLogger("relay.webhooks")
 
@@ -41,7 +41,7 @@ CONCURRENCY = 4
 
 def deliveries(
     video_id: str, status: str, hooks: Iterable[Webhook], now: float
-) -> list[dict[str, Any]]:
+) -> list[NewDelivery]:
     """The outbox rows for one finished task: one event, sent to every configured hook."""
     kind = EVENT_TYPES.get(status)
     hooks = list(hooks)
@@ -57,16 +57,7 @@ def deliveries(
             "data": {"id": video_id},
         }
     ).decode()
-    return [
-        {
-            "event_id": event_id,
-            "url": h.url,
-            "body": body,
-            "next_attempt_at": now,
-            "created_at": now,
-        }
-        for h in hooks
-    ]
+    return [NewDelivery(event_id, h.url, body) for h in hooks]
 
 
 def signature(secret: str, event_id: str, timestamp: int, body: str) -> str:
@@ -84,6 +75,7 @@ class Sender(Worker):
         http: Http,
         hooks: Callable[[], tuple[Webhook, ...]],
         *,
+        events: Events,
         instance: str,
         clock: Callable[[], float],
     ) -> None:
@@ -91,6 +83,7 @@ class Sender(Worker):
         self.store = store
         self.http = http
         self.hooks = hooks
+        self.events = events
         self.instance = instance
 
     async def next_at(self) -> float | None:
@@ -122,6 +115,7 @@ class Sender(Worker):
         error = await self._post(hook.url, delivery.body, headers)
         if error is None:
             await self.store.delivered(delivery.id)
+            self.events.emit(WebhookDelivered(delivery.event_id, True, delivery.attempts + 1))
             return
         now = self.clock()
         if now - delivery.created_at >= GIVE_UP_AFTER_S:
@@ -132,6 +126,7 @@ class Sender(Worker):
                 error,
             )
             await self.store.delivered(delivery.id)
+            self.events.emit(WebhookDelivered(delivery.event_id, False, delivery.attempts + 1))
             return
         wait = min(MAX_RETRY_S, FIRST_RETRY_S * 2.0**delivery.attempts)
         if delivery.attempts == 0:

@@ -1,37 +1,33 @@
-"""Stored copies: finished videos kept in the data directory, so they outlive upstream URLs
-(Jimeng's and OpenAI's live about an hour).
+"""The copier: keeps each finished video (and thumbnail) in storage, so it outlives the upstream.
 
-When a task completes with `[storage] keep_videos` on, one copy job per variant (the video, and
-the thumbnail where the provider makes one) is queued in the same transaction that completes the
-task. A copier streams each file into `<data_dir>/videos/<id>/<variant>.<ext>.part`, checks its
-length, fsyncs it, renames it into place and fsyncs the directory, a few copies at a time. A
-failed copy is retried with backoff and never fails the task; until a copy exists, content comes
-from upstream. A restart deletes half-written `.part` files and the copy starts again.
-
-Retention: copies older than `keep_days` go, and past `max_gb` the oldest go first. `expires_at`
-is null while the relay holds the video, and the time it was removed once it is gone.
+When a task completes with `[storage] keep_videos` on, one copy job per variant is queued in the
+same transaction that completes the task (Store.finish). The copier streams each into the
+library a couple at a time; a failed copy is retried with backoff and never fails the task; until
+a copy exists, content comes from upstream. What a provider error means for a copy is policy
+(phase copy). Retention: copies older than `keep_days` go, and past `max_gb` the oldest go first;
+`expires_at` is null while the relay holds the video, and the time it was removed once it is gone.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
-import os
-import shutil
-from collections.abc import Awaitable, Callable
-from pathlib import Path
+from collections.abc import Callable
 
 import aiohttp
 
 from relay.config import StorageConfig
-from relay.domain import VARIANTS, ContentSource, LocalFile, Remote
+from relay.domain import VARIANTS, LocalFile, Remote
+from relay.events import CopyStored, Events
+from relay.policy import Phase, TaskEffect, decide
+from relay.providers.errors import ProviderError
+from relay.storage import CopyFailed, Library
 from relay.store import Copy, Store
+from relay.tasks.content import Contents
 from relay.upstream import BlockedAddress, Http
-from relay.providers.errors import ProviderError, TaskNotFound
-from relay.worker import Worker
+from relay.workers.base import Worker
 
-log = logging.getLogger("relay.storage")
+log = logging.getLogger("relay.workers.copier")
 
 COPIES_AT_ONCE = 2
 CHUNK = 256 * 1024
@@ -42,56 +38,10 @@ FIRST_RETRY_S = 30.0
 MAX_RETRY_S = 3600.0
 GIVE_UP_AFTER = 12  # attempts; at the longest spacing, about half a day of trying
 RETENTION_EVERY_S = 600.0
-_EXTENSIONS = {"video/mp4": "mp4", "image/webp": "webp", "image/jpeg": "jpg", "image/png": "png"}
-
-# Where a copy comes from, for one task and variant: the provider's content source, a fresh one
-# after an expired URL (or None), and whether the task is still there at all.
-SourceOf = Callable[[str, str], Awaitable[ContentSource | None]]
 
 
-class CopyFailed(Exception):
-    def __init__(self, why: str, *, final: bool = False) -> None:
-        super().__init__(why)
-        self.final = final  # no later attempt can succeed (the upstream no longer has it)
-
-
-def copy_variants(provider_variants: frozenset[str]) -> list[str]:
-    return ["video"] + (["thumbnail"] if "thumbnail" in provider_variants else [])
-
-
-class Library:
-    """The files of stored copies, under `<data_dir>/videos`."""
-
-    def __init__(self, data_dir: Path) -> None:
-        self.root = data_dir / "videos"
-
-    def path(self, relative: str) -> Path:
-        return self.root.parent / relative
-
-    def relative(self, task_id: str, variant: str, content_type: str) -> str:
-        ext = _EXTENSIONS.get(content_type, VARIANTS[variant][1])
-        return f"videos/{task_id}/{variant}.{ext}"
-
-    def local(self, copy: Copy) -> LocalFile | None:
-        if copy.path is None:
-            return None
-        path = self.path(copy.path)
-        if not path.is_file():
-            log.error("stored copy %s of %s is missing on disk", copy.variant, copy.task_id)
-            return None
-        return LocalFile(path, copy.content_type or VARIANTS[copy.variant][0])
-
-    def remove(self, task_id: str) -> None:
-        shutil.rmtree(self.root / task_id, ignore_errors=True)
-
-    def clean_partials(self) -> int:
-        """Delete what a stopped copy left half-written."""
-        count = 0
-        if self.root.is_dir():
-            for part in self.root.glob("*/*.part"):
-                part.unlink(missing_ok=True)
-                count += 1
-        return count
+class _Expired(Exception):
+    """The upstream URL answered 403/404/410."""
 
 
 class Copier(Worker):
@@ -102,10 +52,10 @@ class Copier(Worker):
         store: Store,
         http: Http,
         library: Library,
+        contents: Contents,
         *,
-        source_of: SourceOf,
-        refresh_of: SourceOf,
         settings: Callable[[], StorageConfig],
+        events: Events,
         instance: str,
         clock: Callable[[], float],
     ) -> None:
@@ -113,9 +63,9 @@ class Copier(Worker):
         self.store = store
         self.http = http
         self.library = library
-        self.source_of = source_of
-        self.refresh_of = refresh_of
+        self.contents = contents
         self.settings = settings
+        self.events = events
         self.instance = instance
         self._last_retention = 0.0
 
@@ -157,15 +107,15 @@ class Copier(Worker):
             return
         if stored is not None:
             log.info("stored %s of %s (%d bytes)", job.variant, job.task_id, stored)
+            self.events.emit(CopyStored(job.task_id, job.variant, stored))
 
     async def _copy(self, job: Copy) -> int | None:
         """Copy one variant; returns its size, or None when there is nothing to store."""
         try:
-            source = await self.source_of(job.task_id, job.variant)
-        except TaskNotFound as exc:
-            raise CopyFailed(f"the upstream no longer has it ({exc.message})", final=True) from None
+            source = await self.contents.for_copy(job.task_id, job.variant)
         except ProviderError as exc:
-            raise CopyFailed(exc.message) from None
+            final = decide(exc, Phase.COPY).task is TaskEffect.DROP
+            raise CopyFailed(f"the upstream cannot give it ({exc.message})", final=final) from None
         if source is None or isinstance(source, LocalFile):
             # the task is gone, or its content is local already (the demo's shipped files)
             await self.store.drop_copy(job.task_id, job.variant)
@@ -173,7 +123,7 @@ class Copier(Worker):
         try:
             relative, content_type, size = await self._download(job, source)
         except _Expired:
-            fresh = await self.refresh_of(job.task_id, job.variant)
+            fresh = await self.contents.refresh_for_copy(job.task_id, job.variant)
             if not isinstance(fresh, Remote):
                 raise CopyFailed("the upstream URL has expired", final=True) from None
             try:
@@ -208,11 +158,19 @@ class Copier(Worker):
                 if resp.status != 200:
                     raise CopyFailed(f"the upstream answered HTTP {resp.status}")
                 content_type = _media_type(resp.headers.get("Content-Type"), source, job.variant)
-                relative = self.library.relative(job.task_id, job.variant, content_type)
                 encoded = resp.headers.get("Content-Encoding", "identity").lower() != "identity"
-                expected = None if encoded else resp.headers.get("Content-Length")
-                size = await _write(self.library.path(relative), resp.content, expected)
+                length = resp.headers.get("Content-Length", "")
+                expected = int(length) if length.isdigit() and not encoded else None
+                relative, size = await self.library.write(
+                    job.task_id,
+                    job.variant,
+                    content_type,
+                    resp.content.iter_chunked(CHUNK),
+                    expected,
+                )
                 return relative, content_type, size
+        except ValueError as exc:  # a short body
+            raise CopyFailed(str(exc)) from None
         except BlockedAddress:
             raise CopyFailed("the upstream result address is not allowed", final=True) from None
         except aiohttp.ClientConnectorError as exc:
@@ -260,13 +218,7 @@ class Copier(Worker):
     async def _forget(self, copy: Copy, now: float) -> None:
         await self.store.forget_copy(copy, now)
         if copy.path:
-            self.library.path(copy.path).unlink(missing_ok=True)
-            with contextlib.suppress(OSError):
-                self.library.path(copy.path).parent.rmdir()  # only once it is empty
-
-
-class _Expired(Exception):
-    pass
+            self.library.forget(copy.path)
 
 
 def _media_type(header: str | None, source: Remote, variant: str) -> str:
@@ -274,42 +226,3 @@ def _media_type(header: str | None, source: Remote, variant: str) -> str:
     if ctype.startswith(("video/", "image/")):
         return ctype
     return source.content_type or VARIANTS[variant][0]
-
-
-async def _write(path: Path, body: aiohttp.StreamReader, expected: str | None) -> int:
-    """Stream a body to `path` through a .part file: fsync, rename, fsync the directory."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    part = path.with_name(path.name + ".part")
-    size = 0
-    loop = asyncio.get_running_loop()
-    fd = os.open(part, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    try:
-        async for chunk in body.iter_chunked(CHUNK):
-            await loop.run_in_executor(None, _write_all, fd, chunk)
-            size += len(chunk)
-        if expected is not None and expected.isdigit() and size != int(expected):
-            raise CopyFailed(f"the upstream sent {size} of {expected} bytes")
-        await loop.run_in_executor(None, os.fsync, fd)
-    except BaseException:
-        os.close(fd)
-        part.unlink(missing_ok=True)
-        raise
-    os.close(fd)
-    os.replace(part, path)
-    await loop.run_in_executor(None, _fsync_dir, path.parent)
-    return size
-
-
-def _write_all(fd: int, data: bytes) -> None:
-    view = memoryview(data)
-    while view:
-        written = os.write(fd, view)
-        view = view[written:]
-
-
-def _fsync_dir(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

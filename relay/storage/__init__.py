@@ -1,0 +1,59 @@
+"""Stored copies of finished videos, behind one interface, so videos outlive upstream URLs
+(Jimeng's and OpenAI's live about an hour).
+
+    Library              where copies live: write one (streamed, never whole in memory),
+                         name its source for serving, remove it, clean up after a crash
+    local.LocalLibrary   `<data_dir>/videos/<id>/<variant>.<ext>` (the default)
+
+The copier (relay/workers/copier.py) fills the library from the upstream; content serving reads
+what `local()` names.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Protocol
+
+from relay.domain import LocalFile
+from relay.storage.local import LocalLibrary
+from relay.store import Copy
+
+__all__ = ["CopyFailed", "Library", "LocalLibrary", "copy_variants"]
+
+
+class CopyFailed(Exception):
+    def __init__(self, why: str, *, final: bool = False) -> None:
+        super().__init__(why)
+        self.final = final  # no later attempt can succeed (the upstream no longer has it)
+
+
+def copy_variants(provider_variants: frozenset[str]) -> list[str]:
+    """What is kept of a finished task: the video, and the thumbnail where there is one."""
+    return ["video"] + (["thumbnail"] if "thumbnail" in provider_variants else [])
+
+
+class Library(Protocol):
+    async def write(
+        self,
+        task_id: str,
+        variant: str,
+        content_type: str,
+        body: AsyncIterator[bytes],
+        expected: int | None,
+    ) -> tuple[str, int]:
+        """Store one variant from a stream; returns (its path, its size). Only a complete body
+        of the expected length becomes a copy; raises ValueError for a short one."""
+        ...
+
+    def local(self, copy: Copy) -> LocalFile | None:
+        """Where to serve a stored copy from; None when it is missing."""
+
+    def remove(self, task_id: str) -> None:
+        """Every copy of a task (it was deleted)."""
+
+    def forget(self, path: str) -> None:
+        """One copy (retention removed it)."""
+
+    def clean_partials(self) -> int:
+        """Delete what a stopped copy left half-written; returns how many."""
+        ...

@@ -1,0 +1,396 @@
+"""Create and remix: defaults, routing, idempotency, the rate budget, and the submit loop.
+
+Defaults are applied once, here. The channel table maps the request to its routes once; each
+route is tried in order, and what a failed submit means for the channel and the request is
+policy (policy.py, phase submit). The task row is written before the upstream call, holding a
+short submit lease: if the process dies before the upstream id is recorded, the lease runs out
+and the task is failed, never submitted twice. When an upstream may have created the job without
+confirming it, the relay does not try anywhere else either: it fails the task (a 200), because a
+5xx would make SDKs retry and create a duplicate.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from dataclasses import replace
+from typing import Any
+
+from relay.domain import Outcome, Principal, Size, Task, VideoRequest
+from relay.errors import (
+    InvalidRequest,
+    NoAvailableChannel,
+    NotFound,
+    RateLimitExceeded,
+    UpstreamFailed,
+    safe_message,
+)
+from relay.events import TaskCreated, TaskSubmitted
+from relay.policy import ChannelEffect, Phase, TaskEffect, decide
+from relay.providers.base import Provider, Submitted
+from relay.providers.errors import ProviderError, RateLimited
+from relay.routing import RATE_LIMIT_PAUSE_S, Admission, ChannelTable, Route
+from relay.store import NewTask
+from relay.tasks.context import Context
+from relay.tasks.refresh import Lifecycle
+
+log = logging.getLogger("relay.tasks.create")
+
+IDEMPOTENCY_TTL_S = 24 * 3600
+SUBMIT_LEASE_MARGIN_S = 30.0
+DISABLED_RETRY_AFTER_S = 60.0  # every channel of the model is disabled: the config must change
+RATE_LIMITED_WAIT_S = (1.0, 300.0)  # every channel answered 429: their wait, clamped to this
+
+
+def new_video_id() -> str:
+    return "video_" + secrets.token_hex(24)  # 192 random bits
+
+
+def first_interval(adapter: Provider[Any], interval_s: float) -> float:
+    """The first re-check: `interval_s`, sooner for jobs that typically take only seconds."""
+    return min(interval_s, max(0.5, adapter.typical_run_s / 10))
+
+
+class Creator:
+    def __init__(self, ctx: Context, lifecycle: Lifecycle) -> None:
+        self.ctx = ctx
+        self.lifecycle = lifecycle
+
+    async def create(
+        self, who: Principal, request: VideoRequest, idempotency_key: str | None = None
+    ) -> tuple[Task, bool]:
+        """Create a task; returns it and whether it is an idempotent replay."""
+        if request.remix_of is not None:
+            return await self.remix(who, request.remix_of, request, idempotency_key)
+        runtime = self.ctx.runtime
+        defaults = runtime.config.defaults
+        request = replace(
+            request,
+            model=request.model or defaults.model,
+            seconds=request.seconds or int(defaults.seconds),
+            size=request.size or Size.parse(defaults.size) or Size(ratio=(9, 16)),
+        )
+        channels, model = runtime.channels, request.public_model
+        if not channels.knows(model):
+            raise NotFound(
+                f"model {model!r} is not served here (see GET /v1/models)",
+                code="model_not_found",
+                param="model",
+            )
+        if not channels.serving(model):
+            raise NoAvailableChannel(
+                f"every channel serving {model!r} is disabled", retry_after=DISABLED_RETRY_AFTER_S
+            )
+        routes = _capable(request, channels.routes(request))
+        return await self._submit_new(who, request, channels, routes, idempotency_key, None)
+
+    async def remix(
+        self,
+        who: Principal,
+        source_id: str,
+        request: VideoRequest,
+        idempotency_key: str | None = None,
+    ) -> tuple[Task, bool]:
+        """A new task from a completed one, on the source's channel, with its upstream id."""
+        channels = self.ctx.runtime.channels
+        source = await self.ctx.find(who, source_id)
+        if source.status != "completed":
+            raise InvalidRequest(
+                f"video {source_id!r} is {source.status}: only a completed video can be remixed",
+                code="video_not_ready",
+                param="video_id",
+            )
+        channel = channels.get(source.channel)
+        if channel is None:
+            raise NoAvailableChannel(
+                f"the channel that made {source_id!r} is no longer configured",
+                retry_after=DISABLED_RETRY_AFTER_S,
+            )
+        if "remix" not in channel.adapter.features:
+            raise InvalidRequest(
+                f"provider {channel.provider!r} does not support remix",
+                code="unsupported_feature",
+            )
+        request = replace(
+            request,
+            model=request.model or source.model,
+            seconds=request.seconds or int(source.seconds),
+            size=request.size or Size.parse(source.size) or Size(ratio=(16, 9)),
+            images=(),
+            media=(),
+            remix_of=source.id,
+        )
+        if request.public_model not in channel.config.models:
+            raise InvalidRequest(
+                "a remix runs on the channel of its source, which does not serve "
+                f"{request.public_model!r}",
+                param="model",
+            )
+        routes = _capable(request, channels.routes(request, [channel]))
+        return await self._submit_new(who, request, channels, routes, idempotency_key, source)
+
+    # --- idempotency and the rate budget -------------------------------------------------
+
+    async def _submit_new(
+        self,
+        who: Principal,
+        request: VideoRequest,
+        channels: ChannelTable,
+        routes: list[Route],
+        key: str | None,
+        source: Task | None,
+    ) -> tuple[Task, bool]:
+        limiter = self.ctx.runtime.limiter
+        if key is not None:
+            earlier = await self._replay(who, key, request)
+            if earlier is not None:
+                return earlier, True  # a replay creates nothing, so it costs no rate budget
+        limiter.take(who.key_id, self.ctx.clock())  # a token now, so a burst cannot all pass
+        try:
+            return await self._submit_taken(who, request, channels, routes, key, source)
+        except BaseException:
+            limiter.give_back(who.key_id)  # rejected requests do not count
+            raise
+
+    async def _replay(self, who: Principal, key: str, request: VideoRequest) -> Task | None:
+        """The task an earlier request with this key made, if it is still there."""
+        store = self.ctx.store
+        found = await store.find_idempotency_key(
+            who.user, key, self.ctx.clock() - IDEMPOTENCY_TTL_S
+        )
+        if found is None:
+            return None
+        request_hash, task_id = found
+        if request_hash != request.fingerprint():
+            raise InvalidRequest(
+                "this Idempotency-Key was already used with a different request",
+                code="idempotency_key_reused",
+                param="Idempotency-Key",
+            )
+        task = await store.get_task(task_id, who.user)
+        if task is None:  # the task was deleted since: the key is free again
+            await store.forget_idempotency_key(who.user, key)
+        return task
+
+    async def _claim(self, who: Principal, key: str, request: VideoRequest, video_id: str) -> bool:
+        return await self.ctx.store.claim_idempotency_key(
+            who.user, key, request.fingerprint(), video_id, self.ctx.clock(), IDEMPOTENCY_TTL_S
+        )
+
+    async def _submit_taken(
+        self,
+        who: Principal,
+        request: VideoRequest,
+        channels: ChannelTable,
+        routes: list[Route],
+        key: str | None,
+        source: Task | None,
+    ) -> tuple[Task, bool]:
+        ctx = self.ctx
+        admission = channels.admit(routes)
+        if admission.route is None:
+            raise _refused(request, channels, admission, ctx.runtime.config.polling.interval_s)
+        route = admission.route
+        now = ctx.clock()
+        video_id = new_video_id()
+        try:
+            await ctx.store.create_task(
+                NewTask(
+                    id=video_id,
+                    owner=who.user,
+                    channel=route.channel.name,
+                    provider=route.channel.provider,
+                    model=request.public_model,
+                    upstream_model=route.upstream_model,
+                    request=request.stored(),
+                    prompt=request.prompt,
+                    seconds=str(request.duration),
+                    size=str(request.dimensions),
+                    remixed_from=source.id if source else None,
+                    created_at=now,
+                    lease_owner=ctx.instance,
+                    lease_until=now
+                    + sum(r.channel.config.timeout_s for r in routes)
+                    + SUBMIT_LEASE_MARGIN_S,
+                )
+            )
+        except BaseException:
+            channels.release(route.channel)
+            raise
+        ctx.events.emit(TaskCreated(video_id, who.user, request.public_model, route.channel.name))
+        owns_key = False
+        try:
+            if key is not None:
+                owns_key = await self._claim(who, key, request, video_id)
+                if not owns_key:  # a concurrent request with this key got there first
+                    earlier = await self._replay(who, key, request)
+                    if earlier is not None:
+                        raise _Replayed(earlier)
+                    owns_key = await self._claim(who, key, request, video_id)
+            return await self._submit(video_id, request, channels, route, routes, source), False
+        except _Replayed as replayed:
+            channels.release(route.channel)
+            await ctx.store.delete_task(video_id)
+            return replayed.task, True
+        except BaseException:
+            await ctx.store.delete_task(video_id)  # the client gets an error, not this task
+            if owns_key and key is not None:
+                await ctx.store.forget_idempotency_key(who.user, key)
+            raise
+
+    # --- the submit loop ---------------------------------------------------------------------
+
+    async def _submit(
+        self,
+        video_id: str,
+        request: VideoRequest,
+        channels: ChannelTable,
+        route: Route,
+        routes: list[Route],
+        source: Task | None,
+    ) -> Task:
+        """Try each route until one accepts the job; the slot of the route trying is held."""
+        failures: list[str] = []
+        limited: list[float] = []  # the wait each 429 asked for
+        tried = {route.channel.name}
+        while True:
+            channel = route.channel
+            try:
+                if source is not None:
+                    submitted = await channel.adapter.remix(
+                        source.ref(), request, route.upstream_model
+                    )
+                else:
+                    submitted = await channel.adapter.submit(request, route.upstream_model)
+            except ProviderError as exc:
+                decision = decide(exc, Phase.SUBMIT)
+                retry_after = exc.retry_after if isinstance(exc, RateLimited) else None
+                channels.record(
+                    channel,
+                    decision.channel,
+                    error=type(exc).__name__,
+                    retry_after=retry_after,
+                    why=exc.for_log,
+                )
+                if decision.task is TaskEffect.FAIL_UNCONFIRMED:
+                    return await self._fail_unconfirmed(video_id, route, exc)
+                channels.release(channel)
+                if decision.task is TaskEffect.REJECT:
+                    log.info("channel %s refused the request: %s", channel.name, exc.for_log)
+                    raise InvalidRequest(
+                        safe_message(exc.message),
+                        code=decision.code,
+                        param=getattr(exc, "param", None),
+                    ) from None
+                failures.append(f"{channel.name}: {exc.message}")
+                if isinstance(exc, RateLimited):
+                    limited.append(RATE_LIMIT_PAUSE_S if retry_after is None else retry_after)
+            except BaseException:
+                channels.release(channel)
+                raise
+            else:
+                channels.record(channel, ChannelEffect.ALIVE)
+                return await self._record_submitted(video_id, route, submitted)
+            admission = channels.admit(r for r in routes if r.channel.name not in tried)
+            if admission.route is None:
+                log.warning("no channel accepted %s: %s", video_id, "; ".join(failures))
+                raise _all_failed(len(failures), limited)
+            route = admission.route
+            tried.add(route.channel.name)
+            await self.ctx.store.move_to_channel(
+                video_id,
+                channel=route.channel.name,
+                provider=route.channel.provider,
+                upstream_model=route.upstream_model,
+            )
+
+    async def _record_submitted(self, video_id: str, route: Route, submitted: Submitted) -> Task:
+        ctx = self.ctx
+        now = ctx.clock()
+        interval = first_interval(route.channel.adapter, ctx.runtime.config.polling.interval_s)
+        task = await ctx.store.record_submitted(
+            video_id,
+            upstream_id=submitted.upstream_id,
+            upstream_state=submitted.state,
+            seconds=submitted.seconds,
+            size=submitted.size,
+            status=submitted.status,
+            progress=submitted.progress,
+            now=now,
+            next_poll_at=now + interval,
+            interval=interval,
+        )
+        if task is None:  # the submit lease ran out meanwhile and the task was failed
+            found = await ctx.store.get_task(video_id)
+            assert found is not None
+            return found
+        ctx.events.emit(
+            TaskSubmitted(video_id, route.channel.name, route.channel.provider, task.next_poll_at)
+        )
+        return task
+
+    async def _fail_unconfirmed(self, video_id: str, route: Route, exc: ProviderError) -> Task:
+        """The request may have reached the upstream, so retrying could bill twice: fail the task
+        (an answer a client will not blindly retry) instead of trying another channel."""
+        log.warning(
+            "channel %s did not confirm %s (%s); not retried, to avoid a duplicate job",
+            route.channel.name,
+            video_id,
+            exc.for_log,
+        )
+        outcome = Outcome.failed(
+            "upstream_error",
+            "the upstream did not confirm the job ("
+            + safe_message(exc.message)
+            + "); it was not retried, to avoid creating it twice",
+        )
+        task = await self.lifecycle.finish(video_id, route.channel.name, self.ctx.instance, outcome)
+        assert task is not None
+        return task
+
+
+class _Replayed(Exception):
+    def __init__(self, task: Task) -> None:
+        self.task = task
+
+
+def _capable(request: VideoRequest, routes: list[Route]) -> list[Route]:
+    """The routes whose provider can do the request, checked before any upstream call."""
+    capable, refusal = [], None
+    for route in routes:
+        why = route.channel.adapter.refusal(request, route.upstream_model)
+        if why:
+            refusal = refusal or why
+        else:
+            capable.append(route)
+    if not capable:
+        assert refusal is not None
+        raise InvalidRequest(safe_message(refusal), code="unsupported_feature")
+    return capable
+
+
+def _refused(
+    request: VideoRequest, channels: ChannelTable, admission: Admission, interval_s: float
+) -> Exception:
+    """No channel may take the request now: all full (429) or cooling (503), with a wait."""
+    if admission.full and admission.back_at is None:
+        return RateLimitExceeded(
+            "every channel for this model is running as many tasks as it may; retry soon",
+            retry_after=interval_s,
+        )
+    return NoAvailableChannel(
+        f"no channel can take {request.public_model!r} right now; retry later",
+        retry_after=channels.retry_after(admission),
+    )
+
+
+def _all_failed(failures: int, limited: list[float]) -> Exception:
+    """Every channel failed and nothing was created: a 429 when they all rate limited (a retry
+    is then safe, after their shortest wait), else a 502."""
+    if limited and len(limited) == failures:
+        low, high = RATE_LIMITED_WAIT_S
+        return RateLimitExceeded(
+            "every upstream channel for this model is rate limiting; nothing was created",
+            retry_after=max(low, min(high, min(limited))),
+        )
+    return UpstreamFailed("every upstream channel for this model failed; nothing was created")

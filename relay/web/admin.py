@@ -1,0 +1,33 @@
+"""The operator's routes: liveness with a database check, and the models the channel table
+serves."""
+
+from __future__ import annotations
+
+import logging
+
+from aiohttp import web
+
+from relay.errors import ServiceUnavailable
+from relay.web.keys import RUNTIME, STARTED_AT, STORE
+from relay.web.middleware import json_response, public
+
+log = logging.getLogger("relay.web")
+
+
+@public
+async def healthz(request: web.Request) -> web.Response:
+    try:
+        await request.app[STORE].ping()
+    except Exception as exc:
+        log.error("health check: database unavailable: %s", exc)
+        raise ServiceUnavailable("database unavailable") from None
+    return json_response({"status": "ok", "database": "ok"})
+
+
+async def models(request: web.Request) -> web.Response:
+    created = int(request.app[STARTED_AT])
+    data = [
+        {"id": name, "object": "model", "created": created, "owned_by": "relay"}
+        for name in request.app[RUNTIME].channels.models()
+    ]
+    return json_response({"object": "list", "data": data})

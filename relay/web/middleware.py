@@ -1,0 +1,104 @@
+"""What every request goes through: a request id, authentication to a `Principal`, and the one
+error envelope every failure is rendered in.
+
+A route is authenticated unless its handler is marked `@public`; an unknown path or method is a
+404/405 before any key is asked for.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+import orjson
+from aiohttp import web
+
+from relay.errors import (
+    InternalError,
+    MethodNotAllowed,
+    NotFound,
+    RelayError,
+    RequestTooLarge,
+)
+from relay.logs import request_id
+from relay.web.keys import PRINCIPAL, REQUEST_ID, RUNTIME
+
+log = logging.getLogger("relay.web")
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+H = TypeVar("H", bound=Handler)
+
+
+def public(handler: H) -> H:
+    """Mark a handler that needs no key (health checks, pages that sign in)."""
+    handler.relay_public = True  # type: ignore[attr-defined]
+    return handler
+
+
+def new_request_id(request: web.Request) -> str:
+    rid = "req_" + secrets.token_hex(12)
+    request[REQUEST_ID] = rid
+    request_id.set(rid)
+    return rid
+
+
+async def stamp_request_id(request: web.Request, response: web.StreamResponse) -> None:
+    response.headers["x-request-id"] = request.get(REQUEST_ID) or new_request_id(request)
+
+
+@web.middleware
+async def envelope(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """The request id, and every error as `{"error": {...}}` with its status."""
+    new_request_id(request)
+    try:
+        return await handler(request)
+    except RelayError as exc:
+        return error_response(exc)
+    except web.HTTPException as exc:
+        return error_response(_from_http_exception(request, exc))
+    except Exception:
+        log.exception("unhandled error in %s %s", request.method, request.path)
+        return error_response(InternalError("internal error; see the relay's log"))
+
+
+@web.middleware
+async def authenticate(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Who is calling, for every matched route that is not public."""
+    matched = request.match_info.http_exception is None
+    if matched and not getattr(handler, "relay_public", False):
+        auth = request.app[RUNTIME].auth
+        request[PRINCIPAL] = await auth.authenticate(request.headers.get("Authorization"))
+    return await handler(request)
+
+
+def json_response(
+    value: Any, *, status: int = 200, headers: dict[str, str] | None = None
+) -> web.Response:
+    return web.Response(
+        body=orjson.dumps(value), status=status, headers=headers, content_type="application/json"
+    )
+
+
+def error_response(exc: RelayError) -> web.Response:
+    response = json_response(exc.body(), status=exc.status)
+    response.headers.update(exc.headers)
+    return response
+
+
+def _from_http_exception(request: web.Request, exc: web.HTTPException) -> RelayError:
+    if isinstance(exc, web.HTTPMethodNotAllowed):
+        allowed = ", ".join(sorted(exc.allowed_methods))
+        return MethodNotAllowed(
+            f"{request.method} is not allowed on {request.path} (allowed: {allowed})",
+            headers={"Allow": allowed},
+        )
+    if isinstance(exc, web.HTTPNotFound):
+        return NotFound(f"no route for {request.method} {request.path}")
+    if isinstance(exc, web.HTTPRequestEntityTooLarge):
+        return RequestTooLarge("the request body is too large")
+    error = RelayError(exc.reason or "request failed", code=exc.reason.lower().replace(" ", "_"))
+    error.status = exc.status
+    error.type = "invalid_request_error" if exc.status < 500 else "server_error"
+    return error

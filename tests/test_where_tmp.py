@@ -1,0 +1,3 @@
+def test_where():
+    import relay
+    print("RELAY", relay.__file__)
