@@ -2,7 +2,8 @@
 
 `Authorization: Token <key>`; four submit paths, each with the page's model list and field rules;
 one query endpoint; cancel. Error bodies are `{code, reason, message, metadata: {trace_id}}`
-(with `string_codes` the `code` is the reason string, the page's unconfirmed variant). Results
+(with `string_codes` the `code` is the reason string, the page's unconfirmed variant; the page's
+`CreditInsufficient` body always has it so). The page shows no Retry-After on a 429. Results
 sit on the CDN under signed URLs whose signature holds `~` and `;`: a URL that arrives re-encoded
 gets the CDN's 403, as a real signed URL would.
 """
@@ -96,6 +97,9 @@ class Scripted:
 
 class ViduFake(FakeUpstream):
     name: ClassVar[str] = "vidu"
+    supports_delete: ClassVar[bool] = False  # a cancel endpoint, but no delete
+    renews_urls: ClassVar[bool] = True  # each query signs afresh (unconfirmed on the page)
+    retry_after_header: ClassVar[bool] = False  # the page shows none
 
     def __init__(self, api_key: str = "vidu-test-key-0123456789") -> None:
         self.api_key = api_key
@@ -125,8 +129,11 @@ class ViduFake(FakeUpstream):
             "base_url": base_url,
             "api_key": self.api_key,
             "models": ["sora-2", "viduq2", "viduq2-pro", "viduq3-pro", "viduq1", "vidu2.0"],
-            # Vidu runs text and image jobs on different models: a table by job shape
-            "model_map": {"sora-2": {"text": "viduq2", "image": "viduq2-pro"}},
+            # Vidu runs text and image jobs on different models: a table by job shape (frames
+            # fall back to image; reference2video takes none of the image models)
+            "model_map": {
+                "sora-2": {"text": "viduq2", "image": "viduq2-pro", "reference": "viduq2"}
+            },
         }
 
     # --- knobs ------------------------------------------------------------------------
@@ -141,6 +148,20 @@ class ViduFake(FakeUpstream):
     ) -> None:
         self.next_poll.append(Scripted(status, reason, message, retry_after))
 
+    def contract_error(self, op: str, kind: str, retry_after: int | None = None) -> None:
+        """The page's 401 and 429 bodies; the page shows no Retry-After, so none is sent."""
+        queue = {"submit": self.next_submit, "poll": self.next_poll}[op]
+        if kind == "auth":
+            queue.append(Scripted(401, "Unauthorized", "unauthorized"))
+        elif kind == "rate_limit":
+            queue.append(Scripted(429, "TooManyRequests", "too many requests"))
+        else:
+            raise ValueError(f"no contract error {kind!r}")
+
+    def forget_tasks(self) -> None:
+        """Past the 7-day window every query answers 404 TaskNotFound."""
+        self.tasks.clear()
+
     def expire_urls(self) -> None:
         """Every URL handed out so far stops working (the CDN's 403), as after 24 h."""
         self.signatures.clear()
@@ -154,7 +175,7 @@ class ViduFake(FakeUpstream):
         self, status: int, reason: str, message: str, headers: dict[str, str] | None = None
     ) -> web.Response:
         body = {
-            "code": reason if self.string_codes else status,
+            "code": reason if self.string_codes or reason == "CreditInsufficient" else status,
             "reason": reason,
             "message": message,
             "metadata": {"trace_id": secrets.token_hex(6)},

@@ -14,31 +14,27 @@ import openai
 import pytest
 from yarl import URL
 
-from relay.config import ChannelConfig, Config
+from relay.config import Config
+from relay.domain import Image, Media, Remote, Size, TaskRef, VideoRequest
 from relay.errors import ConfigError
 from relay.providers import REGISTRY
-from relay.providers.base import (
+from relay.providers.base import ChannelView
+from relay.providers.errors import (
     AuthFailed,
-    Image,
-    Job,
-    Media,
     NotReady,
     QuotaExceeded,
     RateLimited,
     Rejected,
-    Remote,
-    Size,
     TaskNotFound,
-    TaskRef,
     Unavailable,
     Unsupported,
     VariantUnavailable,
 )
-from relay.providers.vidu import ViduProvider
-from relay.providers.vidu.answers import error_from, parse_query, parse_submit, task_error
+from relay.providers.http import Reply
+from relay.providers.vidu import ViduOptions, ViduProvider
 from relay.providers.vidu.request import build
+from relay.providers.vidu.response import error_from, parse_query, parse_submit, task_error
 from relay.tasks import task_ref
-from relay.upstream import Reply
 from tests.conftest import ALICE, Relay, auth
 from tests.fakes.base import THUMBNAIL_JPEG, VIDEO
 from tests.fakes.vidu import ViduFake
@@ -53,21 +49,19 @@ def fixture(name: str) -> Any:
     return json.loads((FIXTURES / f"{name}.json").read_text())
 
 
-def job(**fields: Any) -> Job:
-    fields.setdefault("model", "viduq2")
+def job(**fields: Any) -> tuple[VideoRequest, str]:
+    """A request and the upstream model it runs on (`model`)."""
+    model = fields.pop("model", "viduq2")
     fields.setdefault("prompt", "an astronaut walking through fog")
     fields.setdefault("seconds", 5)
     size = fields.pop("size", "1280x720")
     parsed = Size.parse(size)
     assert parsed is not None
-    return Job(size=parsed, **fields)
+    return VideoRequest(model=model, size=parsed, **fields), model
 
 
 def provider(**options: Any) -> ViduProvider:
-    channel = ChannelConfig(
-        name="vidu", provider="vidu", models=("viduq2",), api_key="k", options=options
-    )
-    return ViduProvider(channel, None)
+    return ViduProvider(ChannelView("vidu", ViduOptions(**options), api_key="k"), None)
 
 
 URL_IMAGE = Image(url="https://img.example.test/first.png?x=1")
@@ -78,7 +72,7 @@ UPLOAD = Image(data=png(), mime="image/png")
 
 
 def test_text_request_matches_the_page_example():
-    native = build(job(seed=0))
+    native = build(*job(seed=0))
     example = fixture("request_text2video")
     assert native.path == "text2video"
     for key in ("model", "prompt", "duration", "seed", "aspect_ratio", "resolution", "off_peak"):
@@ -107,7 +101,7 @@ def test_text_request_matches_the_page_example():
 def test_seconds_snap_per_model_family(
     model: str, seconds: int, images: tuple[Image, ...], expected: int
 ):
-    native = build(job(model=model, seconds=seconds, images=images))
+    native = build(*job(model=model, seconds=seconds, images=images))
     assert native.body["duration"] == expected
     assert native.seconds == expected
 
@@ -134,27 +128,27 @@ def test_seconds_snap_per_model_family(
 def test_size_becomes_a_tier_and_a_ratio(
     model: str, size: str, seconds: int, resolution: str, ratio: str, reported: str
 ):
-    native = build(job(model=model, size=size, seconds=seconds))
+    native = build(*job(model=model, size=size, seconds=seconds))
     assert native.body["resolution"] == resolution
     assert native.body["aspect_ratio"] == ratio
     assert native.size == reported
 
 
 def test_pro_fast_has_no_540p():
-    native = build(job(model="viduq2-pro-fast", size="640x360", images=(URL_IMAGE,)))
+    native = build(*job(model="viduq2-pro-fast", size="640x360", images=(URL_IMAGE,)))
     assert native.body["resolution"] == "720p"
     assert native.size == "1280x720"
 
 
 def test_one_image_goes_to_img2video_without_aspect_ratio():
-    native = build(job(model="viduq2-pro", images=(URL_IMAGE,)))
+    native = build(*job(model="viduq2-pro", images=(URL_IMAGE,)))
     assert native.path == "img2video"
     assert native.body["images"] == ["https://img.example.test/first.png?x=1"]
     assert "aspect_ratio" not in native.body
 
 
 def test_upload_becomes_a_data_url_with_its_prefix():
-    native = build(job(model="viduq2-pro", images=(UPLOAD,)))
+    native = build(*job(model="viduq2-pro", images=(UPLOAD,)))
     assert native.body["images"] == [data_url(png())]
     assert native.body["images"][0].startswith("data:image/png;base64,")
 
@@ -162,7 +156,7 @@ def test_upload_becomes_a_data_url_with_its_prefix():
 def test_two_images_go_first_then_last():
     last = Image(role="last_frame", url="https://img.example.test/last.png")
     first = Image(role="first_frame", data=png(), mime="image/png")
-    native = build(job(model="viduq2-pro", images=(last, first)))
+    native = build(*job(model="viduq2-pro", images=(last, first)))
     assert native.path == "start-end2video"
     assert native.body["images"] == [data_url(png()), "https://img.example.test/last.png"]
     assert "aspect_ratio" not in native.body
@@ -176,7 +170,7 @@ def test_two_images_go_first_then_last():
     ],
 )
 def test_references_or_many_images_go_to_reference2video(images: tuple[Image, ...]):
-    native = build(job(images=images, size="720x1280"))
+    native = build(*job(images=images, size="720x1280"))
     assert native.path == "reference2video"
     assert len(native.body["images"]) == len(images)
     assert native.body["aspect_ratio"] == "9:16"
@@ -184,14 +178,14 @@ def test_references_or_many_images_go_to_reference2video(images: tuple[Image, ..
 
 def test_subjects_in_metadata_pick_reference2video_and_allow_audio():
     subjects = [{"id": "1", "images": ["https://img.example.test/s.png"], "voice_id": ""}]
-    native = build(job(generate_audio=True, metadata={"subjects": subjects}))
+    native = build(*job(generate_audio=True, metadata={"subjects": subjects}))
     assert native.path == "reference2video"
     assert native.body["subjects"] == subjects
     assert native.body["audio"] is True
 
 
 def test_hints_pass_where_vidu_has_them():
-    native = build(job(model="viduq3-pro", seed=42, generate_audio=True, negative_prompt="blur"))
+    native = build(*job(model="viduq3-pro", seed=42, generate_audio=True, negative_prompt="blur"))
     assert native.body["seed"] == 42
     assert native.body["audio"] is True
     assert "negative_prompt" not in json.dumps(native.body)
@@ -199,14 +193,14 @@ def test_hints_pass_where_vidu_has_them():
 
 
 def test_audio_dropped_on_models_without_it():
-    native = build(job(model="viduq2", generate_audio=True, enhance_prompt=True))
+    native = build(*job(model="viduq2", generate_audio=True, enhance_prompt=True))
     assert "audio" not in native.body
     assert set(native.dropped) == {"generate_audio", "enhance_prompt"}
 
 
 def test_metadata_deep_merges_without_controlled_keys():
     native = build(
-        job(
+        *job(
             metadata={
                 "movement_amplitude": "large",
                 "style": "anime",
@@ -262,13 +256,13 @@ def test_check_refuses_what_vidu_cannot_take(
     images: tuple[Image, ...], media: tuple[Media, ...], why: str
 ):
     with pytest.raises(Unsupported) as refused:
-        provider().check(job(images=images, media=media))
+        provider().check(*job(images=images, media=media))
     assert why in refused.value.message
 
 
 def test_check_accepts_the_four_paths():
     for images in ((), (URL_IMAGE,), (URL_IMAGE, URL_IMAGE), (URL_IMAGE,) * 3):
-        provider().check(job(images=images))
+        provider().check(*job(images=images))
 
 
 # --- answers --------------------------------------------------------------------------------
@@ -338,7 +332,9 @@ def test_progress_is_optional_and_clamped(progress: Any, expected: int | None):
 
 def test_unknown_state_keeps_the_previous_status():
     body = {**fixture("query_processing"), "state": "scheduling"}
-    assert parse_query(body, now=NOW, ttl_s=DAY).status is None
+    update = parse_query(body, now=NOW, ttl_s=DAY)
+    assert update.status is None
+    assert update.unknown_status == "scheduling"  # the relay notes it
 
 
 def test_success_keeps_the_signed_urls_as_received():
@@ -493,13 +489,8 @@ def answer(body: Any, status: int = 200) -> Reply:
 
 def stubbed(*replies: Reply, **options: Any) -> tuple[ViduProvider, StubHttp]:
     http = StubHttp(*replies)
-    channel = ChannelConfig(
-        name="vidu",
-        provider="vidu",
-        models=("viduq2",),
-        api_key="k",
-        base_url="https://api.vidu.cn",
-        options=options,
+    channel = ChannelView(
+        "vidu", ViduOptions(**options), base_url="https://api.vidu.cn", api_key="k"
     )
     return ViduProvider(channel, http), http  # type: ignore[arg-type]
 
@@ -509,7 +500,7 @@ RUNNING = TaskRef("video_x", "809387572068364288", "viduq2", {}, NOW, "5", "1280
 
 async def test_submit_and_poll_over_the_wire():
     vidu, http = stubbed(answer(fixture("submit_created")), answer(fixture("query_success")))
-    submitted = await vidu.submit(job(images=(URL_IMAGE,), model="viduq2-pro"))
+    submitted = await vidu.submit(*job(images=(URL_IMAGE,), model="viduq2-pro"))
     assert submitted.upstream_id == "809387572068364288"
     assert submitted.state["upstream_created_at"] == pytest.approx(1735746091.968916)
     update = await vidu.poll(RUNNING)
@@ -528,12 +519,14 @@ async def test_url_lifetime_is_an_option():
 
 
 async def test_an_unknown_state_is_logged_once(caplog: pytest.LogCaptureFixture):
-    caplog.set_level(logging.DEBUG, logger="relay.providers.vidu")
+    caplog.set_level(logging.DEBUG, logger="relay.providers")
     state = "state-" + secrets.token_hex(4)
     body = {**fixture("query_processing"), "state": state}
     vidu, _ = stubbed(answer(body), answer(body))
-    assert (await vidu.poll(RUNNING)).status is None
-    assert (await vidu.poll(RUNNING)).status is None
+    for _ in range(2):
+        update = await vidu.poll(RUNNING)
+        assert update.status is None and update.unknown_status == state
+        vidu.note_unknown_status(update.unknown_status)  # what the relay does with it
     assert sum(state in r.getMessage() for r in caplog.records) == 1
 
 

@@ -7,16 +7,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from relay.providers.base import (
-    ProviderError,
-    Status,
-    TaskError,
-    Unavailable,
-    Update,
-)
+from relay.domain import Status
+from relay.providers.base import TaskError, Update
+from relay.providers.errors import ProviderError, Unavailable
 from relay.providers.normalize import error_of, from_rfc3339, percent, retry_after
-
-# --- answers --------------------------------------------------------------------------------
 
 STATES: Mapping[str, Status] = {
     "created": "queued",
@@ -185,7 +179,8 @@ def parse_submit(body: Any) -> Accepted:
 
 
 def parse_query(body: Any, *, now: float, ttl_s: float) -> Update:
-    """One query answer as an Update; an unknown state is `status=None` (keep the previous)."""
+    """One query answer as an Update; an unknown state is `status=None` (keep the previous),
+    named in `unknown_status` for the relay to note."""
     if not isinstance(body, dict):
         raise Unavailable("the upstream's task answer was unreadable")
     state = body.get("state")
@@ -193,7 +188,7 @@ def parse_query(body: Any, *, now: float, ttl_s: float) -> Update:
         raise error_from(200, {}, body)
     status = STATES.get(state) if isinstance(state, str) else None
     if status is None:
-        return Update(status=None)
+        return Update(status=None, unknown_status=str(state))
     if status == "queued":
         return Update(status="queued", progress=0)
     if status == "in_progress":
