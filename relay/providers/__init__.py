@@ -10,5 +10,8 @@ from typing import Any
 
 from relay.providers.base import Provider
 from relay.providers.demo import DemoProvider
+from relay.providers.seedance import SeedanceProvider
 
-REGISTRY: dict[str, type[Provider[Any]]] = {cls.name: cls for cls in (DemoProvider,)}
+REGISTRY: dict[str, type[Provider[Any]]] = {
+    cls.name: cls for cls in (DemoProvider, SeedanceProvider)
+}
