@@ -10,6 +10,14 @@ from typing import Any
 
 from relay.providers.base import Provider
 from relay.providers.demo import DemoProvider
+from relay.providers.seedance import SeedanceProvider
 from relay.providers.vidu import ViduProvider
 
-REGISTRY: dict[str, type[Provider[Any]]] = {cls.name: cls for cls in (DemoProvider, ViduProvider)}
+REGISTRY: dict[str, type[Provider[Any]]] = {
+    cls.name: cls
+    for cls in (
+        DemoProvider,
+        SeedanceProvider,
+        ViduProvider,
+    )
+}

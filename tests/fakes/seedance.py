@@ -7,6 +7,12 @@ fake CDN, which answers 403 SignatureDoesNotMatch when the query comes back alte
 
 Prompt markers beyond the shared ones: "#expired" and "#cancelled" end the task in that status.
 
+Contract hooks (tests/fakes/base.py): `contract_error` queues the page's 401 AuthenticationError
+or 429 RateLimitExceeded.EndpointRPMExceeded envelope (the page shows no Retry-After header);
+`forget_tasks` drops every task, as after the 7-day retention; DELETE removes a finished task's
+record (`supports_delete`); a new query hands out the same signed URL, and the objects are cleaned
+up after 24 h (`renews_urls` is False).
+
 Knobs: `fail_next(op, case)` queues a canned answer (ERRORS) for the next "submit", "poll" or
 "delete"; `status_override` answers every query with that status; the page's unconfirmed points:
 `null_fields` (content/usage/seed as null rather than absent before success), `expired_error`
@@ -115,6 +121,9 @@ class FakeTask:
 
 class SeedanceFake(FakeUpstream):
     name = "seedance"
+    supports_delete = True
+    renews_urls = False
+    retry_after_header = False
 
     def __init__(self, api_key: str = API_KEY, model: str = MODEL) -> None:
         self.api_key = api_key
@@ -167,6 +176,14 @@ class SeedanceFake(FakeUpstream):
             answer = Answer(status, json.dumps(body).encode())
         answer.headers.update(headers)
         self.answers[op].append(answer)
+
+    def contract_error(self, op: str, kind: str, retry_after: int | None = None) -> None:
+        """The page's native `kind` ("auth" or "rate_limit") for the next `op`; Ark's 429 carries
+        no Retry-After on the page, so `retry_after` is not sent."""
+        self.fail_next(op, kind)
+
+    def forget_tasks(self) -> None:
+        self.tasks.clear()
 
     def creates(self) -> list[dict[str, Any]]:
         return [r.json() for r in self.calls("/contents/generations/tasks", "POST")]

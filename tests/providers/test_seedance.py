@@ -11,23 +11,21 @@ from typing import Any
 import openai
 import pytest
 
-from relay.config import ChannelConfig, Config
+from relay.config import Config
+from relay.domain import Image, Media, Size, VideoRequest
 from relay.providers import REGISTRY
-from relay.providers.base import (
+from relay.providers.base import ChannelView
+from relay.providers.errors import (
     AuthFailed,
-    Image,
-    Job,
-    Media,
     QuotaExceeded,
     RateLimited,
     Rejected,
-    Size,
     TaskNotFound,
     Unavailable,
     Unsupported,
 )
-from relay.providers.seedance import SeedanceProvider
-from relay.providers.seedance import response as response_mod
+from relay.providers.http import ChannelHttp
+from relay.providers.seedance import SeedanceOptions, SeedanceProvider
 from relay.providers.seedance.models import FAMILIES, Family, family_of, pixel_size
 from relay.providers.seedance.request import create_body
 from relay.providers.seedance.response import classify, code_class, retry_after, task_update
@@ -46,22 +44,24 @@ def fixture(name: str) -> Any:
     return json.loads((FIXTURES / name).read_text())
 
 
-def job(model: str = PRO_1_0, size: str = "1280x720", seconds: int = 5, **kw: Any) -> Job:
+def job(model: str = PRO_1_0, size: str = "1280x720", seconds: int = 5, **kw: Any) -> VideoRequest:
+    """A request whose public model is also the upstream one (no model_map)."""
     parsed = Size.parse(size)
     assert parsed is not None
-    return Job(model=model, prompt="a red kite", seconds=seconds, size=parsed, **kw)
+    return VideoRequest(model=model, prompt="a red kite", seconds=seconds, size=parsed, **kw)
 
 
-def body_of(j: Job, family: str | None = None, last_frame: bool = False) -> Any:
-    fam = Family(family) if family else family_of(j.model)
-    return create_body(j, fam, return_last_frame=last_frame)
+def body_of(j: VideoRequest, family: str | None = None, last_frame: bool = False) -> Any:
+    fam = Family(family) if family else family_of(j.public_model)
+    return create_body(j, j.public_model, fam, return_last_frame=last_frame)
 
 
 def adapter(**options: Any) -> SeedanceProvider:
-    channel = ChannelConfig(
-        name="s", provider="seedance", models=("m",), api_key="k", options=options
-    )
-    return SeedanceProvider(channel, None)
+    return SeedanceProvider(ChannelView("s", SeedanceOptions(**options), api_key="k"), None)
+
+
+def check(provider: SeedanceProvider, j: VideoRequest) -> None:
+    provider.check(j, j.public_model)
 
 
 # --- model families ------------------------------------------------------------------------
@@ -347,16 +347,16 @@ def test_metadata_overrides_are_reported():
 )
 def test_check_refuses_what_the_model_cannot_do(model: str, kw: dict[str, Any], words: str):
     with pytest.raises(Unsupported, match=words):
-        adapter().check(job(model, **kw))
+        check(adapter(), job(model, **kw))
 
 
 def test_check_allows_2_0_references_and_endpoints():
     refs = tuple(Image(role="reference_image", url="https://i/a") for _ in range(9))
     media = (Media(kind="video", url="https://v/a.mp4"), Media(kind="audio", url="https://v/b.mp3"))
-    adapter().check(job(V2, images=refs, media=media))
-    adapter().check(job("ep-20250601-x", media=media))
+    check(adapter(), job(V2, images=refs, media=media))
+    check(adapter(), job("ep-20250601-x", media=media))
     with pytest.raises(Unsupported):
-        adapter(endpoint_family="1.0-pro").check(job("ep-20250601-x", media=media))
+        check(adapter(endpoint_family="1.0-pro"), job("ep-20250601-x", media=media))
 
 
 # --- task objects -----------------------------------------------------------------------------
@@ -460,10 +460,14 @@ def test_unknown_status_keeps_the_previous_one_and_is_logged_once(
     caplog: pytest.LogCaptureFixture,
 ):
     caplog.set_level(logging.INFO)
-    response_mod._seen_unknown.discard("paused")
     task = {**fixture("running.json"), "status": "paused"}
-    assert task_update(task, Family("2.0")).status is None
-    assert task_update(task, Family("2.0")).status is None
+    # the parser names the status; the relay has the adapter note it, once per channel
+    provider = adapter()
+    for _ in range(2):
+        update = task_update(task, Family("2.0"))
+        assert update.status is None
+        assert update.unknown_status == "paused"
+        provider.note_unknown_status(update.unknown_status)
     assert caplog.text.count("'paused'") == 1
 
 
@@ -1013,14 +1017,10 @@ async def direct(fake: SeedanceFake) -> AsyncIterator[SeedanceProvider]:
 
     http = Http(allow_private_networks=True)
     config = fake.channel(fake.base_url, model=V2)
-    channel = ChannelConfig(
-        name="s",
-        provider="seedance",
-        models=tuple(config["models"]),
-        base_url=config["base_url"],
-        api_key=config["api_key"],
+    channel = ChannelView(
+        "s", SeedanceOptions(), base_url=config["base_url"], api_key=config["api_key"]
     )
-    yield SeedanceProvider(channel, http.for_channel(10))
+    yield SeedanceProvider(channel, ChannelHttp(http, 10))
     await http.close()
 
 
@@ -1050,7 +1050,7 @@ async def finish(direct: SeedanceProvider, task: Any) -> Any:
 async def test_content_requeries_when_the_state_has_no_url(
     direct: SeedanceProvider, fake: SeedanceFake
 ):
-    submitted = await direct.submit(job(V2))
+    submitted = await direct.submit(job(V2), V2)
     update = await finish(direct, ref(submitted))
     source = await direct.content(ref(submitted), "video")
     assert source.url == update.state["video_url"]  # type: ignore[union-attr]
@@ -1060,7 +1060,7 @@ async def test_content_requeries_when_the_state_has_no_url(
 
 
 async def test_refresh_content_only_offers_a_new_url(direct: SeedanceProvider, fake: SeedanceFake):
-    submitted = await direct.submit(job(V2))
+    submitted = await direct.submit(job(V2), V2)
     update = await finish(direct, ref(submitted))
     task = ref(submitted, dict(update.state))
     assert await direct.refresh_content(task, "video") is None  # the same URL again
@@ -1073,12 +1073,12 @@ async def test_refresh_content_only_offers_a_new_url(direct: SeedanceProvider, f
 
 async def test_delete_follows_the_task_state(direct: SeedanceProvider, fake: SeedanceFake):
     fake.polls_to_finish = 5
-    queued = await direct.submit(job(V2))
+    queued = await direct.submit(job(V2), V2)
     await direct.delete(ref(queued))
     assert fake.tasks[queued.upstream_id].status == "cancelled"  # a queued task is cancelled
     with pytest.raises(Rejected):
         await direct.delete(ref(queued))  # a cancelled one is refused
-    running = await direct.submit(job(V2))
+    running = await direct.submit(job(V2), V2)
     await direct.poll(ref(running))
     await direct.poll(ref(running))
     with pytest.raises(Rejected):
@@ -1094,13 +1094,13 @@ async def test_a_create_answer_without_an_id_may_have_created(
 
     fake.answers["submit"].append(Answer(200, b"{}"))
     with pytest.raises(Unavailable) as caught:
-        await direct.submit(job(V2))
+        await direct.submit(job(V2), V2)
     assert caught.value.maybe_created is True
 
 
 async def test_the_fake_lists_tasks(direct: SeedanceProvider, fake: SeedanceFake):
-    a = await direct.submit(job(V2))
-    await direct.submit(job(V2))
+    a = await direct.submit(job(V2), V2)
+    await direct.submit(job(V2), V2)
     reply = await direct.http.request(
         "GET",
         direct.base_url + "/contents/generations/tasks",

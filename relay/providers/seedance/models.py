@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from relay.providers.base import Size
+from relay.domain import Size
 from relay.providers.normalize import snap_ratio, tier
 
 FAMILIES = ("1.0-pro", "1.0-pro-fast", "1.0-lite-t2v", "1.0-lite-i2v", "1.5-pro", "2.0", "2.0-fast")

@@ -1,4 +1,4 @@
-"""Client job -> Ark create body (`POST /contents/generations/tasks`), as pure functions."""
+"""A client's request -> Ark create body (`POST /contents/generations/tasks`), as pure functions."""
 
 from __future__ import annotations
 
@@ -7,7 +7,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeGuard
 
-from relay.providers.base import Image, Job, Media, Rejected
+from relay.domain import Image, Media, VideoRequest
+from relay.providers.base import split_frames
+from relay.providers.errors import Rejected
 from relay.providers.normalize import clamp_seconds, clean_metadata, deep_merge
 from relay.providers.seedance.models import (
     RATIOS,
@@ -32,44 +34,54 @@ class CreateBody:
 
 
 def create_body(
-    job: Job, family: Family, *, return_last_frame: bool, media: Sequence[Media] = ()
+    request: VideoRequest,
+    model: str,
+    family: Family,
+    *,
+    return_last_frame: bool,
+    media: Sequence[Media] = (),
 ) -> CreateBody:
-    """The native body for a job; `media` adds items the relay itself supplies (remix)."""
-    content: list[dict[str, Any]] = [{"type": "text", "text": job.prompt}]
-    content += image_items(job.images)
-    content += [media_item(m) for m in (*job.media, *media)]
-    metadata = clean_metadata(job.metadata)
+    """The native body for a request to upstream `model`; `media` adds items the relay itself
+    supplies (remix)."""
+    content: list[dict[str, Any]] = [{"type": "text", "text": request.prompt}]
+    content += image_items(request.images)
+    content += [media_item(m) for m in (*request.media, *media)]
+    metadata = clean_metadata(request.metadata)
     content += metadata_items(metadata.pop("content", None))
     check_content(content)
 
     reference_mode = any(item.get("role") == "reference_image" for item in content)
-    ratio = ratio_for(job.size)
-    resolution = resolution_for(job.size)
+    size = request.dimensions
+    ratio = ratio_for(size)
+    resolution = resolution_for(size)
     low, high = family.durations
-    body: dict[str, Any] = {"model": job.model, "content": content, "ratio": ratio}
+    body: dict[str, Any] = {"model": model, "content": content, "ratio": ratio}
     if resolution is not None and family.sends_resolution(reference_mode):
         body["resolution"] = resolution
-    body["duration"] = clamp_seconds(job.seconds, low, high)
-    if job.seed is not None:
-        body["seed"] = job.seed
-    if job.generate_audio is not None:
+    body["duration"] = clamp_seconds(request.duration, low, high)
+    if request.seed is not None:
+        body["seed"] = request.seed
+    if request.generate_audio is not None:
         if family.has_audio:
-            body["generate_audio"] = job.generate_audio
+            body["generate_audio"] = request.generate_audio
         else:
-            log.debug("generate_audio dropped: %s has no audio", job.model)
+            log.debug("generate_audio dropped: %s has no audio", model)
     if return_last_frame:
         body["return_last_frame"] = True
     for hint in ("negative_prompt", "enhance_prompt", "person_generation"):
-        if getattr(job, hint) is not None:
+        if getattr(request, hint) is not None:
             log.debug("%s dropped: Seedance has no such field", hint)
     # metadata may override anything above but content, which it extends instead
     body = deep_merge(body, metadata)
     body["content"] = content
-    return CreateBody(body, requested_seconds(body, job.seconds), requested_size(body, family, job))
+    return CreateBody(
+        body, requested_seconds(body, request.duration), requested_size(body, family, request)
+    )
 
 
 def image_items(images: Sequence[Image]) -> list[dict[str, Any]]:
-    """Images with explicit roles: a role-less image is the first frame, a second the last."""
+    """Images with explicit roles (Ark wants both set in first+last mode): which image is the
+    first frame and which the last is split_frames' call; the items keep the client's order."""
     frames = [i for i in images if i.role in (None, *FRAME_ROLES)]
     references = [i for i in images if i.role == "reference_image"]
     if frames and references:
@@ -79,23 +91,24 @@ def image_items(images: Sequence[Image]) -> list[dict[str, Any]]:
         )
     if len(frames) > 2:
         raise Rejected("at most two frame images (first and last)", param="input_reference")
-    roles = [i.role for i in frames]
-    if len(frames) == 2:
-        if roles[0] is not None and roles[0] == roles[1]:
-            raise Rejected(f"two images with role {roles[0]}", param="input_reference")
-        if roles[0] == "last_frame" or roles[1] == "first_frame":
-            roles = ["last_frame", "first_frame"]
-        else:
-            roles = ["first_frame", "last_frame"]
-    elif roles == ["last_frame"]:
+    roles = [i.role for i in frames if i.role is not None]
+    if len(roles) == 2 and roles[0] == roles[1]:
+        raise Rejected(f"two images with role {roles[0]}", param="input_reference")
+    # An explicit first_frame stays the first frame: split_frames alone would make it the last
+    # one after a role-less image. A stable sort hands it over first.
+    split = split_frames(sorted(frames, key=lambda image: image.role != "first_frame"))
+    if split.last is not None and split.first is None:
         raise Rejected("a last_frame image needs a first_frame image", param="input_reference")
-    elif frames:
-        roles = ["first_frame"]
-    items = [_image(image, role) for image, role in zip(frames, roles, strict=True)]
+    items = []
+    first_given = False
+    for image in frames:
+        is_first = image is split.first and not first_given
+        first_given = first_given or is_first
+        items.append(_image(image, "first_frame" if is_first else "last_frame"))
     return items + [_image(image, "reference_image") for image in references]
 
 
-def _image(image: Image, role: str | None) -> dict[str, Any]:
+def _image(image: Image, role: str) -> dict[str, Any]:
     return {"type": "image_url", "image_url": {"url": image.url_or_data_url()}, "role": role}
 
 
@@ -144,15 +157,15 @@ def requested_seconds(body: Mapping[str, Any], asked: int) -> str:
     return str(asked)
 
 
-def requested_size(body: Mapping[str, Any], family: Family, job: Job) -> str:
+def requested_size(body: Mapping[str, Any], family: Family, request: VideoRequest) -> str:
     resolution = body.get("resolution")
     if resolution not in RESOLUTIONS:
         resolution = family.default_resolution if resolution is None else None
     ratio = body.get("ratio")
     if ratio not in RATIOS:  # adaptive: the output follows the image; the poll tells
-        ratio = ratio_for(job.size)
-    if resolution is None and job.size.width:  # e.g. a 4k asked through metadata
-        return str(job.size)
+        ratio = ratio_for(request.dimensions)
+    if resolution is None and request.dimensions.width:  # e.g. a 4k asked through metadata
+        return str(request.dimensions)
     found = pixel_size(family.generation, resolution or "1080p", ratio)
     assert found is not None
     return found

@@ -2,23 +2,14 @@
 
 from __future__ import annotations
 
-import logging
 import time
 from collections.abc import Mapping
 from typing import Any
 
-from relay.providers.base import (
-    ProviderError,
-    TaskError,
-    Update,
-)
+from relay.providers.base import TaskError, Update
+from relay.providers.errors import ProviderError
 from relay.providers.normalize import error_of, explain, retry_after, unix_seconds, whole_seconds
 from relay.providers.seedance.models import FPS, URL_TTL_S, Family, pixel_size
-
-log = logging.getLogger("relay.providers.seedance")
-
-_seen_unknown: set[str] = set()
-
 
 # --- native codes -----------------------------------------------------------------------------
 
@@ -115,10 +106,7 @@ def task_update(task: Mapping[str, Any], family: Family) -> Update:
         return _succeeded(task, family, updated)
     if status in ("failed", "expired", "cancelled"):
         return Update(status="failed", error=task_error(task), completed_at=updated)
-    if str(status) not in _seen_unknown:
-        _seen_unknown.add(str(status))
-        log.info("seedance: unknown task status %r; keeping the previous one", status)
-    return Update(status=None)
+    return Update(status=None, unknown_status=str(status))  # the relay notes it, once
 
 
 def _succeeded(task: Mapping[str, Any], family: Family, updated: float | None) -> Update:
