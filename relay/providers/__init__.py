@@ -9,6 +9,9 @@ from __future__ import annotations
 from typing import Any
 
 from relay.providers.base import Provider
+from relay.providers.dashscope import DashScopeProvider
 from relay.providers.demo import DemoProvider
 
-REGISTRY: dict[str, type[Provider[Any]]] = {cls.name: cls for cls in (DemoProvider,)}
+REGISTRY: dict[str, type[Provider[Any]]] = {
+    cls.name: cls for cls in (DashScopeProvider, DemoProvider)
+}
