@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from relay.providers.base import Provider
+from relay.providers.dashscope import DashScopeProvider
 from relay.providers.demo import DemoProvider
 from relay.providers.seedance import SeedanceProvider
 from relay.providers.vidu import ViduProvider
@@ -16,6 +17,7 @@ from relay.providers.vidu import ViduProvider
 REGISTRY: dict[str, type[Provider[Any]]] = {
     cls.name: cls
     for cls in (
+        DashScopeProvider,
         DemoProvider,
         SeedanceProvider,
         ViduProvider,

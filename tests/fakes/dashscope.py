@@ -13,6 +13,10 @@ knows only `-us` models. Times are zone-less local strings at `utc_offset_hours`
 Prompt markers beyond the shared ones: "#badsize" fails the task with the page's InvalidParameter
 example, "#cancel" ends it CANCELED.
 
+Contract hooks: DashScope deletes nothing (no delete endpoint; cancel is for PENDING tasks),
+hands out the same signed URL on every query (`renews_urls` False), and its 429 carries no
+Retry-After (the page shows none).
+
 Knobs: `fail_next(op, case)` queues a canned answer (ERRORS) for the next "submit", "poll" or
 "cancel"; `status_override` answers every known task with that status; `hidden_polls` answers
 UNKNOWN to the first n queries of a new task (not visible yet); `usage_numbers` ("int", "str",
@@ -148,6 +152,9 @@ class FakeTask:
 
 class DashScopeFake(FakeUpstream):
     name = "dashscope"
+    supports_delete = False
+    renews_urls = False
+    retry_after_header = False
 
     def __init__(self, api_key: str = API_KEY, model: str = MODEL, region: str = "intl") -> None:
         self.api_key = api_key
@@ -205,6 +212,14 @@ class DashScopeFake(FakeUpstream):
             answer = Answer(status, json.dumps(body).encode())
         answer.headers.update(headers)
         self.answers[op].append(answer)
+
+    def contract_error(self, op: str, kind: str, retry_after: int | None = None) -> None:
+        # the page's 401 InvalidApiKey and 429 Throttling.RateQuota bodies; no Retry-After
+        assert kind in ("auth", "rate_limit"), kind
+        self.fail_next(op, kind)
+
+    def forget_tasks(self) -> None:
+        self.tasks.clear()  # the query then answers UNKNOWN, as past the 24 h record
 
     def creates(self) -> list[dict[str, Any]]:
         return [r.json() for r in self.calls(CREATE, "POST")]

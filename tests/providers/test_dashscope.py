@@ -14,25 +14,11 @@ import aiohttp
 import openai
 import pytest
 
-from relay.config import ChannelConfig, Config, ConfigError
+from relay.config import Config, ConfigError
+from relay.domain import Image, Media, Remote, Size, TaskRef, VideoRequest
 from relay.providers import REGISTRY
-from relay.providers.base import (
-    AuthFailed,
-    Image,
-    Job,
-    Media,
-    NotReady,
-    QuotaExceeded,
-    RateLimited,
-    Rejected,
-    Remote,
-    Size,
-    TaskRef,
-    Unavailable,
-    Unsupported,
-)
-from relay.providers.dashscope import DashScopeProvider
-from relay.providers.dashscope import response as response_mod
+from relay.providers.base import ChannelView
+from relay.providers.dashscope import DashScopeOptions, DashScopeProvider
 from relay.providers.dashscope.models import known, spec_for
 from relay.providers.dashscope.request import create_body
 from relay.providers.dashscope.response import (
@@ -45,6 +31,17 @@ from relay.providers.dashscope.response import (
     task_update,
     url_expiry,
 )
+from relay.providers.errors import (
+    AuthFailed,
+    NotReady,
+    QuotaExceeded,
+    RateLimited,
+    Rejected,
+    TaskNotFound,
+    Unavailable,
+    Unsupported,
+)
+from relay.providers.http import ChannelHttp
 from tests.conftest import ALICE, Relay, auth
 from tests.fakes.base import VIDEO
 from tests.fakes.dashscope import CREATE, DashScopeFake
@@ -63,27 +60,26 @@ def fixture(name: str) -> Any:
     return json.loads((FIXTURES / name).read_text())
 
 
+Job = tuple[VideoRequest, str]  # a request and the upstream model it runs on
+
+
 def job(model: str = T2V, size: str = "1280x720", seconds: int = 5, **kw: Any) -> Job:
     parsed = Size.parse(size)
     assert parsed is not None
-    return Job(model=model, prompt="a red kite", seconds=seconds, size=parsed, **kw)
+    return VideoRequest(model=model, prompt="a red kite", seconds=seconds, size=parsed, **kw), model
 
 
 def built(j: Job, prompt_extend: bool = True) -> Any:
-    return create_body(j, spec_for(j.model), prompt_extend=prompt_extend)
+    return create_body(*j, prompt_extend=prompt_extend)
 
 
 def adapter(**options: Any) -> DashScopeProvider:
-    channel = ChannelConfig(
-        name="d", provider="dashscope", models=("m",), api_key="k", options=options
-    )
-    return DashScopeProvider(channel, None)
+    return DashScopeProvider(ChannelView("d", DashScopeOptions(**options), api_key="k"), None)
 
 
 def update_of(name: str, seen_at: float = SUBMITTED_AT + 300, **kw: Any) -> Any:
     return task_update(
         fixture(name),
-        submitted_at=kw.pop("submitted_at", SUBMITTED_AT),
         seen_at=seen_at,
         utc_offset_hours=kw.pop("utc_offset_hours", 8),
         requested_size=kw.pop("requested_size", "1280x720"),
@@ -346,23 +342,23 @@ def test_oss_inputs_are_flagged():
 )
 def test_check_refuses_what_the_model_cannot_do(model: str, kw: dict[str, Any], words: str):
     with pytest.raises(Unsupported, match=words):
-        adapter().check(job(model, **kw))
+        adapter().check(*job(model, **kw))
 
 
 def test_check_allows_what_the_model_takes():
     provider = adapter()
-    provider.check(job(T2V))
-    provider.check(job(I2V, images=(Image(url=IMAGE_URL),)))
-    provider.check(job(I2V, metadata={"input": {"img_url": IMAGE_URL}}))
-    provider.check(job(I2V, metadata={"input": {"template": "flying"}}))
-    provider.check(job(KF2V, images=(Image(url=IMAGE_URL), Image(url=IMAGE_URL))))
-    provider.check(job(T2V, media=(Media("audio", "https://a.test/a"),)))
+    provider.check(*job(T2V))
+    provider.check(*job(I2V, images=(Image(url=IMAGE_URL),)))
+    provider.check(*job(I2V, metadata={"input": {"img_url": IMAGE_URL}}))
+    provider.check(*job(I2V, metadata={"input": {"template": "flying"}}))
+    provider.check(*job(KF2V, images=(Image(url=IMAGE_URL), Image(url=IMAGE_URL))))
+    provider.check(*job(T2V, media=(Media("audio", "https://a.test/a"),)))
 
 
 def test_base_url_is_the_region_root():
     assert adapter().api == "https://dashscope-intl.aliyuncs.com/api/v1"
     for base in ("https://dashscope.aliyuncs.com", "https://dashscope.aliyuncs.com/api/v1/"):
-        channel = ChannelConfig(name="d", provider="dashscope", models=("m",), base_url=base)
+        channel = ChannelView("d", DashScopeOptions(), base_url=base)
         assert DashScopeProvider(channel, None).api == "https://dashscope.aliyuncs.com/api/v1"
 
 
@@ -415,9 +411,7 @@ def test_success_without_expires_or_end_time_uses_the_time_seen():
     body = fixture("query_succeeded.json")
     body["output"]["video_url"] = "https://dashscope-result-sh.oss.aliyuncs.com/1d/a.mp4"
     del body["output"]["end_time"]
-    update = task_update(
-        body, submitted_at=0, seen_at=5000.0, utc_offset_hours=8, requested_size="1280x720"
-    )
+    update = task_update(body, seen_at=5000.0, utc_offset_hours=8, requested_size="1280x720")
     assert update.completed_at == 5000.0
     assert update.expires_at == 5000.0 + 86400
 
@@ -425,9 +419,7 @@ def test_success_without_expires_or_end_time_uses_the_time_seen():
 def test_success_without_a_url_fails():
     body = fixture("query_succeeded.json")
     del body["output"]["video_url"]
-    update = task_update(
-        body, submitted_at=0, seen_at=1.0, utc_offset_hours=8, requested_size="1280x720"
-    )
+    update = task_update(body, seen_at=1.0, utc_offset_hours=8, requested_size="1280x720")
     assert update.status == "failed"
     assert update.error is not None and update.error.code == "generation_failed"
 
@@ -494,31 +486,34 @@ def test_failures(name: str, code: str, message: str):
 )
 def test_failed_task_codes(code: str, message: str, normalized: str):
     output = {"task_status": "FAILED", "code": code, "message": message}
-    update = task_update(
-        {"output": output}, submitted_at=0, seen_at=1, utc_offset_hours=8, requested_size="1x1"
-    )
+    update = task_update({"output": output}, seen_at=1, utc_offset_hours=8, requested_size="1x1")
     assert update.error is not None and update.error.code == normalized
 
 
-def test_unknown_in_the_grace_window_keeps_the_task_then_expires():
-    early = update_of("query_unknown.json", seen_at=SUBMITTED_AT + 30)
-    assert early.status is None and early.error is None
-    late = update_of("query_unknown.json", seen_at=SUBMITTED_AT + 61)
-    assert late.status == "failed"
-    assert late.error is not None and late.error.code == "task_expired"
+def test_unknown_is_not_found_and_the_relay_gets_a_grace_window():
+    # the grace window is the relay's (PollRules); the parser only says the id is unknown
+    for seen_at in (SUBMITTED_AT + 30, SUBMITTED_AT + 61):
+        with pytest.raises(TaskNotFound) as caught:
+            update_of("query_unknown.json", seen_at=seen_at)
+        assert caught.value.code == "task_expired"
+        assert caught.value.message.startswith("UNKNOWN")
+    rules = DashScopeProvider.poll_rules
+    assert rules.not_found_window_s == 60
+    assert 55 <= sum(rules.not_found_backoff) <= 75  # the waits cover the window
+    assert rules.fail_after_errors is None
 
 
 def test_an_unknown_status_keeps_the_previous_one_and_is_logged_once(
     caplog: pytest.LogCaptureFixture,
 ):
-    response_mod._seen_unknown.discard("SUSPENDED")
-    caplog.set_level(logging.INFO, "relay.providers.dashscope")
+    caplog.set_level(logging.INFO, "relay.providers")
+    provider = adapter()
     body = {"output": {"task_id": "t", "task_status": "SUSPENDED"}}
     for _ in range(3):
-        update = task_update(
-            body, submitted_at=0, seen_at=1, utc_offset_hours=8, requested_size="1x1"
-        )
+        update = task_update(body, seen_at=1, utc_offset_hours=8, requested_size="1x1")
         assert update.status is None and update.progress is None
+        assert update.unknown_status == "SUSPENDED"
+        provider.note_unknown_status(update.unknown_status)  # what the relay does with it
     assert sum("SUSPENDED" in r.getMessage() for r in caplog.records) == 1
 
 
@@ -1048,14 +1043,10 @@ async def direct(fake: DashScopeFake) -> AsyncIterator[DashScopeProvider]:
 
     http = Http(allow_private_networks=True)
     config = fake.channel(fake.base_url)
-    channel = ChannelConfig(
-        name="d",
-        provider="dashscope",
-        models=tuple(config["models"]),
-        base_url=config["base_url"],
-        api_key=config["api_key"],
+    channel = ChannelView(
+        "d", DashScopeOptions(), base_url=config["base_url"], api_key=config["api_key"]
     )
-    yield DashScopeProvider(channel, http.for_channel(10))
+    yield DashScopeProvider(channel, ChannelHttp(http, 10))
     await http.close()
 
 
@@ -1134,7 +1125,7 @@ async def test_the_fake_checks_native_types(direct: DashScopeProvider, fake: Das
 
 async def test_oss_inputs_send_the_resolve_header(direct: DashScopeProvider, fake: DashScopeFake):
     metadata = {"input": {"img_url": "oss://dashscope-instant/abc/cat.png"}}
-    submitted = await direct.submit(job(I2V, metadata=metadata))
+    submitted = await direct.submit(*job(I2V, metadata=metadata))
     [create] = fake.calls(CREATE, "POST")
     assert create.headers["X-DashScope-OssResourceResolve"] == "enable"
     assert fake.tasks[submitted.upstream_id].request["input"]["img_url"].startswith("oss://")
@@ -1144,7 +1135,7 @@ async def test_content_requeries_when_the_state_has_no_url(
     direct: DashScopeProvider, fake: DashScopeFake
 ):
     fake.polls_to_finish = 3
-    submitted = await direct.submit(job())
+    submitted = await direct.submit(*job())
     with pytest.raises(NotReady):
         await direct.content(ref(submitted), "video")
     update = await finish(direct, ref(submitted))
@@ -1157,7 +1148,7 @@ async def test_content_requeries_when_the_state_has_no_url(
 async def test_refresh_content_only_offers_a_new_url(
     direct: DashScopeProvider, fake: DashScopeFake
 ):
-    submitted = await direct.submit(job())
+    submitted = await direct.submit(*job())
     update = await finish(direct, ref(submitted))
     task = ref(submitted, dict(update.state))
     assert await direct.refresh_content(task, "video") is None  # the same URL again
@@ -1168,6 +1159,16 @@ async def test_refresh_content_only_offers_a_new_url(
     assert await direct.refresh_content(task, "video") is None
 
 
+async def test_refresh_content_ignores_an_expiry_that_moves_with_the_time_seen(
+    direct: DashScopeProvider, fake: DashScopeFake
+):
+    fake.expires_in_url = False  # expires_at is then the time seen + 24 h, new on every query
+    submitted = await direct.submit(*job())
+    update = await finish(direct, ref(submitted))
+    task = ref(submitted, {**update.state, "expires_at": update.state["expires_at"] - 5})
+    assert await direct.refresh_content(task, "video") is None  # the URL is the same
+
+
 async def test_a_create_answer_without_an_id_may_have_created(
     direct: DashScopeProvider, fake: DashScopeFake
 ):
@@ -1175,7 +1176,7 @@ async def test_a_create_answer_without_an_id_may_have_created(
 
     fake.answers["submit"].append(Answer(200, b'{"output": {}, "request_id": "r"}'))
     with pytest.raises(Unavailable) as caught:
-        await direct.submit(job())
+        await direct.submit(*job())
     assert caught.value.maybe_created is True
 
 
@@ -1183,7 +1184,7 @@ async def test_a_cancelled_pending_task_reads_as_cancelled(
     direct: DashScopeProvider, fake: DashScopeFake
 ):
     fake.polls_to_finish = 5
-    submitted = await direct.submit(job())
+    submitted = await direct.submit(*job())
     headers = {"Authorization": f"Bearer {fake.api_key}"}
     cancel = f"{direct.api}/tasks/{submitted.upstream_id}/cancel"
     reply = await direct.http.request("POST", cancel, headers=headers)
@@ -1210,15 +1211,9 @@ async def test_regional_model_names(region: str, model: str, seconds: str):
     await fake.start()
     http = Http(allow_private_networks=True)
     try:
-        channel = ChannelConfig(
-            name="d",
-            provider="dashscope",
-            models=(model,),
-            base_url=fake.base_url,
-            api_key=fake.api_key,
-        )
-        provider = DashScopeProvider(channel, http.for_channel(10))
-        submitted = await provider.submit(job(model, seconds=9))
+        channel = ChannelView("d", DashScopeOptions(), base_url=fake.base_url, api_key=fake.api_key)
+        provider = DashScopeProvider(channel, ChannelHttp(http, 10))
+        submitted = await provider.submit(*job(model, seconds=9))
         assert submitted.seconds == seconds
         update = await finish(provider, ref(submitted, model=model))
         assert update.seconds == seconds

@@ -15,7 +15,7 @@ import re
 from dataclasses import dataclass
 from typing import Literal
 
-from relay.providers.base import Size
+from relay.domain import Size
 from relay.providers.normalize import tier
 
 Kind = Literal["t2v", "i2v", "kf2v"]

@@ -1,20 +1,27 @@
-"""The client's job as a DashScope create body, and what a model refuses (pure functions)."""
+"""The client's request as a DashScope create body, and what a model refuses (pure functions).
+
+Both take the request and the upstream model name (the relay mapped it): the model's row in
+models.py says what it can take.
+"""
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from relay.providers.base import Image, Job, Rejected, Size
+from relay.domain import Image, Size, VideoRequest
+from relay.providers.base import split_frames
 from relay.providers.dashscope.models import (
     TIER_NAMES,
     Spec,
     parse_wh,
     pick_tier,
     snap_size,
+    spec_for,
 )
+from relay.providers.errors import Rejected
 from relay.providers.normalize import merge_metadata, snap_seconds
 
 log = logging.getLogger("relay.providers.dashscope")
@@ -31,11 +38,12 @@ class CreateBody:
     oss: bool  # an input is an oss:// temporary URL (needs X-DashScope-OssResourceResolve)
 
 
-def refusal(job: Job, spec: Spec) -> str | None:
-    """Why this model cannot take the job, in words for the client; None when it can."""
-    first, last = frames(job.images)
-    given = metadata_inputs(job.metadata)
-    model = job.model
+def refusal(request: VideoRequest, model: str) -> str | None:
+    """Why this model cannot take the request, in words for the client; None when it can."""
+    spec = spec_for(model)
+    frames = split_frames(request.images)
+    first, last = frames.first, frames.last
+    given = metadata_inputs(request.metadata)
     if spec.kind == "t2v" and (first or last):
         return f"{model} is text-to-video: it takes no input image (use an i2v model)"
     if spec.kind == "i2v":
@@ -47,7 +55,7 @@ def refusal(job: Job, spec: Spec) -> str | None:
     missing_last = last is None and "last_frame_url" not in given
     if spec.kind == "kf2v" and (missing_first or missing_last):
         return f"{model} needs both a first and a last frame image"
-    audio = [m for m in job.media if m.kind == "audio"]
+    audio = [m for m in request.media if m.kind == "audio"]
     if audio and not spec.takes_audio_url:
         return f"{model} takes no reference audio (Wan 2.5 and 2.6 models do)"
     if len(audio) > 1:
@@ -55,61 +63,53 @@ def refusal(job: Job, spec: Spec) -> str | None:
     return None
 
 
-def create_body(job: Job, spec: Spec, *, prompt_extend: bool) -> CreateBody:
-    inputs: dict[str, Any] = {"prompt": job.prompt}
-    if job.negative_prompt is not None:
-        inputs["negative_prompt"] = job.negative_prompt
-    inputs.update(image_inputs(job.images, spec))
-    for media in job.media:
+def create_body(request: VideoRequest, model: str, *, prompt_extend: bool) -> CreateBody:
+    """The create body; `prompt_extend` is the channel's option (enhance_prompt overrides it)."""
+    spec = spec_for(model)
+    inputs: dict[str, Any] = {"prompt": request.prompt}
+    if request.negative_prompt is not None:
+        inputs["negative_prompt"] = request.negative_prompt
+    inputs.update(image_inputs(request.images, spec))
+    for media in request.media:
         if media.kind == "audio":
             inputs["audio_url"] = media.url
     params: dict[str, Any] = {}
-    tier = pick_tier(job.size, spec)
+    size = request.dimensions
+    tier = pick_tier(size, spec)
     if spec.kind == "t2v":
-        width, height = snap_size(job.size, tier)
+        width, height = snap_size(size, tier)
         params["size"] = f"{width}*{height}"
     else:
         params["resolution"] = tier  # the image sets the aspect; i2v takes no `size`
     if not spec.fixed_duration:  # a fixed-5 s model is sent no duration at all
-        params["duration"] = snap_seconds(job.seconds, spec.durations)
-    extend = job.enhance_prompt if job.enhance_prompt is not None else prompt_extend
+        params["duration"] = snap_seconds(request.duration, spec.durations)
+    extend = request.enhance_prompt if request.enhance_prompt is not None else prompt_extend
     params["prompt_extend"] = extend
     params["watermark"] = False
-    if job.seed is not None:
-        if not 0 <= job.seed <= SEED_MAX:
+    if request.seed is not None:
+        if not 0 <= request.seed <= SEED_MAX:
             raise Rejected(f"seed must be between 0 and {SEED_MAX}", param="seed")
-        params["seed"] = job.seed
-    if job.generate_audio is not None:
+        params["seed"] = request.seed
+    if request.generate_audio is not None:
         if spec.audio_switch:
-            params["audio"] = job.generate_audio
+            params["audio"] = request.generate_audio
         else:
-            log.debug("generate_audio dropped: %s cannot switch its soundtrack", job.model)
-    if job.person_generation is not None:
+            log.debug("generate_audio dropped: %s cannot switch its soundtrack", model)
+    if request.person_generation is not None:
         log.debug("person_generation dropped: DashScope has no such field")
-    body = merge_metadata({"model": job.model, "input": inputs, "parameters": params}, job.metadata)
+    body = merge_metadata({"model": model, "input": inputs, "parameters": params}, request.metadata)
     return CreateBody(
         body,
         requested_seconds(body, spec),
-        requested_size(body, spec, job.size),
+        requested_size(body, spec, size),
         uses_oss(body),
     )
 
 
-def frames(images: Sequence[Image]) -> tuple[Image | None, Image | None]:
-    """(first, last) frame: explicit roles win; role-less images fill first, then last."""
-    first = next((i for i in images if i.role == "first_frame"), None)
-    last = next((i for i in images if i.role == "last_frame"), None)
-    for image in (i for i in images if i.role is None):
-        if first is None:
-            first = image
-        elif last is None:
-            last = image
-    return first, last
-
-
-def image_inputs(images: Sequence[Image], spec: Spec) -> dict[str, str]:
+def image_inputs(images: tuple[Image, ...], spec: Spec) -> dict[str, str]:
     """URLs go as they are, bytes as a data URL (DashScope takes both in the same field)."""
-    first, last = frames(images)
+    frames = split_frames(images)
+    first, last = frames.first, frames.last
     if spec.kind == "kf2v":
         found = {"first_frame_url": first, "last_frame_url": last}
         return {k: v.url_or_data_url() for k, v in found.items() if v is not None}

@@ -1,25 +1,26 @@
 """DashScope answers in relay terms: task records to Updates, `{request_id, code, message}`
-error bodies to the error tree (pure functions)."""
+error bodies to the error tree (pure functions).
+
+A task the upstream does not know answers HTTP 200 with `task_status: UNKNOWN`, both for a moment
+right after its create and for good once its 24 h record is gone: it is raised as TaskNotFound,
+and the adapter's PollRules give the relay a grace window for the first case.
+"""
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Mapping
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from relay.providers.base import (
-    ProviderError,
-    Size,
-    TaskError,
-    Update,
-)
+from relay.domain import Size
+from relay.providers.base import TaskError, Update
 from relay.providers.dashscope.models import (
     RESULT_TTL_S,
     parse_wh,
     snap_size,
     tier_of_short_side,
 )
+from relay.providers.errors import ProviderError, TaskNotFound
 from relay.providers.normalize import (
     error_of,
     explain,
@@ -29,14 +30,8 @@ from relay.providers.normalize import (
     whole_seconds,
 )
 
-log = logging.getLogger("relay.providers.dashscope")
-
-# A task can answer UNKNOWN for a moment right after its create; later, UNKNOWN means gone.
-UNKNOWN_GRACE_S = 60.0
 # Words of a moderation refusal, for codes this table does not know.
 MODERATION_WORDS = ("inappropriate", "data inspection", "sensitive", "infringement")
-
-_seen_unknown: set[str] = set()
 
 
 # --- native codes -----------------------------------------------------------------------------
@@ -112,12 +107,11 @@ def _by_status(status: int) -> str:
 def task_update(
     body: Mapping[str, Any],
     *,
-    submitted_at: float,
     seen_at: float,
     utc_offset_hours: float,
     requested_size: str,
 ) -> Update:
-    """One `GET /api/v1/tasks/{id}` answer as an Update."""
+    """One `GET /api/v1/tasks/{id}` answer as an Update; UNKNOWN raises TaskNotFound."""
     output = body.get("output")
     output = output if isinstance(output, Mapping) else {}
     status = output.get("task_status")
@@ -136,20 +130,9 @@ def task_update(
             error=TaskError("cancelled", "CANCELED: the task was cancelled upstream"),
             completed_at=ended,
         )
-    if status == "UNKNOWN":
-        if seen_at - submitted_at < UNKNOWN_GRACE_S:
-            return Update(status=None)  # not visible to queries yet
-        return Update(
-            status="failed",
-            error=TaskError(
-                "task_expired",
-                "UNKNOWN: DashScope no longer knows this task (its record lasts 24 h)",
-            ),
-        )
-    if str(status) not in _seen_unknown:
-        _seen_unknown.add(str(status))
-        log.info("dashscope: unknown task_status %r; keeping the previous status", status)
-    return Update(status=None)
+    if status == "UNKNOWN":  # not visible to queries yet, or gone: PollRules tell them apart
+        raise TaskNotFound("UNKNOWN: DashScope no longer knows this task (its record lasts 24 h)")
+    return Update(status=None, unknown_status=str(status))
 
 
 def _succeeded(
