@@ -12,6 +12,7 @@ from relay.providers.base import Provider
 from relay.providers.dashscope import DashScopeProvider
 from relay.providers.demo import DemoProvider
 from relay.providers.seedance import SeedanceProvider
+from relay.providers.veo import VeoProvider
 from relay.providers.vidu import ViduProvider
 
 REGISTRY: dict[str, type[Provider[Any]]] = {
@@ -20,6 +21,7 @@ REGISTRY: dict[str, type[Provider[Any]]] = {
         DashScopeProvider,
         DemoProvider,
         SeedanceProvider,
+        VeoProvider,
         ViduProvider,
     )
 }

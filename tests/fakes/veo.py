@@ -21,6 +21,14 @@ Knobs:
                           rejects or ignores them; on, so an adapter that sends them is caught)
     key_blocked           a right key answers 403 API_KEY_SERVICE_BLOCKED
     expire_files()        downloads answer 404, as 2 days after generation
+
+The contract hooks (tests/fakes/base.py): `contract_error` scripts the page's 400
+API_KEY_INVALID ("auth") or its 429 RESOURCE_EXHAUSTED with RetryInfo ("rate_limit"; the wait is
+the body's `retryDelay`, Google sends no Retry-After header); `forget_tasks` drops every
+operation (a poll then answers the page's 404 NOT_FOUND); `expire_urls` makes every signed
+storage URL handed out so far answer 403, while the Files API URI itself never changes (a new
+download signs a new storage URL), so a new poll renews nothing. Veo operations cannot be
+cancelled or deleted.
 """
 
 from __future__ import annotations
@@ -144,6 +152,11 @@ def _id(length: int = 12) -> str:
 
 class VeoFake(FakeUpstream):
     name: ClassVar[str] = "veo"
+    supports_delete: ClassVar[bool] = False  # operations cannot be cancelled or deleted
+    renews_urls: ClassVar[bool] = False  # the result is a fixed Files API URI
+    # the 429 carries its wait as RetryInfo.retryDelay in the body (no header), which the
+    # adapter reads as the retry-after
+    retry_after_header: ClassVar[bool] = True
 
     def __init__(self, api_key: str = "AIzaSyFakeVeoKey-0123456789abcdefghij") -> None:
         self.api_key = api_key
@@ -155,7 +168,7 @@ class VeoFake(FakeUpstream):
         self.redirect_download = True
         self.reject_vertex_only = True
         self.key_blocked = False
-        self.expired: set[str] = set()
+        self.expired_files: set[str] = set()  # file ids past their 2 days
         self.scripted: dict[str, list[tuple[int, Any]]] = {"submit": [], "poll": [], "download": []}
         self.signatures: dict[str, str] = {}  # object name -> its valid signature
         self.storage_requests: list[Recorded] = []
@@ -205,7 +218,15 @@ class VeoFake(FakeUpstream):
         self.scripted[where].append((status, body))
 
     def expire_files(self) -> None:
-        self.expired.update(op.file_id for op in self.operations.values())
+        self.expired_files.update(op.file_id for op in self.operations.values())
+
+    # --- the contract hooks -------------------------------------------------------------------
+
+    def contract_error(self, op: str, kind: str, retry_after: int | None = None) -> None:
+        self.fail_next(op, kind, None if retry_after is None else f"{retry_after}s")
+
+    def forget_tasks(self) -> None:
+        self.operations.clear()
 
     def creates(self) -> list[Recorded]:
         return [r for r in self.requests if r.path.endswith(":predictLongRunning")]
@@ -433,11 +454,12 @@ class VeoFake(FakeUpstream):
             return self._error(NativeError("alt=media is required to download a file"))
         file_id = request.match_info["file"]
         known = any(op.file_id == file_id for op in self.operations.values())
-        if not known or file_id in self.expired:
+        if not known or file_id in self.expired_files:
             return self._error(NativeError("File not found.", 404, "NOT_FOUND"))
         if not self.redirect_download:
             return web.Response(body=VIDEO, content_type="video/mp4")
-        raise web.HTTPFound(self._signed(f"{file_id}.mp4"))
+        # the Location exactly as signed (HTTPFound would re-encode %40 and %2F in the query)
+        return web.Response(status=302, headers={"Location": self._signed(f"{file_id}.mp4")})
 
     def _signed(self, name: str) -> str:
         signature = secrets.token_hex(32)
@@ -450,7 +472,9 @@ class VeoFake(FakeUpstream):
             f"%2Fstorage%2Fgoog4_request&X-Goog-Date={stamp}&X-Goog-Expires={FILE_TTL_S}"
             f"&X-Goog-SignedHeaders=host&X-Goog-Signature={signature}"
         )
-        return f"{self.storage_url}/generativelanguage-files/{name}?{query}"
+        relative = f"/generativelanguage-files/{name}?{query}"
+        self.issued.add(relative)  # so expire_urls() reaches it (the base CDN checks it)
+        return self.storage_url + relative
 
     @web.middleware
     async def _record_storage(self, request: web.Request, handler: Any) -> web.StreamResponse:

@@ -14,29 +14,28 @@ from typing import Any
 import aiohttp
 import openai
 import pytest
+from yarl import URL
 
-from relay.config import ChannelConfig, Config
+from relay.config import Config
+from relay.domain import Image, Media, Remote, Size, TaskRef, VideoRequest
 from relay.errors import ConfigError
 from relay.providers import REGISTRY
-from relay.providers.base import (
+from relay.providers.base import ChannelView, NoOptions, split_frames
+from relay.providers.errors import (
     AuthFailed,
-    Image,
-    Job,
-    Media,
     NotReady,
     QuotaExceeded,
     RateLimited,
     Rejected,
-    Remote,
-    Size,
     TaskNotFound,
-    TaskRef,
     Unavailable,
     Unsupported,
     VariantUnavailable,
 )
+from relay.providers.http import Reply
 from relay.providers.veo import VeoProvider
-from relay.providers.veo.answers import (
+from relay.providers.veo.request import build, inline
+from relay.providers.veo.response import (
     FILE_TTL_S,
     classify,
     duration,
@@ -44,8 +43,6 @@ from relay.providers.veo.answers import (
     operation_name,
     operation_update,
 )
-from relay.providers.veo.request import build, frames, inline
-from relay.upstream import Reply
 from tests.conftest import ALICE, Relay, auth
 from tests.fakes.base import VIDEO
 from tests.fakes.veo import RAI_REASON, VeoFake
@@ -65,13 +62,14 @@ def native_error(name: str) -> tuple[int, Any]:
     return entry["http"], entry["body"]
 
 
-def job(**fields: Any) -> Job:
-    fields.setdefault("model", "veo-3.1-generate-preview")
+def job(**fields: Any) -> tuple[VideoRequest, str]:
+    """A request and the upstream model it runs on, as the relay hands them to the adapter."""
+    model = fields.pop("model", "veo-3.1-generate-preview")
     fields.setdefault("prompt", "a lighthouse in a storm")
     fields.setdefault("seconds", 8)
     size = Size.parse(fields.pop("size", "1280x720"))
     assert size is not None
-    return Job(size=size, **fields)
+    return VideoRequest(model=model, size=size, **fields), model
 
 
 UPLOAD = Image(data=png(), mime="image/png")
@@ -83,7 +81,7 @@ JPEG_INLINE = inline(jpeg(), "image/jpeg")
 
 
 def test_body_matches_the_page_example():
-    native = build(job(negative_prompt="cartoon, low quality"), first=PNG_INLINE)
+    native = build(*job(negative_prompt="cartoon, low quality"), first=PNG_INLINE)
     example = fixture("request")
     assert native.body["parameters"] == example["parameters"]
     assert set(native.body["instances"][0]) == set(example["instances"][0])
@@ -113,14 +111,14 @@ def test_body_matches_the_page_example():
     ],
 )
 def test_seconds_snap_per_model(model: str, size: str, seconds: int, expected: int):
-    native = build(job(model=model, size=size, seconds=seconds))
+    native = build(*job(model=model, size=size, seconds=seconds))
     sent = native.body["parameters"]["durationSeconds"]
     assert type(sent) is int and sent == expected
     assert native.seconds == expected
 
 
 def test_reference_images_force_eight_seconds():
-    native = build(job(seconds=4), references=(PNG_INLINE, JPEG_INLINE))
+    native = build(*job(seconds=4), references=(PNG_INLINE, JPEG_INLINE))
     assert native.body["parameters"]["durationSeconds"] == 8
     assert native.body["instances"][0]["referenceImages"] == [
         {"image": PNG_INLINE, "referenceType": "asset"},
@@ -150,7 +148,7 @@ def test_reference_images_force_eight_seconds():
 def test_size_becomes_a_ratio_and_a_resolution(
     model: str, size: str, ratio: str, resolution: str | None, reported: str
 ):
-    native = build(job(model=model, size=size))
+    native = build(*job(model=model, size=size))
     params = native.body["parameters"]
     assert params["aspectRatio"] == ratio
     assert params.get("resolution") == resolution
@@ -161,13 +159,13 @@ def test_size_becomes_a_ratio_and_a_resolution(
 def test_frames_go_to_image_and_last_frame():
     last = Image(role="last_frame", url="https://img.example.test/l.png")
     first = Image(role="first_frame", data=png(), mime="image/png")
-    assert frames(job(images=(last, first))) == frames(job(images=(first, last)))
-    placed = frames(job(images=(last, first)))
+    assert split_frames((last, first)) == split_frames((first, last))
+    placed = split_frames((last, first))
     assert (placed.first, placed.last) == (first, last)
     a, b = Image(url="https://a.test/1.png"), Image(url="https://a.test/2.png")
-    plain = frames(job(images=(a, b)))  # two unlabelled images: first, then last
+    plain = split_frames((a, b))  # two unlabelled images: first, then last
     assert (plain.first, plain.last) == (a, b)
-    native = build(job(), first=PNG_INLINE, last=JPEG_INLINE)
+    native = build(*job(), first=PNG_INLINE, last=JPEG_INLINE)
     instance = native.body["instances"][0]
     assert (instance["image"], instance["lastFrame"]) == (PNG_INLINE, JPEG_INLINE)
 
@@ -182,13 +180,13 @@ def test_frames_go_to_image_and_last_frame():
     ],
 )
 def test_person_generation_for_image_inputs(model: str, images: bool, person: str | None):
-    native = build(job(model=model), first=PNG_INLINE if images else None)
+    native = build(*job(model=model), first=PNG_INLINE if images else None)
     assert native.body["parameters"].get("personGeneration") == person
 
 
 def test_hints_pass_where_the_gemini_api_has_them():
     native = build(
-        job(
+        *job(
             negative_prompt="blur",
             enhance_prompt=False,
             person_generation="dont_allow",
@@ -207,7 +205,7 @@ def test_hints_pass_where_the_gemini_api_has_them():
 
 def test_metadata_deep_merges_and_instances_are_ignored():
     native = build(
-        job(
+        *job(
             metadata={
                 "parameters": {
                     "enhancePrompt": False,
@@ -242,19 +240,21 @@ def test_metadata_deep_merges_and_instances_are_ignored():
 
 
 def test_metadata_cannot_send_resolution_to_veo2():
-    native = build(job(model="veo-2.0-generate-001", metadata={"parameters": {"resolution": "4k"}}))
+    native = build(
+        *job(model="veo-2.0-generate-001", metadata={"parameters": {"resolution": "4k"}})
+    )
     assert "resolution" not in native.body["parameters"]
     assert native.size == "1280x720"
 
 
 def test_a_string_duration_in_metadata_is_reported_as_sent():
-    native = build(job(metadata={"parameters": {"durationSeconds": "4"}}))
+    native = build(*job(metadata={"parameters": {"durationSeconds": "4"}}))
     assert native.seconds == 4
 
 
-def provider(model: str = "veo-3.1-generate-preview", **channel: Any) -> VeoProvider:
+def provider(**channel: Any) -> VeoProvider:
     channel.setdefault("api_key", "k")
-    return VeoProvider(ChannelConfig(name="veo", provider="veo", models=(model,), **channel), None)
+    return VeoProvider(ChannelView("veo", NoOptions(), **channel), None)
 
 
 REF = Image(role="reference_image", url="https://a.test/r.png")
@@ -279,15 +279,15 @@ def test_check_refuses_what_veo_cannot_take(
     model: str, images: tuple[Image, ...], media: tuple[Media, ...], why: str
 ):
     with pytest.raises(Unsupported) as refused:
-        provider(model).check(job(model=model, images=images, media=media))
+        provider().check(*job(model=model, images=images, media=media))
     assert why in refused.value.message
 
 
 def test_check_accepts_frames_and_references_on_31():
     veo = provider()
-    veo.check(job(images=(UPLOAD,)))
-    veo.check(job(images=(UPLOAD, Image(role="last_frame", data=png(), mime="image/png"))))
-    veo.check(job(images=(REF, REF, REF)))
+    veo.check(*job(images=(UPLOAD,)))
+    veo.check(*job(images=(UPLOAD, Image(role="last_frame", data=png(), mime="image/png"))))
+    veo.check(*job(images=(REF, REF, REF)))
     assert "remix" not in VeoProvider.features
 
 
@@ -418,10 +418,15 @@ def test_an_unconfirmed_progress_field_is_used_when_present():
 def test_an_unknown_done_value_keeps_the_status_and_is_logged_once(
     caplog: pytest.LogCaptureFixture,
 ):
-    caplog.set_level(logging.DEBUG, logger="relay.providers.veo")
+    # the parser names it; the relay hands it to note_unknown_status, which logs once a channel
+    caplog.set_level(logging.DEBUG, logger="relay.providers")
     odd = "maybe-" + secrets.token_hex(3)
+    veo = provider()
     for _ in range(2):
-        assert operation_update({"name": NAME, "done": odd}, now=NOW).status is None
+        update = operation_update({"name": NAME, "done": odd}, now=NOW)
+        assert update.status is None
+        assert update.unknown_status is not None and odd in update.unknown_status
+        veo.note_unknown_status(update.unknown_status)
     assert sum(odd in r.getMessage() for r in caplog.records) == 1
 
 
@@ -555,13 +560,7 @@ def stubbed(
     *replies: Reply, base_url: str | None = None, image: bytes = png()
 ) -> tuple[VeoProvider, StubHttp]:
     http = StubHttp(*replies, image=image)
-    channel = ChannelConfig(
-        name="veo",
-        provider="veo",
-        models=("veo-3.1-generate-preview",),
-        api_key="AIza-stub",
-        base_url=base_url,
-    )
+    channel = ChannelView("veo", NoOptions(), base_url=base_url, api_key="AIza-stub")
     return VeoProvider(channel, http), http  # type: ignore[arg-type]
 
 
@@ -581,7 +580,7 @@ def ref(state: dict[str, Any] | None = None, status: str = "in_progress") -> Tas
 async def test_submit_and_poll_over_the_wire():
     veo, http = stubbed(answer(fixture("submit")), answer(fixture("poll_running")))
     image = Image(url="https://img.example.test/frame.png")
-    submitted = await veo.submit(job(images=(image,)))
+    submitted = await veo.submit(*job(images=(image,)))
     assert submitted.upstream_id == NAME
     assert (submitted.seconds, submitted.size, submitted.status) == ("8", "1280x720", "queued")
     assert set(submitted.state) == {"key_id"} and "AIza" not in json.dumps(submitted.state)
@@ -609,7 +608,7 @@ async def test_a_base_url_given_with_its_version():
 async def test_a_fetched_url_that_is_no_image_is_refused():
     veo, http = stubbed(image=b"<html>not an image</html>")
     with pytest.raises(Rejected) as refused:
-        await veo.submit(job(images=(Image(url="https://img.example.test/x"),)))
+        await veo.submit(*job(images=(Image(url="https://img.example.test/x"),)))
     assert refused.value.param == "input_reference"
     assert http.sent == []
 
@@ -618,7 +617,7 @@ async def test_submit_errors_are_classified():
     status, body = native_error("unknown_model")
     veo, _ = stubbed(answer(body, status))
     with pytest.raises(Rejected) as refused:
-        await veo.submit(job())
+        await veo.submit(*job())
     assert refused.value.param == "model"
 
 
@@ -709,6 +708,28 @@ async def test_fake_takes_the_unconfirmed_forms_and_refuses_vertex_fields(fake: 
     assert (status, body["error"]["message"]) == (400, "durationSeconds must be 8 for 1080p")
     status, body = await _post(fake, {"instances": [{"prompt": "x"}]}, model="veo-9")
     assert (status, body["error"]["status"]) == (404, "NOT_FOUND")
+
+
+async def test_fake_expires_signed_urls_but_not_the_file_uri(fake: VeoFake):
+    """The contract hook expire_urls(): the storage URLs signed so far answer 403; the Files API
+    URI stays, and its next download signs a working one (so no poll needs to renew it)."""
+    status, started = await _post(fake, {"instances": [{"prompt": "x"}]})
+    assert status == 200
+    op = fake.operations[started["name"]]
+    uri = fake.url(f"/v1beta/files/{op.file_id}:download?alt=media")
+    key = {"x-goog-api-key": fake.api_key}
+    async with aiohttp.ClientSession() as session:
+        async with session.get(uri, headers=key, allow_redirects=False) as resp:
+            assert resp.status == 302
+            signed = resp.headers["Location"]
+        fake.expire_urls()
+        # fetched exactly as received, as the relay does (yarl would unescape %40 and %2F)
+        async with session.get(URL(signed, encoded=True)) as resp:
+            assert resp.status == 403
+        async with session.get(uri, headers=key, allow_redirects=False) as resp:
+            fresh = resp.headers["Location"]
+        async with session.get(URL(fresh, encoded=True)) as resp:
+            assert (resp.status, await resp.read()) == (200, VIDEO)
 
 
 # --- through the relay ------------------------------------------------------------------------

@@ -1,33 +1,30 @@
-"""The Gemini API's answers as pure functions (spec/providers/veo.md): long-running operations
-to Updates, and Google's `{"error": {code, message, status, details}}` to the error tree."""
+"""The Gemini API's answers as pure functions (spec/providers/veo.md): Google's
+`{"error": {code, message, status, details}}` to the error tree, and long-running operations to
+Updates."""
 
 from __future__ import annotations
 
-import logging
 import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from relay.providers.base import (
+from relay.providers.base import TaskError, Update
+from relay.providers.errors import (
     AuthFailed,
     ProviderError,
     QuotaExceeded,
     RateLimited,
     Rejected,
-    TaskError,
     TaskNotFound,
     Unavailable,
-    Update,
 )
 from relay.providers.normalize import moderation_words, percent, retry_after
 
-log = logging.getLogger("relay.providers.veo")
-
 FILE_TTL_S = 2 * 24 * 3600  # generated files are deleted after 2 days
 
-# google.rpc.Code: operation errors carry the number, HTTP bodies the name in `status`
+# google.rpc.Code: operation errors carry the number (1-16), HTTP bodies the name in `status`
 GRPC_NAMES = {
     1: "CANCELLED",
     2: "UNKNOWN",
@@ -97,7 +94,6 @@ _PARAMS = (
     ("lastframe", "input_reference"),
     ("model", "model"),
 )
-_unknown_done: set[str] = set()
 
 
 # --- Google's error envelope -----------------------------------------------------------------
@@ -252,8 +248,7 @@ def operation_update(body: Any, *, now: float, raw: str = "") -> Update:
         raise classify(200, {}, body, raw, on_operation=True)
     if done is not True:
         if done not in (None, False):
-            _log_unknown_done(done)
-            return Update(status=None)
+            return Update(status=None, unknown_status=f"done={done!r}")
         return Update(status="in_progress", progress=_progress(body.get("metadata")))
     if isinstance(error, Mapping):
         return Update(status="failed", error=operation_error(error), completed_at=now)
@@ -309,10 +304,3 @@ def _progress(metadata: Any) -> int | None:
         if value is not None:
             return max(1, min(95, value))
     return None
-
-
-def _log_unknown_done(done: Any) -> None:
-    shown = repr(done)[:40]
-    if shown not in _unknown_done:
-        _unknown_done.add(shown)
-        log.info("veo answered done=%s; keeping the previous status", shown)
