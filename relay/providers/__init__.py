@@ -11,6 +11,7 @@ from typing import Any
 from relay.providers.base import Provider
 from relay.providers.dashscope import DashScopeProvider
 from relay.providers.demo import DemoProvider
+from relay.providers.minimax import MinimaxProvider
 from relay.providers.seedance import SeedanceProvider
 from relay.providers.veo import VeoProvider
 from relay.providers.vidu import ViduProvider
@@ -20,6 +21,7 @@ REGISTRY: dict[str, type[Provider[Any]]] = {
     for cls in (
         DashScopeProvider,
         DemoProvider,
+        MinimaxProvider,
         SeedanceProvider,
         VeoProvider,
         ViduProvider,

@@ -18,6 +18,10 @@ the page's unconfirmed points: `fail_code` (a Fail carrying a non-zero base_resp
 `file_id_before_success` ("empty" or "missing"), `lowercase_status` (callback-style statuses);
 `primary_url` / `backup_url` (which URLs retrieve lists), `broken_primary` (the primary host
 refuses every URL), `zero_bytes` (`file.bytes` of 0).
+
+Contract hooks: an auth error is 2049 "invalid api key", a rate limit 1002 "rate limit exceeded",
+both inside an HTTP 200 without a Retry-After header (the page shows none); there is no delete
+endpoint; every retrieve signs a fresh URL.
 """
 
 from __future__ import annotations
@@ -111,6 +115,9 @@ class Scripted:
 
 class MinimaxFake(FakeUpstream):
     name: ClassVar[str] = "minimax"
+    supports_delete: ClassVar[bool] = False
+    renews_urls: ClassVar[bool] = True
+    retry_after_header: ClassVar[bool] = False
 
     def __init__(self, api_key: str = "eyJhbGciOiJSUzI1NiJ9.minimax-test-key") -> None:
         self.api_key = api_key
@@ -158,9 +165,20 @@ class MinimaxFake(FakeUpstream):
         """The next `op` ("create", "query", "retrieve") answers this instead."""
         self.scripted[op].append(Scripted(status, code, msg, retry_after))
 
+    def contract_error(self, op: str, kind: str, retry_after: int | None = None) -> None:
+        """The page's own bodies: MiniMax sends no Retry-After, so `retry_after` is not used."""
+        code, msg = (2049, "invalid api key") if kind == "auth" else (1002, "rate limit exceeded")
+        self.fail_next("create" if op == "submit" else "query", code=code, msg=msg)
+
+    def forget_tasks(self) -> None:
+        """Past retention: a query answers 2013 "task not found", a retrieve "file not found"."""
+        self.tasks.clear()
+        self.file_ids.clear()
+
     def expire_urls(self) -> None:
         """Every URL handed out so far stops working, as 9 h after its retrieve."""
         self.signatures.clear()
+        super().expire_urls()
 
     def creates(self) -> list[Any]:
         return self.calls("/v1/video_generation", "POST")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import secrets
@@ -14,30 +15,27 @@ import openai
 import pytest
 from yarl import URL
 
-from relay.config import ChannelConfig, Config
+from relay.config import Config
+from relay.domain import Image, Media, Remote, Size, TaskRef, VideoRequest
 from relay.errors import ConfigError
 from relay.providers import REGISTRY
-from relay.providers.base import (
+from relay.providers.base import ChannelView, NoOptions, PollRules, Update
+from relay.providers.errors import (
     AuthFailed,
-    Image,
-    Job,
-    Media,
     NotReady,
     QuotaExceeded,
     RateLimited,
     Rejected,
-    Remote,
-    Size,
     TaskNotFound,
-    TaskRef,
+    TransientError,
     Unavailable,
     Unsupported,
-    Update,
     VariantUnavailable,
 )
+from relay.providers.http import Reply
 from relay.providers.minimax import MinimaxProvider
-from relay.providers.minimax.answers import (
-    STREAK,
+from relay.providers.minimax.request import build
+from relay.providers.minimax.response import (
     URL_TTL_S,
     Succeeded,
     completed,
@@ -46,9 +44,8 @@ from relay.providers.minimax.answers import (
     read_query,
     task_id,
 )
-from relay.providers.minimax.request import build
+from relay.routing import build_adapter
 from relay.tasks import task_ref
-from relay.upstream import Reply
 from tests.conftest import ALICE, Relay, auth
 from tests.fakes.base import VIDEO
 from tests.fakes.minimax import MinimaxFake
@@ -62,20 +59,19 @@ def fixture(name: str) -> Any:
     return json.loads((FIXTURES / f"{name}.json").read_text())
 
 
-def job(**fields: Any) -> Job:
+def job(**fields: Any) -> tuple[VideoRequest, str]:
+    """A request and the upstream model it goes to (the relay maps the public name)."""
     fields.setdefault("model", "MiniMax-Hailuo-02")
     fields.setdefault("prompt", "a fox running through snow [Tracking shot]")
     fields.setdefault("seconds", 4)
     parsed = Size.parse(fields.pop("size", "1280x720"))
     assert parsed is not None
-    return Job(size=parsed, **fields)
+    request = VideoRequest(size=parsed, **fields)
+    return request, request.public_model
 
 
 def provider() -> MinimaxProvider:
-    channel = ChannelConfig(
-        name="minimax", provider="minimax", models=("MiniMax-Hailuo-02",), api_key="k"
-    )
-    return MinimaxProvider(channel, None)
+    return MinimaxProvider(ChannelView("minimax", NoOptions(), api_key="k"), None)
 
 
 URL_IMAGE = Image(url="https://img.example.test/first.png?sig=a%2Bb")
@@ -88,7 +84,7 @@ REFERENCE = Image(role="reference_image", url="https://img.example.test/face.png
 
 
 def test_text_request_is_the_native_body():
-    native = build(job())
+    native = build(*job())
     assert native.body == {
         "model": "MiniMax-Hailuo-02",
         "prompt": "a fox running through snow [Tracking shot]",  # camera commands pass through
@@ -127,20 +123,20 @@ def test_seconds_and_size_per_model(
     resolution: str,
     reported: str,
 ):
-    native = build(job(model=model, seconds=seconds, size=size, images=images))
+    native = build(*job(model=model, seconds=seconds, size=size, images=images))
     assert (native.body["duration"], native.body["resolution"]) == (duration, resolution)
     assert (native.seconds, native.size) == (duration, reported)
 
 
 def test_images_go_as_urls_or_data_urls():
-    by_url = build(job(images=(URL_IMAGE,)))
+    by_url = build(*job(images=(URL_IMAGE,)))
     assert by_url.body["first_frame_image"] == "https://img.example.test/first.png?sig=a%2Bb"
-    uploaded = build(job(images=(UPLOAD,)))
+    uploaded = build(*job(images=(UPLOAD,)))
     assert uploaded.body["first_frame_image"] == data_url(png())
-    both = build(job(images=(LAST, Image(role="first_frame", data=png(), mime="image/png"))))
+    both = build(*job(images=(LAST, Image(role="first_frame", data=png(), mime="image/png"))))
     assert both.body["first_frame_image"] == data_url(png())
     assert both.body["last_frame_image"] == "https://img.example.test/last.png"
-    loose = build(job(images=(UPLOAD, URL_IMAGE)))  # no roles: first, then last
+    loose = build(*job(images=(UPLOAD, URL_IMAGE)))  # no roles: first, then last
     assert (loose.body["first_frame_image"], loose.body["last_frame_image"]) == (
         data_url(png()),
         URL_IMAGE.url,
@@ -148,7 +144,7 @@ def test_images_go_as_urls_or_data_urls():
 
 
 def test_a_reference_image_is_the_subject_reference():
-    native = build(job(model="S2V-01", images=(REFERENCE,)))
+    native = build(*job(model="S2V-01", images=(REFERENCE,)))
     assert native.body["subject_reference"] == [
         {"type": "character", "image": ["https://img.example.test/face.png"]}
     ]
@@ -157,7 +153,7 @@ def test_a_reference_image_is_the_subject_reference():
 
 def test_hints_minimax_has_and_has_not():
     native = build(
-        job(
+        *job(
             enhance_prompt=False,
             negative_prompt="blur",
             seed=7,
@@ -173,7 +169,7 @@ def test_hints_minimax_has_and_has_not():
 
 def test_metadata_deep_merges_without_controlled_keys():
     native = build(
-        job(
+        *job(
             seconds=10,
             metadata={
                 "prompt_optimizer": False,
@@ -195,20 +191,20 @@ def test_metadata_deep_merges_without_controlled_keys():
     )
     # 1080P from metadata still forces 6 s, and the report follows what went upstream
     assert (body["duration"], native.seconds, native.size) == (6, 6, "1920x1080")
-    explicit = build(job(metadata={"duration": 10, "resolution": "1080P"}))
+    explicit = build(*job(metadata={"duration": 10, "resolution": "1080P"}))
     assert explicit.body["duration"] == 10  # the client's own choice: MiniMax will judge it
 
 
 def test_last_frame_and_subject_reference_from_metadata():
     native = build(
-        job(
+        *job(
             images=(URL_IMAGE,),
             metadata={"last_frame_image": "https://img.example.test/l.png"},
         )
     )
     assert native.body["last_frame_image"] == "https://img.example.test/l.png"
     subject = [{"type": "character", "image": ["https://img.example.test/s.png"]}]
-    provider().check(job(model="S2V-01", metadata={"subject_reference": subject}))
+    provider().check(*job(model="S2V-01", metadata={"subject_reference": subject}))
 
 
 @pytest.mark.parametrize(
@@ -232,7 +228,7 @@ def test_check_refuses_what_the_model_cannot_take(
     model: str, images: tuple[Image, ...], media: tuple[Media, ...], why: str
 ):
     with pytest.raises(Unsupported) as refused:
-        provider().check(job(model=model, images=images, media=media))
+        provider().check(*job(model=model, images=images, media=media))
     assert why in refused.value.message
 
 
@@ -250,7 +246,7 @@ def test_check_refuses_what_the_model_cannot_take(
     ],
 )
 def test_check_accepts_the_page_modes(model: str, images: tuple[Image, ...]):
-    provider().check(job(model=model, images=images))
+    provider().check(*job(model=model, images=images))
 
 
 # --- answers --------------------------------------------------------------------------------
@@ -264,7 +260,6 @@ def test_check_accepts_the_page_modes(model: str, images: tuple[Image, ...]):
         ("query_processing", "in_progress", None),
         ("query_fail", "failed", None),
         ("query_moderation", "failed", None),
-        ("query_unknown_task", "failed", None),
     ],
 )
 @pytest.mark.parametrize("case", [str, str.lower, str.upper])
@@ -273,17 +268,17 @@ def test_every_status_of_the_page(
 ):
     body = fixture(name)
     body["status"] = case(body["status"])
-    update = read_query(body, {}, {})
+    update = read_query(body, {})
     assert isinstance(update, Update)
     assert (update.status, update.progress) == (status, progress)
 
 
 def test_success_names_a_file_to_retrieve_and_keeps_it_a_string():
-    found = read_query(fixture("query_success"), {}, {})
+    found = read_query(fixture("query_success"), {})
     assert found == Succeeded("176844028768320", "1920x1080")
-    as_number = read_query({**fixture("query_success"), "file_id": 176844028768320}, {}, {})
+    as_number = read_query({**fixture("query_success"), "file_id": 176844028768320}, {})
     assert isinstance(as_number, Succeeded) and as_number.file_id == "176844028768320"
-    lower = read_query({**fixture("query_success"), "status": "success"}, {}, {})
+    lower = read_query({**fixture("query_success"), "status": "success"}, {})
     assert isinstance(lower, Succeeded)
 
 
@@ -292,13 +287,14 @@ def test_success_without_a_file_id_is_not_done(file_id: Any):
     body = {**fixture("query_success"), "file_id": file_id}
     if file_id == "missing":
         del body["file_id"]
-    update = read_query(body, {}, {})
+    update = read_query(body, {})
     assert isinstance(update, Update) and update.status == "in_progress"
 
 
 def test_unknown_status_keeps_the_previous_one():
-    update = read_query({**fixture("query_processing"), "status": "Rendering"}, {}, {})
+    update = read_query({**fixture("query_processing"), "status": "Rendering"}, {})
     assert isinstance(update, Update) and update.status is None and update.error is None
+    assert update.unknown_status == "Rendering"  # the relay notes it once per channel
 
 
 @pytest.mark.parametrize(
@@ -306,13 +302,25 @@ def test_unknown_status_keeps_the_previous_one():
     [
         ("query_fail", "generation_failed", "task failed"),
         ("query_moderation", "moderation_blocked", "1027: output new_sensitive"),
-        ("query_unknown_task", "task_expired", "2013: invalid params, task not found"),
     ],
 )
 def test_failures_carry_the_native_code(name: str, code: str, message: str):
-    update = read_query(fixture(name), {}, {})
+    update = read_query(fixture(name), {})
     assert isinstance(update, Update) and update.error is not None
     assert (update.error.code, update.error.message) == (code, message)
+
+
+@pytest.mark.parametrize("case", [str, str.lower, str.upper])
+def test_an_unknown_task_is_not_found(case: Callable[[str], str]):
+    # the relay fails the task as task_expired with this message (PollRules: no grace window)
+    body = fixture("query_unknown_task")
+    body["status"] = case(body["status"])
+    with pytest.raises(TaskNotFound) as gone:
+        read_query(body, {})
+    assert (gone.value.code, gone.value.message) == (
+        "task_expired",
+        "2013: invalid params, task not found",
+    )
 
 
 @pytest.mark.parametrize(
@@ -332,9 +340,9 @@ def test_a_fail_with_a_code_is_final(status_code: int, msg: str, code: str | Non
     }
     if status_code == 1002:  # a rate limit is about the query, not the task: it raises
         with pytest.raises(RateLimited):
-            read_query(body, {}, {})
+            read_query(body, {})
         return
-    update = read_query(body, {}, {})
+    update = read_query(body, {})
     assert isinstance(update, Update) and update.status == "failed"
     assert update.error is not None and update.error.code == code
     assert update.error.message == f"{status_code}: {msg}"
@@ -342,7 +350,7 @@ def test_a_fail_with_a_code_is_final(status_code: int, msg: str, code: str | Non
 
 def test_moderation_and_bad_params_fail_whatever_the_status():
     body = {**fixture("query_processing"), "base_resp": {"status_code": 1042, "status_msg": ""}}
-    update = read_query(body, {}, {})
+    update = read_query(body, {})
     assert isinstance(update, Update) and update.error is not None
     assert update.error.code == "invalid_request"
     assert update.error.message == "1042: invisible-character ratio limit"
@@ -352,33 +360,28 @@ def test_moderation_and_bad_params_fail_whatever_the_status():
 def test_a_rate_limited_poll_leaves_the_task(status_code: int):
     body = {"task_id": "", "status": "", "base_resp": {"status_code": status_code}}
     with pytest.raises(RateLimited) as limited:
-        read_query(body, {"Retry-After": "3"}, {})
+        read_query(body, {"Retry-After": "3"})
     assert limited.value.retry_after == 3.0
 
 
 @pytest.mark.parametrize("name", ["error_auth_missing", "error_auth_bad_key"])
 def test_an_auth_error_on_a_poll_raises(name: str):
     with pytest.raises(AuthFailed):
-        read_query({**fixture(name), "status": ""}, {}, {})
+        read_query({**fixture(name), "status": ""}, {})
 
 
 @pytest.mark.parametrize("status_code", [1000, 1001, 1013, 1024, 1033, 1008, 4321])
 def test_transient_codes_count_to_five_in_a_row(status_code: int):
+    # the adapter classifies each one; the relay counts them and fails the task at the fifth
+    # (test_five_transient_errors_in_a_row_fail_the_task), and a good answer resets its count
     body = {**fixture("query_processing"), "base_resp": {"status_code": status_code}}
-    state: dict[str, Any] = {}
-    for count in range(1, 5):
-        update = read_query(body, {}, state)
-        assert isinstance(update, Update)
-        assert (update.status, update.state) == (None, {STREAK: count})
-        state.update(update.state)
-    last = read_query(body, {}, state)
-    assert isinstance(last, Update) and last.status == "failed"
-    assert last.error is not None and last.error.code == "upstream_error"
-    assert last.error.message.startswith(f"{status_code}: ")
-    # a good answer between errors starts the count again
-    good = read_query(fixture("query_processing"), {}, {STREAK: 3})
-    assert isinstance(good, Update) and good.state == {STREAK: 0}
-    assert read_query(fixture("query_processing"), {}, {}).state == {}  # type: ignore[union-attr]
+    with pytest.raises(TransientError) as transient:
+        read_query(body, {})
+    assert transient.value.code == "upstream_error"
+    assert transient.value.message.startswith(f"{status_code}: ")
+    assert MinimaxProvider.poll_rules == PollRules(fail_after_errors=5)
+    good = read_query(fixture("query_processing"), {})
+    assert isinstance(good, Update) and good.status == "in_progress" and good.state == {}
 
 
 @pytest.mark.parametrize(
@@ -495,7 +498,7 @@ def test_completion_keeps_the_file_id_and_never_the_url():
     update = completed(Succeeded("176844028768320", "1920x1080"), now=NOW)
     assert (update.status, update.progress, update.size) == ("completed", 100, "1920x1080")
     assert (update.completed_at, update.expires_at) == (NOW, NOW + 32400)
-    assert update.state == {"file_id": "176844028768320", STREAK: 0}
+    assert update.state == {"file_id": "176844028768320"}
     assert URL_TTL_S == 9 * 3600
 
 
@@ -520,13 +523,7 @@ def answer(body: Any, status: int = 200) -> Reply:
 
 def stubbed(*replies: Reply) -> tuple[MinimaxProvider, StubHttp]:
     http = StubHttp(*replies)
-    channel = ChannelConfig(
-        name="minimax",
-        provider="minimax",
-        models=("MiniMax-Hailuo-02",),
-        api_key="k",
-        base_url="https://api.minimaxi.com/",
-    )
+    channel = ChannelView("minimax", NoOptions(), base_url="https://api.minimaxi.com/", api_key="k")
     return MinimaxProvider(channel, http), http  # type: ignore[arg-type]
 
 
@@ -551,7 +548,7 @@ async def test_submit_poll_retrieve_over_the_wire():
         answer(fixture("query_success")),
         answer(fixture("retrieve")),
     )
-    submitted = await minimax.submit(job(images=(URL_IMAGE,)))
+    submitted = await minimax.submit(*job(images=(URL_IMAGE,)))
     assert (submitted.upstream_id, submitted.seconds, submitted.size) == (
         "106916112212032",
         "6",
@@ -559,7 +556,7 @@ async def test_submit_poll_retrieve_over_the_wire():
     )
     update = await minimax.poll(RUNNING)
     assert update.status == "completed" and update.size == "1920x1080"
-    assert update.state == {"file_id": "176844028768320", STREAK: 0}
+    assert update.state == {"file_id": "176844028768320"}
     assert update.expires_at is not None and update.completed_at is not None
     assert update.expires_at - update.completed_at == 32400
     (m1, u1, k1), (m2, u2, k2), (m3, u3, k3) = http.sent
@@ -628,11 +625,13 @@ async def test_refresh_content_prefers_the_backup_host():
 async def test_a_failed_retrieve_after_success(retrieve: Reply, outcome: Any):
     minimax, _ = stubbed(answer(fixture("query_success")), retrieve)
     if isinstance(outcome, type):
-        with pytest.raises(outcome):
+        with pytest.raises(outcome) as raised:
             await minimax.poll(RUNNING)
+        assert not isinstance(raised.value, TransientError)  # never counted toward failing
         return
-    update = await minimax.poll(RUNNING)
-    assert (update.status, update.state) == (None, {STREAK: outcome})
+    # counted like a transient code: the relay fails the task after five in a row
+    with pytest.raises(TransientError):
+        await minimax.poll(RUNNING)
 
 
 async def test_a_gateway_error_on_a_poll_raises():
@@ -644,12 +643,14 @@ async def test_a_gateway_error_on_a_poll_raises():
 
 
 async def test_an_unknown_status_is_logged_once(caplog: pytest.LogCaptureFixture):
-    caplog.set_level(logging.DEBUG, logger="relay.providers.minimax")
+    caplog.set_level(logging.DEBUG, logger="relay.providers")
     status = "Status-" + secrets.token_hex(4)
     body = {**fixture("query_processing"), "status": status}
     minimax, _ = stubbed(answer(body), answer(body))
-    assert (await minimax.poll(RUNNING)).status is None
-    assert (await minimax.poll(RUNNING)).status is None
+    for _ in range(2):  # the relay notes what each poll names, as lifecycle.refresh does
+        update = await minimax.poll(RUNNING)
+        assert update.status is None and update.unknown_status == status
+        minimax.note_unknown_status(update.unknown_status)
     assert sum(status in r.getMessage() for r in caplog.records) == 1
 
 
@@ -658,7 +659,8 @@ def test_channel_config(monkeypatch: pytest.MonkeyPatch, make_config: Callable[.
     channel = {"name": "m", "provider": "minimax", "api_key": "k", "models": ["sora-2"]}
     config = make_config(channels=[channel])
     assert config.channels[0].base_url is None
-    assert MinimaxProvider(config.channels[0], None).base_url == "https://api.minimax.io"
+    adapter = build_adapter(config.channels[0], MinimaxProvider, None)
+    assert adapter.base_url == "https://api.minimax.io"
     with pytest.raises(ConfigError):
         make_config(channels=[{**channel, "api_key": ""}])
 
@@ -732,7 +734,7 @@ async def test_text_to_video_end_to_end(relay: Relay, fake: MinimaxFake):
     assert all(r.headers["Authorization"] == f"Bearer {fake.api_key}" for r in polls + retrieves)
     row = await relay.state.store.get_task(video["id"])
     assert row is not None
-    assert row.upstream_state == {"file_id": retrieves[0].query["file_id"], STREAK: 0}
+    assert row.upstream_state == {"file_id": retrieves[0].query["file_id"]}
 
     assert await content(relay, video["id"]) == (200, VIDEO)
     assert await content(relay, video["id"]) == (200, VIDEO)
@@ -1014,6 +1016,24 @@ async def test_five_transient_errors_in_a_row_fail_the_task(relay: Relay, fake: 
     done = await relay.wait(video["id"])
     assert (done["status"], done["error"]["code"]) == ("failed", "upstream_error")
     assert done["error"]["message"].startswith("1001: timeout")
+
+
+async def test_a_good_poll_between_transient_errors_starts_the_count_again(
+    relay: Relay, fake: MinimaxFake
+):
+    fake.polls_to_finish = 12
+    for _ in range(4):
+        fake.fail_next("query", code=1001, msg="timeout")
+    video = await relay.create()
+    for _ in range(500):  # four errors, then the task's own answer
+        if len(fake.calls("/v1/query/video_generation", "GET")) >= 5:
+            break
+        await asyncio.sleep(0.01)
+    for _ in range(4):
+        fake.fail_next("query", code=1001, msg="timeout")
+    done = await relay.wait(video["id"], timeout=15)
+    assert done["status"] == "completed"
+    assert len(fake.calls("/v1/query/video_generation", "GET")) == 12 + 8
 
 
 async def test_callback_style_statuses_and_no_file_id_field(relay: Relay, fake: MinimaxFake):

@@ -1,7 +1,8 @@
 """MiniMax answers as pure functions (spec/providers/minimax.md).
 
 Every native answer is HTTP 200, errors included: the outcome is `base_resp.status_code`
-(0 = OK), so it is read on every answer before anything else.
+(0 = OK), so it is read on every answer before anything else. The parsers classify; what a
+transient code in a row means is the relay's (`POLL_RULES`).
 """
 
 from __future__ import annotations
@@ -10,47 +11,44 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from relay.providers.base import (
+from relay.domain import Status
+from relay.providers.base import PollRules, TaskError, Update
+from relay.providers.errors import (
+    AuthFailed,
     ProviderError,
     RateLimited,
-    Status,
-    TaskError,
     TaskNotFound,
+    TransientError,
     Unavailable,
-    Update,
 )
 from relay.providers.normalize import error_of, retry_after
 
 URL_TTL_S = 32400.0  # a download URL lasts about 9 h after files/retrieve
-STREAK = "errors_in_a_row"  # Update.state key: poll errors counted towards STREAK_LIMIT
-STREAK_LIMIT = 5
+# the page: a transient code (1000, 1001, 1013, 1024, 1033) fails the task after 5 in a row
+POLL_RULES = PollRules(fail_after_errors=5)
 
-AUTH = frozenset({1004, 2049})
-QUOTA = frozenset({1008})
-RATE = frozenset({1002, 1039, 1041, 2045})
-BAD = frozenset({2013, 1042})
-MODERATION = frozenset({1026, 1027})
-TRANSIENT = frozenset({1000, 1001, 1013, 1024, 1033})
-
-# said when status_msg is empty, so the client still learns what the number means
-NAMES: Mapping[int, str] = {
-    1000: "unknown error",
-    1001: "timeout",
-    1002: "rate limit exceeded",
-    1004: "not authorised",
-    1008: "insufficient balance",
-    1013: "internal error",
-    1024: "internal error",
-    1026: "sensitive input",
-    1027: "sensitive output",
-    1033: "system error",
-    1039: "token limit exceeded",
-    1041: "connection limit exceeded",
-    1042: "invisible-character ratio limit",
-    2013: "invalid parameters",
-    2045: "rate growth limit exceeded",
-    2049: "invalid api key",
+# every base_resp.status_code of the page: its class, and what it means (said when status_msg
+# is empty, so the client still learns what the number means); any other code is upstream_error
+CODES: Mapping[int, tuple[str, str]] = {
+    1000: ("upstream_error", "unknown error"),
+    1001: ("upstream_error", "timeout"),
+    1002: ("rate_limit_exceeded", "rate limit exceeded"),
+    1004: ("upstream_auth_failed", "not authorised"),
+    1008: ("insufficient_quota", "insufficient balance"),
+    1013: ("upstream_error", "internal error"),
+    1024: ("upstream_error", "internal error"),
+    1026: ("moderation_blocked", "sensitive input"),
+    1027: ("moderation_blocked", "sensitive output"),
+    1033: ("upstream_error", "system error"),
+    1039: ("rate_limit_exceeded", "token limit exceeded"),
+    1041: ("rate_limit_exceeded", "connection limit exceeded"),
+    1042: ("invalid_request", "invisible-character ratio limit"),
+    2013: ("invalid_request", "invalid parameters"),
+    2045: ("rate_limit_exceeded", "rate growth limit exceeded"),
+    2049: ("upstream_auth_failed", "invalid api key"),
 }
+RAISED = frozenset({"rate_limit_exceeded", "upstream_auth_failed"})  # about the call, not the task
+FINAL = frozenset({"moderation_blocked", "invalid_request"})  # end the task whatever its status
 
 STATUSES: Mapping[str, Status] = {
     "preparing": "queued",
@@ -89,22 +87,12 @@ def native_code(body: Any) -> tuple[int, str] | None:
 
 def message(code: int, msg: str) -> str:
     """`"<status_code>: <status_msg>"`, the form the page gives for a client-facing error."""
-    return f"{code}: {(msg or NAMES.get(code, 'error'))[:200]}"
+    return f"{code}: {(msg or CODES.get(code, ('', 'error'))[1])[:200]}"
 
 
 def normalized(code: int) -> str:
     """The normalized error code of a native status code."""
-    if code in AUTH:
-        return "upstream_auth_failed"
-    if code in QUOTA:
-        return "insufficient_quota"
-    if code in RATE:
-        return "rate_limit_exceeded"
-    if code in BAD:
-        return "invalid_request"
-    if code in MODERATION:
-        return "moderation_blocked"
-    return "upstream_error"
+    return CODES.get(code, ("upstream_error", ""))[0]
 
 
 def error_for(
@@ -197,59 +185,56 @@ def file_id_of(value: Any) -> str | None:
     return None
 
 
-def streak(state: Mapping[str, Any], text: str) -> Update:
-    """One more poll error in a row: no change until the limit, then failed upstream_error."""
-    count = state.get(STREAK, 0)
-    count = (count if isinstance(count, int) else 0) + 1
-    if count >= STREAK_LIMIT:
-        return Update(
-            status="failed",
-            error=TaskError("upstream_error", f"{text} ({count} polls in a row)"),
-            state={STREAK: count},
-        )
-    return Update(status=None, state={STREAK: count})
-
-
-def failure(body: Mapping[str, Any], code: int, msg: str) -> TaskError:
-    """The error of a failed task (rate-limit and auth codes never get here: they raise)."""
+def failure(code: int, msg: str) -> TaskError:
+    """The error of a failed task (rate-limit, auth and unknown-task codes never get here:
+    they raise)."""
     if code == 0:
         return TaskError("generation_failed", "task failed")
-    kind = normalized(code)
-    if code == 2013:
-        unknown = not body.get("task_id") or any(w in msg.lower() for w in ("not found", "exist"))
-        kind = "task_expired" if unknown else "invalid_request"
-    return TaskError(kind, message(code, msg))
+    return TaskError(normalized(code), message(code, msg))
 
 
-def read_query(
-    body: Any, headers: Mapping[str, str], state: Mapping[str, Any], *, raw: str = ""
-) -> Update | Succeeded:
+def unknown_task(body: Mapping[str, Any], code: int, msg: str) -> bool:
+    """A 2013 about the task id itself: MiniMax does not know (or no longer knows) the task."""
+    lowered = msg.lower()
+    return code == 2013 and (
+        not body.get("task_id") or "not found" in lowered or "exist" in lowered
+    )
+
+
+def read_query(body: Any, headers: Mapping[str, str], *, raw: str = "") -> Update | Succeeded:
     """One query answer: an Update, or Succeeded when the file is to be retrieved next.
 
-    Raises RateLimited and AuthFailed (the task stays as it is); transient codes are counted in
-    the state and fail the task after STREAK_LIMIT in a row.
+    Raises RateLimited and AuthFailed (the task stays as it is), TaskNotFound for a task id
+    MiniMax does not know, and TransientError for any other code that does not end the task
+    (the relay fails the task after POLL_RULES.fail_after_errors of those in a row).
     """
     if not isinstance(body, Mapping):
         raise Unavailable("the upstream's task answer was unreadable", detail=raw[:500])
     code, msg = native_code(body) or (0, "")
-    if code in RATE or code in AUTH:
-        raise error_for(code, msg, headers=headers, detail=f"HTTP 200: {raw[:500]}")
+    detail = f"HTTP 200: {raw[:500]}"
+    kind = normalized(code)
+    if kind in RAISED:
+        raise error_for(code, msg, headers=headers, detail=detail)
+    if unknown_task(body, code, msg):
+        raise TaskNotFound(message(code, msg), detail=detail)
     native = body.get("status")
     status = STATUSES.get(native.strip().lower()) if isinstance(native, str) else None
-    if status == "failed" or code in MODERATION or code in BAD:
-        return Update(status="failed", error=failure(body, code, msg))
+    if status == "failed" or kind in FINAL:
+        return Update(status="failed", error=failure(code, msg))
     if code != 0:
-        return streak(state, message(code, msg))
-    reset = {STREAK: 0} if state.get(STREAK) else {}
+        raise TransientError(message(code, msg), detail=detail)
     if status == "completed":
         found = file_id_of(body.get("file_id"))
         if found is None:  # Success alone is not done: the file id may come a poll later
-            return Update(status="in_progress", state=reset)
+            return Update(status="in_progress")
         return Succeeded(found, _size(body.get("video_width"), body.get("video_height")))
     if status == "queued":
-        return Update(status="queued", progress=0, state=reset)
+        return Update(status="queued", progress=0)
+    if status is None:  # kept as it was; the relay notes the string once per channel
+        unknown = native.strip()[:40] if isinstance(native, str) and native.strip() else None
+        return Update(status=None, unknown_status=unknown)
     # in_progress has no upstream figure: the relay estimates by time
-    return Update(status=status, state=reset)
+    return Update(status=status)
 
 
 def _size(width: Any, height: Any) -> str | None:
@@ -285,6 +270,18 @@ def read_file(body: Any, headers: Mapping[str, str], raw: str = "") -> tuple[str
     return urls
 
 
+def read_confirmation(body: Any, headers: Mapping[str, str], raw: str = "") -> tuple[str, ...]:
+    """A retrieve answer as a poll reads it right after `Success`: a rate limit or a refused
+    key raises as it is; any other refusal (no URL yet, a transient code, a file id not yet
+    known) is a transient poll error, counted like the transient codes."""
+    try:
+        return read_file(body, headers, raw)
+    except (RateLimited, AuthFailed):
+        raise
+    except ProviderError as exc:
+        raise TransientError(exc.message, detail=exc.detail) from None
+
+
 def completed(found: Succeeded, *, now: float) -> Update:
     """The task's end once files/retrieve has a URL: the URL itself is never kept (it expires;
     the file id does not)."""
@@ -294,5 +291,5 @@ def completed(found: Succeeded, *, now: float) -> Update:
         size=found.size,
         completed_at=now,
         expires_at=now + URL_TTL_S,
-        state={"file_id": found.file_id, STREAK: 0},
+        state={"file_id": found.file_id},
     )
