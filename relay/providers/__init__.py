@@ -10,5 +10,6 @@ from typing import Any
 
 from relay.providers.base import Provider
 from relay.providers.demo import DemoProvider
+from relay.providers.jimeng import JimengProvider
 
-REGISTRY: dict[str, type[Provider[Any]]] = {cls.name: cls for cls in (DemoProvider,)}
+REGISTRY: dict[str, type[Provider[Any]]] = {cls.name: cls for cls in (DemoProvider, JimengProvider)}
