@@ -11,6 +11,7 @@ from typing import Any
 from relay.providers.base import Provider
 from relay.providers.dashscope import DashScopeProvider
 from relay.providers.demo import DemoProvider
+from relay.providers.jimeng import JimengProvider
 from relay.providers.minimax import MinimaxProvider
 from relay.providers.seedance import SeedanceProvider
 from relay.providers.veo import VeoProvider
@@ -21,6 +22,7 @@ REGISTRY: dict[str, type[Provider[Any]]] = {
     for cls in (
         DashScopeProvider,
         DemoProvider,
+        JimengProvider,
         MinimaxProvider,
         SeedanceProvider,
         VeoProvider,

@@ -10,6 +10,11 @@ request_id, status, time_elapsed}` with code 10000 for success.
 Prompt markers beyond the shared ones: "#empty" ends `done` with code 10000 and no video_url,
 "#expired" ends as `expired`.
 
+Contract hooks (tests/fakes/base.py): `contract_error` answers the page's own errors (auth: the
+gateway's 401 SignatureDoesNotMatch; rate limit: HTTP 429 with business code 50429, and no
+Retry-After, which the page never shows); `forget_tasks` makes every task read `not_found`.
+There is no delete; each get-result of a finished task signs its URL afresh (renews_urls).
+
 Knobs: `fail_next(op, case)` queues a canned answer (GATEWAY, BUSINESS, or "gateway"/"timeout"
 HTML pages) for the next "submit" or "poll"; `clock` and `clock_offset` set the fake's time (URL
 expiry, the 12 h record, the X-Date window); `denied` holds access keys without Jimeng permission
@@ -124,6 +129,9 @@ def request_id() -> str:
 
 class JimengFake(FakeUpstream):
     name = "jimeng"
+    supports_delete = False
+    renews_urls = True
+    retry_after_header = False
 
     def __init__(
         self, access_key: str = ACCESS_KEY, secret_key: str = SECRET_KEY, model: str = FAMILY
@@ -182,6 +190,13 @@ class JimengFake(FakeUpstream):
                 status, json.dumps(self.envelope(code_n, text)).encode(), headers=headers
             )
         self.answers[op].append(answer)
+
+    def contract_error(self, op: str, kind: str, retry_after: int | None = None) -> None:
+        """The page's own answers; its 429 carries no Retry-After, so `retry_after` is unused."""
+        self.fail_next(op, {"auth": "signature", "rate_limit": "rate_limit"}[kind])
+
+    def forget_tasks(self) -> None:
+        self.tasks.clear()
 
     def submits(self) -> list[dict[str, Any]]:
         return [r.json() for r in self.requests if r.query.get("Action") == SUBMIT]
@@ -366,20 +381,24 @@ class JimengFake(FakeUpstream):
     # --- the CDN: URLs signed for an hour ---------------------------------------------------
 
     def sign_url(self, task_id: str) -> str:
+        """A URL signed now: one signed at another moment differs (microseconds count)."""
         name = f"{task_id}.mp4"
         self.files[name] = VIDEO
-        expires = int(self.now()) + URL_S
-        sig = hmac.new(self._cdn_secret, f"{name}:{expires}".encode(), hashlib.sha256).hexdigest()
-        return self.cdn_url(name, f"x-expires={expires}&x-signature={sig}")
+        signed_at = f"{self.now():.6f}"
+        expires = int(float(signed_at)) + URL_S
+        sig = self._url_signature(name, signed_at, str(expires))
+        return self.cdn_url(name, f"x-signed-at={signed_at}&x-expires={expires}&x-signature={sig}")
+
+    def _url_signature(self, name: str, signed_at: str, expires: str) -> str:
+        message = f"{name}:{signed_at}:{expires}".encode()
+        return hmac.new(self._cdn_secret, message, hashlib.sha256).hexdigest()
 
     async def _serve_cdn(self, request: web.Request) -> web.StreamResponse:
         name = request.match_info["name"]
         if name.endswith(".mp4") and name[:-4] in self.tasks and self.cdn.status is None:
             expires = request.query.get("x-expires", "")
             sig = request.query.get("x-signature", "")
-            good = hmac.new(
-                self._cdn_secret, f"{name}:{expires}".encode(), hashlib.sha256
-            ).hexdigest()
+            good = self._url_signature(name, request.query.get("x-signed-at", ""), expires)
             if (
                 not hmac.compare_digest(good, sig)
                 or not expires.isdigit()

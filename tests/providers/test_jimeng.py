@@ -16,41 +16,32 @@ from typing import Any
 import openai
 import pytest
 
-from relay.config import ChannelConfig, Config, ConfigError
+from relay.config import Config, ConfigError
+from relay.domain import Image, Remote, Size, TaskRef, VideoRequest
 from relay.providers import REGISTRY
-from relay.providers.base import (
+from relay.providers.base import ChannelView, Submitted
+from relay.providers.errors import (
     AuthFailed,
-    Image,
-    Job,
     NotReady,
     RateLimited,
     Rejected,
-    Remote,
-    Size,
-    Submitted,
     TaskNotFound,
-    TaskRef,
+    TransientError,
     Unavailable,
     Unsupported,
 )
-from relay.providers.jimeng import JimengProvider
-from relay.providers.jimeng import answers as answers_mod
-from relay.providers.jimeng.answers import classify, code_class, parse_result, parse_submit
-from relay.providers.jimeng.request import (
-    FAMILIES,
-    KEYS,
-    MAX_IMAGE_BYTES,
-    build_submit,
-    choose_key,
-)
-from relay.providers.jimeng.sign import (
+from relay.providers.http import ChannelHttp, Reply
+from relay.providers.jimeng import VERSION, JimengOptions, JimengProvider
+from relay.providers.jimeng.auth import (
     canonical_host,
     canonical_query,
     date_key,
     sign,
     signing_key,
 )
-from relay.upstream import Reply
+from relay.providers.jimeng.models import FAMILIES, KEYS, MAX_IMAGE_BYTES, choose_key
+from relay.providers.jimeng.request import build_submit
+from relay.providers.jimeng.response import classify, code_class, parse_result, parse_submit
 from tests.conftest import ALICE, Relay, auth
 from tests.fakes.base import VIDEO
 from tests.fakes.jimeng import FAMILY, GET_RESULT, SUBMIT, JimengFake
@@ -68,6 +59,9 @@ def reply_of(recorded: dict[str, Any], headers: dict[str, str] | None = None) ->
     return Reply(recorded["status"], headers or {}, json.dumps(recorded["body"]).encode())
 
 
+Job = tuple[VideoRequest, str]  # a request and its upstream model, as the relay routes them
+
+
 def job(
     model: str = FAMILY,
     size: str = "1280x720",
@@ -77,22 +71,17 @@ def job(
 ) -> Job:
     parsed = Size.parse(size)
     assert parsed is not None
-    return Job(model=model, prompt=prompt, seconds=seconds, size=parsed, **kw)
+    request = VideoRequest(model="sora-2", prompt=prompt, seconds=seconds, size=parsed, **kw)
+    return request, model
 
 
 def build(j: Job, default_tier: str = "720p") -> Any:
-    return build_submit(j, list(j.images), default_tier)
+    request, model = j
+    return build_submit(request, model, list(request.images), default_tier)
 
 
 def adapter(**options: Any) -> JimengProvider:
-    channel = ChannelConfig(
-        name="j",
-        provider="jimeng",
-        models=("m",),
-        access_key="ak",
-        secret_key="sk",
-        options=options,
-    )
+    channel = ChannelView("j", JimengOptions(**options), access_key="ak", secret_key="sk")
     return JimengProvider(channel, None)
 
 
@@ -414,13 +403,22 @@ def test_metadata_frames_and_aspect_ratio():
 )
 def test_check_refuses(model: str, images: tuple[Image, ...], message: str):
     with pytest.raises(Unsupported, match=message):
-        adapter().check(job(model, images=images))
+        adapter().check(*job(model, images=images))
 
 
 def test_check_counts_metadata_images():
     with pytest.raises(Unsupported):
-        adapter().check(job("jimeng-3.0-pro", metadata={"image_urls": [URL_A, URL_B]}))
-    adapter().check(job(FAMILY, metadata={"image_urls": [URL_A, URL_B]}))
+        adapter().check(*job("jimeng-3.0-pro", metadata={"image_urls": [URL_A, URL_B]}))
+    adapter().check(*job(FAMILY, metadata={"image_urls": [URL_A, URL_B]}))
+
+
+def test_refusal_is_a_reason_not_an_error():
+    assert adapter().refusal(*job()) is None
+    assert adapter().refusal(*job(images=(Image(url=URL_A), Image(url=URL_B)))) is None
+    why = adapter().refusal(*job("jimeng-3.0-pro", images=(Image(url=URL_A), Image(url=URL_B))))
+    assert why == "jimeng model 'jimeng-3.0-pro' does not take a first and a last frame"
+    reference = adapter().refusal(*job(images=(Image(url=URL_A, role="reference_image"),)))
+    assert reference == "provider 'jimeng' does not support reference images"
 
 
 def test_options_are_validated(registered: None, make_config: Callable[..., Config]):
@@ -442,8 +440,8 @@ def test_options_are_validated(registered: None, make_config: Callable[..., Conf
 # --- get-result answers -------------------------------------------------------------------------
 
 
-def result(name: str, errors: int = 0) -> Any:
-    return parse_result(reply_of(fixture(name)), errors=errors, now=NOW)
+def result(name: str) -> Any:
+    return parse_result(reply_of(fixture(name)), now=NOW)
 
 
 def test_statuses():
@@ -466,8 +464,6 @@ def test_statuses():
     [
         ("failed_internal.json", "upstream_error", "50500: Internal Error"),
         ("moderation.json", "moderation_blocked", "50511: Post Img Risk Not Pass"),
-        ("not_found.json", "task_expired", "not_found: "),
-        ("expired.json", "task_expired", "expired: "),
     ],
 )
 def test_failures(name: str, code: str, message: str):
@@ -478,10 +474,21 @@ def test_failures(name: str, code: str, message: str):
     assert update.error.message.startswith(message)
 
 
+@pytest.mark.parametrize(
+    ("name", "message"), [("not_found.json", "not_found: "), ("expired.json", "expired: ")]
+)
+def test_an_unknown_task_is_not_found(name: str, message: str):
+    # raised: the relay fails the task as task_expired with this message
+    with pytest.raises(TaskNotFound) as caught:
+        result(name)
+    assert caught.value.code == "task_expired"
+    assert caught.value.message.startswith(message)
+
+
 def test_done_without_a_url_is_an_upstream_error():
     body = fixture("done.json")
     body["body"]["data"]["video_url"] = ""
-    update = parse_result(reply_of(body), errors=0, now=NOW)
+    update = parse_result(reply_of(body), now=NOW)
     assert update.status == "failed"
     assert update.error is not None and update.error.code == "upstream_error"
 
@@ -489,19 +496,22 @@ def test_done_without_a_url_is_an_upstream_error():
 def test_failure_on_http_200_and_with_data_null():
     body = fixture("moderation.json")
     body["status"] = 200
-    assert parse_result(reply_of(body), errors=0, now=NOW).status == "failed"
+    assert parse_result(reply_of(body), now=NOW).status == "failed"
     body["body"]["data"] = None  # unconfirmed: a blocked result with data null is final too
-    update = parse_result(reply_of(body), errors=0, now=NOW)
+    update = parse_result(reply_of(body), now=NOW)
     assert update.error is not None and update.error.code == "moderation_blocked"
 
 
 def test_unknown_status_keeps_the_previous_one(caplog: pytest.LogCaptureFixture):
-    caplog.set_level(logging.INFO, "relay.providers.jimeng")
-    answers_mod._unknown_seen.discard("paused")
+    # the parser names it; the relay asks the adapter to note it, which logs once per channel
+    caplog.set_level(logging.INFO, "relay.providers")
+    provider = adapter()
     body = fixture("generating.json")
     body["body"]["data"]["status"] = "paused"
     for _ in range(3):
-        assert parse_result(reply_of(body), errors=0, now=NOW).status is None
+        update = parse_result(reply_of(body), now=NOW)
+        assert update.status is None and update.unknown_status == "paused"
+        provider.note_unknown_status(update.unknown_status)
     assert caplog.text.count("'paused'") == 1
 
 
@@ -512,30 +522,28 @@ def business_errors() -> dict[int, dict[str, Any]]:
 @pytest.mark.parametrize("code", [50429, 50430])
 def test_rate_limits_on_get_result_leave_the_task(code: int):
     with pytest.raises(RateLimited) as caught:
-        parse_result(reply_of(business_errors()[code], {"Retry-After": "7"}), errors=0, now=NOW)
+        parse_result(reply_of(business_errors()[code], {"Retry-After": "7"}), now=NOW)
     assert caught.value.retry_after == 7.0
     assert str(code) in caught.value.message
 
 
 @pytest.mark.parametrize("code", [50500, 50501])
 def test_internal_errors_are_counted_then_fail(code: int):
+    # the adapter classifies each one; the relay counts them and fails the task at the fifth
+    # (test_five_internal_errors_in_a_row_fail_the_task), by the class's PollRules
     answer = reply_of(business_errors()[code])
-    first = parse_result(answer, errors=0, now=NOW)
-    assert (first.status, first.state) == (None, {"server_errors": 1})
-    fourth = parse_result(answer, errors=3, now=NOW)
-    assert (fourth.status, fourth.state) == (None, {"server_errors": 4})
-    fifth = parse_result(answer, errors=4, now=NOW)
-    assert fifth.status == "failed"
-    assert fifth.error is not None and fifth.error.code == "upstream_error"
-    assert fifth.error.message.startswith(f"{code}: ")
-    # an ordinary answer resets the count
-    assert result("generating.json", errors=3).state == {"server_errors": 0}
+    with pytest.raises(TransientError) as caught:
+        parse_result(answer, now=NOW)
+    assert caught.value.code == "upstream_error"
+    assert caught.value.message.startswith(f"{code}: ")
+    assert JimengProvider.poll_rules.fail_after_errors == 5
+    # an ordinary answer says nothing of a count (the relay resets its own)
     assert result("generating.json").state == {}
 
 
 @pytest.mark.parametrize("code", [50411, 50412, 50413, 50511, 50512, 50516, 50517, 50518, 50519])
 def test_policy_codes_fail_the_task_as_moderation(code: int):
-    update = parse_result(reply_of(business_errors()[code]), errors=0, now=NOW)
+    update = parse_result(reply_of(business_errors()[code]), now=NOW)
     assert update.status == "failed"
     assert update.error is not None and update.error.code == "moderation_blocked"
 
@@ -543,22 +551,22 @@ def test_policy_codes_fail_the_task_as_moderation(code: int):
 @pytest.mark.parametrize("code", [50520, 50521, 50522])
 def test_moderation_service_errors_without_a_status_are_retried(code: int):
     with pytest.raises(Unavailable):
-        parse_result(reply_of(business_errors()[code]), errors=0, now=NOW)
+        parse_result(reply_of(business_errors()[code]), now=NOW)
     done = business_errors()[code]
     done["body"]["data"] = {"status": "done", "video_url": ""}
-    update = parse_result(reply_of(done), errors=0, now=NOW)
+    update = parse_result(reply_of(done), now=NOW)
     assert update.error is not None and update.error.code == "upstream_error"
 
 
 def test_get_result_errors_that_say_nothing_about_the_task():
     with pytest.raises(AuthFailed):
-        parse_result(reply_of(fixture("gateway_signature.json")), errors=0, now=NOW)
+        parse_result(reply_of(fixture("gateway_signature.json")), now=NOW)
     with pytest.raises(AuthFailed):
-        parse_result(reply_of(fixture("access_denied.json")), errors=0, now=NOW)
+        parse_result(reply_of(fixture("access_denied.json")), now=NOW)
     with pytest.raises(Unavailable):
-        parse_result(Reply(502, {}, b"<html>502 Bad Gateway</html>"), errors=0, now=NOW)
+        parse_result(Reply(502, {}, b"<html>502 Bad Gateway</html>"), now=NOW)
     with pytest.raises(RateLimited) as caught:
-        parse_result(Reply(429, {"Retry-After": "3"}, b""), errors=0, now=NOW)
+        parse_result(Reply(429, {"Retry-After": "3"}, b""), now=NOW)
     assert caught.value.retry_after == 3.0
 
 
@@ -1178,17 +1186,14 @@ async def direct(fake: JimengFake) -> AsyncIterator[JimengProvider]:
 
 def provider_for(fake: JimengFake, http: Any, **options: Any) -> JimengProvider:
     config = fake.channel(fake.base_url)
-    channel = ChannelConfig(
-        name="j",
-        provider="jimeng",
-        models=tuple(config["models"]),
+    channel = ChannelView(
+        "j",
+        JimengOptions(**options),
         base_url=config["base_url"],
         access_key=config["access_key"],
         secret_key=config["secret_key"],
-        model_map=config["model_map"],
-        options=options,
     )
-    return JimengProvider(channel, http.for_channel(10))
+    return JimengProvider(channel, ChannelHttp(http, 10))
 
 
 def ref(submitted: Submitted, state: dict[str, Any] | None = None) -> TaskRef:
@@ -1213,7 +1218,7 @@ async def finish(direct: JimengProvider, task: TaskRef) -> Any:
 
 
 async def test_content_after_the_hour_asks_again(direct: JimengProvider, fake: JimengFake):
-    submitted = await direct.submit(job())
+    submitted = await direct.submit(*job())
     update = await finish(direct, ref(submitted))
     task = ref(submitted, dict(update.state))
     source = await direct.content(task, "video")
@@ -1235,7 +1240,7 @@ async def test_content_after_the_hour_asks_again(direct: JimengProvider, fake: J
 
 
 async def test_content_past_the_record_lifetime(direct: JimengProvider, fake: JimengFake):
-    submitted = await direct.submit(job())
+    submitted = await direct.submit(*job())
     update = await finish(direct, ref(submitted))
     task = ref(submitted, dict(update.state))
     later = time.time() + 13 * 3600
@@ -1246,13 +1251,13 @@ async def test_content_past_the_record_lifetime(direct: JimengProvider, fake: Ji
 
 
 async def test_content_of_a_task_the_upstream_forgot(direct: JimengProvider, fake: JimengFake):
-    submitted = await direct.submit(job())
+    submitted = await direct.submit(*job())
     task = ref(submitted)
     fake.tasks.clear()
     with pytest.raises(TaskNotFound):
         await direct.content(task, "video")
     fake.polls_to_finish = 10
-    running = await direct.submit(job())
+    running = await direct.submit(*job())
     with pytest.raises(NotReady):
         await direct.content(ref(running), "video")
 
@@ -1260,7 +1265,7 @@ async def test_content_of_a_task_the_upstream_forgot(direct: JimengProvider, fak
 async def test_refresh_content_only_offers_a_new_url(direct: JimengProvider, fake: JimengFake):
     start = time.time()
     fake.clock = direct.clock = lambda: start
-    submitted = await direct.submit(job())
+    submitted = await direct.submit(*job())
     update = await finish(direct, ref(submitted))
     task = ref(submitted, dict(update.state))
     assert await direct.refresh_content(task, "video") is None  # the same URL again
@@ -1271,13 +1276,30 @@ async def test_refresh_content_only_offers_a_new_url(direct: JimengProvider, fak
     assert await direct.refresh_content(task, "video") is None
 
 
+async def test_a_url_seen_before_keeps_when_it_was_first_seen(
+    direct: JimengProvider, fake: JimengFake
+):
+    start = time.time()
+    fake.clock = lambda: start  # the upstream hands out the same URL again
+    submitted = await direct.submit(*job())
+    update = await finish(direct, ref(submitted))
+    task = ref(submitted, dict(update.state))
+    direct.clock = lambda: start + 600
+    again = await direct.poll(task)
+    assert again.status == "completed" and again.state == {}  # done_at stays: the URL's hour
+    fake.clock = lambda: start + 600  # signed anew
+    fresh = await direct.poll(task)
+    assert fresh.state["video_url"] != task.state["video_url"]
+    assert fresh.state["done_at"] == start + 600
+
+
 async def test_req_json_option_goes_with_every_get_result(fake: JimengFake):
     from relay.upstream import Http
 
     http = Http(allow_private_networks=True)
     try:
         provider = provider_for(fake, http, req_json='{"aigc_meta": {"content_producer": "x"}}')
-        submitted = await provider.submit(job())
+        submitted = await provider.submit(*job())
         await finish(provider, ref(submitted))
         assert all(
             r["req_json"] == '{"aigc_meta": {"content_producer": "x"}}' for r in fake.results()
@@ -1293,10 +1315,10 @@ async def test_req_json_option_goes_with_every_get_result(fake: JimengFake):
 async def test_clock_skew(direct: JimengProvider, fake: JimengFake, skew: float, ok: bool):
     direct.clock = lambda: time.time() + skew
     if ok:
-        assert (await direct.submit(job())).upstream_id in fake.tasks
+        assert (await direct.submit(*job())).upstream_id in fake.tasks
     else:
         with pytest.raises(Rejected, match="InvalidTimestamp"):
-            await direct.submit(job())
+            await direct.submit(*job())
         assert fake.signature_failures == ["X-Date more than 15 minutes off"]
 
 
@@ -1307,7 +1329,7 @@ async def test_host_header_is_the_signed_one(fake: JimengFake):
     try:
         provider = provider_for(fake, http)
         provider.base_url = fake.base_url + "/"
-        submitted = await provider.submit(job())
+        submitted = await provider.submit(*job())
         assert submitted.upstream_id in fake.tasks
         [call] = fake.requests
         assert call.headers["Host"] == fake.base_url.removeprefix("http://")
@@ -1316,8 +1338,6 @@ async def test_host_header_is_the_signed_one(fake: JimengFake):
 
 
 async def test_the_fake_checks_the_body_hash(direct: JimengProvider, fake: JimengFake):
-    from relay.providers.jimeng.provider import VERSION
-
     body = b'{"req_key":"jimeng_t2v_v30","prompt":"x"}'
     signed = sign(
         method="POST",
@@ -1367,17 +1387,17 @@ async def test_the_fake_validates_submit_fields(direct: JimengProvider, fake: Ji
 async def test_access_denied_key(direct: JimengProvider, fake: JimengFake):
     fake.denied.add(fake.access_key)
     with pytest.raises(AuthFailed, match="50400"):
-        await direct.submit(job())
+        await direct.submit(*job())
 
 
 async def test_get_result_needs_the_submit_req_key(direct: JimengProvider, fake: JimengFake):
     from dataclasses import replace
 
-    submitted = await direct.submit(job())
+    submitted = await direct.submit(*job())
     assert submitted.state == {"req_key": "jimeng_t2v_v30"}
     forgotten = replace(ref(submitted), state={})  # the family name is no req_key
-    update = await direct.poll(forgotten)
-    assert update.status == "failed"
-    assert update.error is not None and update.error.code == "task_expired"
+    with pytest.raises(TaskNotFound) as caught:
+        await direct.poll(forgotten)
+    assert caught.value.code == "task_expired"
     real_key = replace(forgotten, upstream_model="jimeng_t2v_v30")
     assert (await direct.poll(real_key)).status == "in_progress"

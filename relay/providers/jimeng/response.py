@@ -1,4 +1,4 @@
-"""Jimeng answers -> relay terms: the two envelopes, the task states, the error tree.
+"""Jimeng answers -> relay terms: the two envelopes, the task states, the error tree (pure).
 
 Two envelopes come back. The Volcengine gateway answers auth and routing failures with
 `{"ResponseMetadata": {..., "Error": {CodeN, Code, Message}}}`; the service itself answers
@@ -8,28 +8,26 @@ that failed also reads `data.status: "done"`, so the outer code decides, whateve
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Mapping
 from typing import Any
 
-from relay.providers.base import (
+from relay.providers.base import TaskError, Update
+from relay.providers.errors import (
     AuthFailed,
     ProviderError,
     RateLimited,
     Rejected,
-    TaskError,
+    TaskNotFound,
+    TransientError,
     Unavailable,
-    Update,
 )
+from relay.providers.http import Reply
 from relay.providers.normalize import error_of, explain, moderation_words, retry_after
-from relay.upstream import Reply
-
-log = logging.getLogger("relay.providers.jimeng")
 
 SUCCESS = 10000
 RESULT_TTL_S = 3600.0  # video_url is signed for one hour
 RECORD_TTL_S = 12 * 3600.0  # then get-result reads not_found
-SERVER_ERRORS_BEFORE_FAIL = 5
+SERVER_ERRORS_BEFORE_FAIL = 5  # internal errors in a row on get-result that fail the task
 
 GATEWAY_AUTH = frozenset({100003, 100005, 100009, 100010, 100012, 100013})
 GATEWAY_AUTH_NAMES = frozenset(
@@ -46,9 +44,8 @@ ACCESS_DENIED = 50400  # a key without Jimeng permission
 RATE_CODES = frozenset({50429, 50430})
 POLICY_CODES = frozenset({50411, 50412, 50413, 50511, 50512, 50516, 50517, 50518, 50519})
 SERVER_CODES = frozenset({50500, 50501, 50520, 50521, 50522})
-COUNTED_CODES = frozenset({50500, 50501})  # on get-result with no data.status
+COUNTED_CODES = frozenset({50500, 50501})  # on get-result with no data.status: TransientError
 MODERATION_WORDS = ("risk not pass", "copyright")
-_unknown_seen: set[str] = set()
 
 
 # --- reading the envelopes -------------------------------------------------------------------
@@ -183,64 +180,53 @@ def parse_submit(reply: Reply) -> str:
 # --- get-result -----------------------------------------------------------------------------
 
 
-def parse_result(reply: Reply, *, errors: int, now: float) -> Update:
+def parse_result(reply: Reply, *, now: float) -> Update:
     """One get-result answer as an Update.
 
-    `errors` is how many internal errors (50500/50501 without a task status) came in a row
-    before this one; the count lives in the task state, and the task fails at the fifth.
-    Rate limits and answers that say nothing about the task are raised, leaving it as it is.
+    Rate limits and answers that say nothing about the task are raised, leaving it as it is; an
+    internal error (50500/50501 without a task status) is a TransientError, which the relay
+    counts (the class's PollRules fail the task at the fifth in a row). A task the upstream does
+    not know (`not_found`, `expired`) raises TaskNotFound.
     """
     found = business(reply.json())
     if found is None:
         raise classify(reply, submitting=False)
     code, message, data = found
     state = data.get("status") if isinstance(data, Mapping) else None
-    reset = {"server_errors": 0} if errors else {}
     if code in RATE_CODES:
         raise business_error(code, message, reply.status, reply.headers, _detail(reply))
     if code == SUCCESS:
-        return _task_state(state, data if isinstance(data, Mapping) else {}, reset, now)
+        return _task_state(state, data if isinstance(data, Mapping) else {}, now)
     if state == "done" or code in POLICY_CODES:
         # the task ended: with data null (unconfirmed) a blocked result is still final
         kind = code_class(code, reply.status, message)
         if kind == "rate_limit_exceeded":
             kind = "upstream_error"
-        return Update(status="failed", error=TaskError(kind, f"{code}: {message}"), state=reset)
+        return Update(status="failed", error=TaskError(kind, f"{code}: {message}"))
     if code in COUNTED_CODES:
-        count = errors + 1
-        if count >= SERVER_ERRORS_BEFORE_FAIL:
-            text = f"{code}: {message} ({count} times in a row)"
-            return Update(status="failed", error=TaskError("upstream_error", text))
-        log.info("jimeng get-result answered %s (%d in a row); polling again", code, count)
-        return Update(status=None, state={"server_errors": count})
+        raise TransientError(f"{code}: {message}", detail=_detail(reply))
     raise business_error(code, message, reply.status, reply.headers, _detail(reply))
 
 
-def _task_state(state: Any, data: Mapping[str, Any], reset: dict[str, Any], now: float) -> Update:
+def _task_state(state: Any, data: Mapping[str, Any], now: float) -> Update:
     if state == "in_queue":
-        return Update(status="queued", progress=0, state=reset)
+        return Update(status="queued", progress=0)
     if state == "generating":
-        return Update(status="in_progress", state=reset)
+        return Update(status="in_progress")
     if state == "done":
         url = data.get("video_url")
         if not isinstance(url, str) or not url:
             error = TaskError("upstream_error", f"{SUCCESS}: the task is done but has no video_url")
-            return Update(status="failed", error=error, state=reset)
+            return Update(status="failed", error=error)
         return Update(
             status="completed",
             progress=100,
             expires_at=now + RESULT_TTL_S,
-            state={**reset, "video_url": url, "done_at": now},
+            state={"video_url": url, "done_at": now},
         )
     if state in ("not_found", "expired"):
-        error = TaskError(
-            "task_expired", f"{state}: the task is unknown or past its 12 h record lifetime"
-        )
-        return Update(status="failed", error=error, state=reset)
-    if str(state) not in _unknown_seen:
-        _unknown_seen.add(str(state))
-        log.info("jimeng: unknown task status %r; keeping the previous status", state)
-    return Update(status=None, state=reset)
+        raise TaskNotFound(f"{state}: the task is unknown or past its 12 h record lifetime")
+    return Update(status=None, unknown_status=str(state))
 
 
 def _detail(reply: Reply) -> str:

@@ -1,4 +1,4 @@
-"""Volcengine's HMAC-SHA256 V4 request signature (spec/providers/jimeng.md, "Auth").
+"""Volcengine's HMAC-SHA256 V4 request signature (spec/providers/jimeng.md, "Auth"), pure.
 
 Written with the standard library: the scheme is a dozen lines of hashing, and the page's test
 vector pins every intermediate value. It differs from AWS SigV4 in small ways that a borrowed
