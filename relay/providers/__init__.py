@@ -9,6 +9,10 @@ from __future__ import annotations
 from typing import Any
 
 from relay.providers.base import Provider
+from relay.providers.compat_relay import CompatRelayProvider
 from relay.providers.demo import DemoProvider
+from relay.providers.openai import OpenAIProvider
 
-REGISTRY: dict[str, type[Provider[Any]]] = {cls.name: cls for cls in (DemoProvider,)}
+REGISTRY: dict[str, type[Provider[Any]]] = {
+    cls.name: cls for cls in (CompatRelayProvider, DemoProvider, OpenAIProvider)
+}
