@@ -9,10 +9,12 @@ from __future__ import annotations
 from typing import Any
 
 from relay.providers.base import Provider
+from relay.providers.compat_relay import CompatRelayProvider
 from relay.providers.dashscope import DashScopeProvider
 from relay.providers.demo import DemoProvider
 from relay.providers.jimeng import JimengProvider
 from relay.providers.minimax import MinimaxProvider
+from relay.providers.openai import OpenAIProvider
 from relay.providers.seedance import SeedanceProvider
 from relay.providers.veo import VeoProvider
 from relay.providers.vidu import ViduProvider
@@ -20,10 +22,12 @@ from relay.providers.vidu import ViduProvider
 REGISTRY: dict[str, type[Provider[Any]]] = {
     cls.name: cls
     for cls in (
+        CompatRelayProvider,
         DashScopeProvider,
         DemoProvider,
         JimengProvider,
         MinimaxProvider,
+        OpenAIProvider,
         SeedanceProvider,
         VeoProvider,
         ViduProvider,

@@ -61,6 +61,9 @@ def content_error(status: int, message: str, kind: str = "invalid_request_error"
 
 class FakeCompatRelay(FakeUpstream):
     name: ClassVar[str] = "compat-relay"
+    supports_delete: ClassVar[bool] = False  # no DELETE route: the relay deletes locally
+    renews_urls: ClassVar[bool] = True  # each retrieve signs metadata.url afresh
+    retry_after_header: ClassVar[bool] = False  # the page's 429 carries no Retry-After
     token = "sk-fake-gateway-0123456789abcdef"
 
     def __init__(self, token: str | None = None) -> None:
@@ -134,6 +137,20 @@ class FakeCompatRelay(FakeUpstream):
         if self.auth_envelope == "openai":
             return {"error": {"message": "invalid token", "type": "new_api_error"}}
         return {"code": "invalid_token", "message": "invalid token", "data": None}
+
+    # --- the per-method contract hooks ---------------------------------------------------
+
+    def contract_error(self, op: str, kind: str, retry_after: int | None = None) -> None:
+        route = {"submit": "create", "poll": "retrieve"}[op]
+        if kind == "auth":
+            self.auth_error_next(route)
+        elif kind == "rate_limit":
+            self.rate_limit_next(route)  # the page's 429: the task envelope, no Retry-After
+        else:
+            raise ValueError(f"no contract error {kind!r}")
+
+    def forget_tasks(self) -> None:
+        self.tasks.clear()  # retrieve answers 400 task_not_exist
 
     # --- shared steps -------------------------------------------------------------------
 

@@ -143,6 +143,9 @@ class Answers:
 
 class FakeOpenAI(FakeUpstream):
     name: ClassVar[str] = "openai"
+    supports_delete: ClassVar[bool] = True  # DELETE /videos/{id}, once completed or failed
+    renews_urls: ClassVar[bool] = True  # each /content call redirects to a newly signed URL
+    retry_after_header: ClassVar[bool] = True  # "a 429 may include Retry-After"
     api_key = "sk-proj-fake-openai-0123456789abcdef"
 
     def __init__(self, api_key: str | None = None) -> None:
@@ -230,6 +233,20 @@ class FakeOpenAI(FakeUpstream):
         }
         self.fail_next(route, 401, body)
 
+    # --- the per-method contract hooks ---------------------------------------------------
+
+    def contract_error(self, op: str, kind: str, retry_after: int | None = None) -> None:
+        route = {"submit": "create", "poll": "retrieve"}[op]
+        if kind == "auth":
+            self.auth_error_next(route)
+        elif kind == "rate_limit":
+            self.rate_limit_next(route, None if retry_after is None else str(retry_after))
+        else:
+            raise ValueError(f"no contract error {kind!r}")
+
+    def forget_tasks(self) -> None:
+        self.videos.clear()  # retrieve answers 404 "video not found"
+
     # --- running: the CDN listens on its own port ------------------------------------------
 
     async def start(self) -> str:
@@ -248,7 +265,9 @@ class FakeOpenAI(FakeUpstream):
     def cdn_url(self, name: str = "video.mp4", query: str = "") -> str:
         if self.cdn_server is None:
             return super().cdn_url(name, query)
-        return str(self.cdn_server.make_url(f"/cdn/{name}")) + (f"?{query}" if query else "")
+        relative = f"/cdn/{name}" + (f"?{query}" if query else "")
+        self.issued.add(relative)  # so expire_urls() reaches the second port's URLs too
+        return str(self.cdn_server.make_url("")).rstrip("/") + relative
 
     async def _serve_cdn(self, request: web.Request) -> web.StreamResponse:
         # the storage host labels each object by its own type

@@ -12,39 +12,34 @@ from typing import Any
 import openai
 import pytest
 
-from relay.config import ChannelConfig, Config
+from relay.config import Config
+from relay.domain import Image, Remote, Size, TaskRef, VideoRequest
 from relay.providers import REGISTRY
-from relay.providers.base import (
-    AuthFailed,
-    Image,
-    Job,
-    ProviderError,
-    QuotaExceeded,
-    RateLimited,
-    Rejected,
-    Remote,
-    Size,
-    Submitted,
-    TaskNotFound,
-    TaskRef,
-    Unavailable,
-    Unsupported,
-    VariantUnavailable,
-    now,
-)
-from relay.providers.openai import CompatRelayProvider
-from relay.providers.openai.compat_wire import (
-    STATUS_WORDS,
+from relay.providers.base import ChannelView, PollRules, Submitted, now
+from relay.providers.compat_relay import CompatRelayOptions, CompatRelayProvider
+from relay.providers.compat_relay.models import STATUS_WORDS
+from relay.providers.compat_relay.request import form_create, json_create
+from relay.providers.compat_relay.response import (
     classify,
     embedded_error,
-    form_create,
     gateway_update,
-    json_create,
     result_url,
     route_missing,
     status_of,
     task_id,
 )
+from relay.providers.errors import (
+    AuthFailed,
+    ProviderError,
+    QuotaExceeded,
+    RateLimited,
+    Rejected,
+    TaskNotFound,
+    Unavailable,
+    Unsupported,
+    VariantUnavailable,
+)
+from relay.providers.http import ChannelHttp
 from relay.upstream import Http
 from tests.conftest import ALICE, Relay, auth
 from tests.fakes.base import THUMBNAIL_JPEG, VIDEO
@@ -58,12 +53,15 @@ def load(name: str) -> Any:
     return json.loads((FIXTURES / f"{name}.json").read_text())
 
 
-def job(**fields: Any) -> Job:
-    fields.setdefault("model", "wan2.2-t2v-plus")
+MODEL = "wan2.2-t2v-plus"  # the upstream model the pure functions and the adapter are given
+
+
+def req(**fields: Any) -> VideoRequest:
+    fields.setdefault("model", "sora-2")
     fields.setdefault("prompt", "a paper boat")
     fields.setdefault("seconds", 5)
     fields.setdefault("size", Size(width=1280, height=720))
-    return Job(**fields)
+    return VideoRequest(**fields)
 
 
 # --- requests -------------------------------------------------------------------------------
@@ -71,13 +69,14 @@ def job(**fields: Any) -> Job:
 
 def test_json_create_passes_urls_and_metadata_through():
     body = json_create(
-        job(
+        req(
             images=(Image(url="https://img.test/a.png"),),
             seed=7,
             negative_prompt="blur",
             generate_audio=True,
             metadata={"parameters": {"seed": 7}, "model": "x", "callback_url": "https://cb"},
         ),
+        MODEL,
         5,
         "1280x720",
     )
@@ -92,7 +91,7 @@ def test_json_create_passes_urls_and_metadata_through():
 
 
 def test_form_create_carries_metadata_as_json():
-    pairs = form_create(job(metadata={"parameters": {"seed": 7}}), 5, "1280x720")
+    pairs = form_create(req(metadata={"parameters": {"seed": 7}}), MODEL, 5, "1280x720")
     assert pairs == [
         ("model", "wan2.2-t2v-plus"),
         ("prompt", "a paper boat"),
@@ -100,7 +99,7 @@ def test_form_create_carries_metadata_as_json():
         ("size", "1280x720"),
         ("metadata", '{"parameters":{"seed":7}}'),
     ]
-    assert ("metadata", "{}") not in form_create(job(), 5, "1280x720")
+    assert ("metadata", "{}") not in form_create(req(), MODEL, 5, "1280x720")
 
 
 # --- statuses -------------------------------------------------------------------------------
@@ -114,17 +113,32 @@ def test_every_status_word_of_the_page(word: str, status: str):
     assert status_of(f" {word.upper()} ")[1] == status  # lowered and stripped first
 
 
+def note(word: Any) -> CompatRelayProvider:
+    """Two polls' answers with this status word, noted as the relay notes them."""
+    adapter = CompatRelayProvider(ChannelView("g", CompatRelayOptions(), api_key="k"), None)
+    for _ in range(2):
+        update = gateway_update({"task_id": "t", "status": word})
+        if update.unknown_status:
+            adapter.note_unknown_status(update.unknown_status)
+    return adapter
+
+
 @pytest.mark.parametrize("word", ["unknown", "UNKNOWN", "", None])
 def test_unknown_keeps_the_previous_status(word: Any, caplog: pytest.LogCaptureFixture):
-    caplog.set_level(logging.INFO, "relay.providers.openai")
+    caplog.set_level(logging.INFO, "relay.providers")
     assert status_of(word)[1] is None
+    assert gateway_update({"task_id": "t", "status": word}).unknown_status is None
+    note(word)
     assert "unknown upstream status" not in caplog.text  # expected, so not news
 
 
 def test_other_words_are_kept_and_logged_once(caplog: pytest.LogCaptureFixture):
-    caplog.set_level(logging.INFO, "relay.providers.openai")
+    caplog.set_level(logging.INFO, "relay.providers")
     assert status_of("under_review_compat")[1] is None
     assert status_of("under_review_compat")[1] is None
+    update = gateway_update({"task_id": "t", "status": " Under_Review_Compat "})
+    assert update.status is None and update.unknown_status == "under_review_compat"
+    note("under_review_compat")
     assert caplog.text.count("'under_review_compat'") == 1
 
 
@@ -347,15 +361,10 @@ async def http() -> AsyncIterator[Http]:
 
 
 def make_adapter(fake: FakeCompatRelay, http: Http, remix: bool = False) -> CompatRelayProvider:
-    channel = ChannelConfig(
-        name="g",
-        provider="compat-relay",
-        models=("sora-2",),
-        base_url=fake.base_url + "/v1",
-        api_key=fake.token,
-        options={"remix": remix},
+    channel = ChannelView(
+        "g", CompatRelayOptions(remix=remix), base_url=fake.base_url + "/v1", api_key=fake.token
     )
-    return CompatRelayProvider(channel, http.for_channel(10))
+    return CompatRelayProvider(channel, ChannelHttp(http, 10))
 
 
 @pytest.fixture
@@ -387,27 +396,24 @@ async def finish(adapter: CompatRelayProvider, task: TaskRef) -> dict[str, Any]:
 
 
 async def test_task_not_exist_grace(fake: FakeCompatRelay, adapter: CompatRelayProvider):
+    # the adapter classifies task_not_exist as not found; the grace after create is the
+    # relay's, from the rules the adapter declares (tested through the relay below)
+    rules = CompatRelayProvider.poll_rules
+    assert rules == PollRules(not_found_window_s=30.0, not_found_backoff=(2.0, 3.0, 5.0, 5.0))
     fake.missing_polls = 6
-    submitted = await adapter.submit(job())
-    state: dict[str, Any] = {}
-    waits = []
-    for _ in range(4):
-        update = await adapter.poll(ref(submitted, state))
-        assert update.status is None
-        waits.append(update.poll_after_s)
-        state.update(update.state)
-    assert waits == [2.0, 3.0, 5.0, 5.0]
-    with pytest.raises(TaskNotFound):
-        await adapter.poll(ref(submitted, state))
-    with pytest.raises(TaskNotFound):  # past the first 30 s: gone at once
+    submitted = await adapter.submit(req(), MODEL)
+    for _ in range(5):
+        with pytest.raises(TaskNotFound):
+            await adapter.poll(ref(submitted))
+    with pytest.raises(TaskNotFound):  # past the first 30 s: the same answer
         await adapter.poll(ref(submitted, {}, age=31))
-    found = await adapter.poll(ref(submitted, {"missing_polls": 2}))
-    assert found.status is None and found.state == {"missing_polls": 0}  # "unknown", then reset
+    found = await adapter.poll(ref(submitted, {}))
+    assert found.status is None and found.state == {}  # "unknown": nothing of the grace kept
 
 
 async def test_older_route_is_the_fallback(fake: FakeCompatRelay, adapter: CompatRelayProvider):
     fake.videos_route = False
-    submitted = await adapter.submit(job())
+    submitted = await adapter.submit(req(), MODEL)
     first = await adapter.poll(ref(submitted))
     assert first.state == {"route": "generations"}
     state = await finish(adapter, ref(submitted, dict(first.state)))
@@ -420,7 +426,7 @@ async def test_older_route_is_the_fallback(fake: FakeCompatRelay, adapter: Compa
 async def test_content_prefers_the_gateway_then_the_direct_url(
     fake: FakeCompatRelay, adapter: CompatRelayProvider
 ):
-    submitted = await adapter.submit(job())
+    submitted = await adapter.submit(req(), MODEL)
     early = Remote(
         f"{fake.base_url}/v1/videos/{submitted.upstream_id}/content", headers=adapter.auth_headers()
     )
@@ -446,7 +452,7 @@ async def test_content_prefers_the_gateway_then_the_direct_url(
 async def test_refresh_content_asks_for_a_fresh_url(
     fake: FakeCompatRelay, adapter: CompatRelayProvider
 ):
-    submitted = await adapter.submit(job())
+    submitted = await adapter.submit(req(), MODEL)
     state = await finish(adapter, ref(submitted))
     fresh = await adapter.refresh_content(ref(submitted, {"url": "https://old.test/x"}), "video")
     assert isinstance(fresh, Remote) and fresh.url.startswith(
@@ -460,14 +466,14 @@ async def test_refresh_content_asks_for_a_fresh_url(
 async def test_thumbnail_only_from_thumbnail_url(
     fake: FakeCompatRelay, adapter: CompatRelayProvider
 ):
-    submitted = await adapter.submit(job())
+    submitted = await adapter.submit(req(), MODEL)
     state = await finish(adapter, ref(submitted))
     with pytest.raises(VariantUnavailable):
         await adapter.content(ref(submitted, state), "thumbnail")
     with pytest.raises(VariantUnavailable):
         await adapter.content(ref(submitted, state), "spritesheet")
     fake.result_shape = "video_url"
-    other = await adapter.submit(job())
+    other = await adapter.submit(req(), MODEL)
     state = await finish(adapter, ref(other))
     thumb = await adapter.content(ref(other, state), "thumbnail")
     assert isinstance(thumb, Remote) and thumb.url == fake.cdn_url(f"{other.upstream_id}.jpg")
@@ -478,20 +484,20 @@ async def test_remix_only_with_the_option(fake: FakeCompatRelay, http: Http):
     plain = make_adapter(fake, http)
     assert "remix" not in plain.features
     assert "remix" in CompatRelayProvider.features
-    submitted = await plain.submit(job(model="sora-2", size=Size(width=720, height=1280)))
+    submitted = await plain.submit(req(size=Size(width=720, height=1280)), "sora-2")
     with pytest.raises(Unsupported):
-        await plain.remix(ref(submitted), job(prompt="again"))
+        await plain.remix(ref(submitted), req(prompt="again"), "sora-2")
     assert not fake.calls("/remix")
     willing = make_adapter(fake, http, remix=True)
     assert "remix" in willing.features
     state = await finish(willing, ref(submitted))
-    remix = await willing.remix(ref(submitted, state), job(prompt="again"))
+    remix = await willing.remix(ref(submitted, state), req(prompt="again"), "sora-2")
     assert remix.upstream_id in fake.tasks
     assert fake.calls(f"/v1/videos/{submitted.upstream_id}/remix", "POST")
 
 
 async def test_delete_is_local_only(fake: FakeCompatRelay, adapter: CompatRelayProvider):
-    submitted = await adapter.submit(job())
+    submitted = await adapter.submit(req(), MODEL)
     before = len(fake.requests)
     await adapter.delete(ref(submitted))
     assert len(fake.requests) == before
@@ -681,6 +687,20 @@ async def test_poll_errors_leave_the_task_running(
     done = await relay_on.wait(video["id"])
     assert done["status"] == "completed"
     assert not fake.answers.queue["retrieve"]
+
+
+async def test_a_task_not_stored_yet_is_waited_for(
+    relay_on: Relay, fake: FakeCompatRelay, monkeypatch: pytest.MonkeyPatch
+):
+    # the relay applies the adapter's PollRules (short waits here, the same rule)
+    rules = PollRules(not_found_window_s=30.0, not_found_backoff=(0.05, 0.05, 0.05, 0.05))
+    monkeypatch.setattr(CompatRelayProvider, "poll_rules", rules)
+    fake.missing_polls = 3
+    video = await relay_on.create()
+    done = await relay_on.wait(video["id"])
+    assert done["status"] == "completed", done
+    (task,) = fake.tasks
+    assert len(fake.calls(f"/v1/videos/{task}", "GET")) >= 4  # three misses, then found
 
 
 async def test_a_task_the_gateway_lost_expires(relay_on: Relay, fake: FakeCompatRelay):

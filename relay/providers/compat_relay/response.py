@@ -10,103 +10,42 @@ from typing import Any
 
 import orjson
 
-from relay.providers.base import (
+from relay.domain import Status
+from relay.providers.base import TaskError, Update, now
+from relay.providers.compat_relay.models import (
+    DEFAULT_TTL_S,
+    ENDED_CODES,
+    KEEP_WORDS,
+    MODERATION_CODES,
+    MODERATION_WORDS,
+    QUOTA_WORDS,
+    RESULT_PATHS,
+    STATUSES,
+)
+from relay.providers.errors import (
     AuthFailed,
-    Job,
     ProviderError,
     QuotaExceeded,
     RateLimited,
     Rejected,
-    Status,
-    TaskError,
     TaskNotFound,
     Unavailable,
-    Update,
-    now,
 )
 from relay.providers.normalize import (
-    clean_metadata,
     moderation_words,
     percent,
     retry_after,
     unix_seconds,
     whole_seconds,
 )
-from relay.providers.openai.wire import (
+from relay.providers.openai.response import (
     CREATING,
     Native,
     Phase,
-    create_fields,
     native_error,
-    note_unknown,
     text_of,
     video_size,
 )
-
-STATUS_WORDS: Mapping[Status, tuple[str, ...]] = {
-    "queued": (
-        "queued",
-        "pending",
-        "submitted",
-        "not_start",
-        "preparing",
-        "created",
-        "starting",
-        "notstarted",
-    ),
-    "in_progress": ("in_progress", "processing", "running", "generating"),
-    "completed": ("completed", "complete", "success", "succeeded", "finished"),
-    "failed": ("failed", "failure", "fail", "error", "cancelled", "canceled", "expired"),
-}
-STATUSES: Mapping[str, Status] = {w: s for s, words in STATUS_WORDS.items() for w in words}
-KEEP_WORDS = frozenset({"unknown", ""})  # the gateway has not polled its backend yet
-ENDED_CODES = {"cancelled": "cancelled", "canceled": "cancelled", "expired": "task_expired"}
-RESULT_PATHS = (
-    ("metadata", "url"),
-    ("video_url",),
-    ("url",),
-    ("output", "video_url"),
-    ("data", "url"),
-)
-DEFAULT_TTL_S = 3600.0
-# The backing providers' moderation signals (DashScope, MiniMax 1026/1027, Jimeng, Kling, ...).
-MODERATION_WORDS = (
-    "sensitive",
-    "datainspectionfailed",
-    "risk not pass",
-    "moderation",
-    "content policy",
-    "content_policy",
-    "inappropriate",
-    "敏感",
-    "违规",
-)
-MODERATION_CODES = frozenset({"1026", "1027"})
-QUOTA_WORDS = ("quota", "balance", "额度", "余额")
-
-
-# --- requests ---------------------------------------------------------------------------------
-
-
-def json_create(job: Job, seconds: int, size: str) -> dict[str, Any]:
-    """The JSON create: an image URL passes through; `metadata` goes as the gateway's own field,
-    which it merges into the backing provider's native body."""
-    body = create_fields(job, seconds, size)
-    if job.images:
-        body["input_reference"] = {"image_url": job.images[0].url_or_data_url()}
-    metadata = clean_metadata(job.metadata)
-    if metadata:
-        body["metadata"] = metadata
-    return body
-
-
-def form_create(job: Job, seconds: int, size: str) -> list[tuple[str, str]]:
-    pairs = list(create_fields(job, seconds, size).items())
-    metadata = clean_metadata(job.metadata)
-    if metadata:
-        pairs.append(("metadata", orjson.dumps(metadata).decode()))
-    return pairs
-
 
 # --- answers ----------------------------------------------------------------------------------
 
@@ -145,10 +84,7 @@ def unwrap(body: Mapping[str, Any]) -> Mapping[str, Any]:
 def status_of(word: Any) -> tuple[str, Status | None]:
     """The status word, lowered and stripped, and its relay status (None: keep the previous)."""
     text = word.strip().lower() if isinstance(word, str) else ""
-    status = STATUSES.get(text)
-    if status is None and text not in KEEP_WORDS:
-        note_unknown("compat-relay", text)
-    return text, status
+    return text, STATUSES.get(text)
 
 
 def result_url(body: Mapping[str, Any]) -> str | None:
@@ -182,6 +118,8 @@ def gateway_update(
             progress=progress,
             error=gateway_failure(word, body) if status == "failed" else None,
             poll_after_s=poll_after_s,
+            # `unknown` (or none) is expected until the gateway polls its backend: not news
+            unknown_status=word if status is None and word not in KEEP_WORDS else None,
         )
     completed_at = unix_seconds(body.get("completed_at")) or received_at or now()
     state = {
@@ -223,6 +161,9 @@ def is_moderation(native: Native) -> bool:
     return native.code in MODERATION_CODES or moderation_words(
         f"{native.code} {native.message}", MODERATION_WORDS
     )
+
+
+# --- errors -----------------------------------------------------------------------------------
 
 
 def backing_error(native: Native) -> Native | None:
@@ -277,6 +218,7 @@ def classify(
     if status >= 500 or status in (408, 425) or 300 <= status < 400:
         return Unavailable(text, maybe_created=phase in CREATING and status >= 500, detail=detail)
     if native.code == "task_not_exist" or (status == 404 and phase not in CREATING):
+        # right after create this may only mean "not stored yet": the relay's PollRules wait
         return TaskNotFound(f"the gateway does not know this task: {text}", detail=detail)
     if status == 404 and route_missing(status, body):
         return Unavailable("the gateway has no such route", detail=detail)

@@ -1,54 +1,35 @@
-"""The OpenAI Videos API wire format as pure functions (spec/providers/openai.md).
-
-Requests: the create body as JSON, or as multipart fields plus one file part. Answers: the video
-object to an Update, and error envelopes to the adapter error tree. Nothing here does I/O, so
-every rule is tested on the page's recorded bodies.
+"""OpenAI's answers as pure functions (spec/providers/openai.md): the video object to an Update,
+and error envelopes to the adapter error tree. Every rule is tested on the page's recorded bodies.
 """
 
 from __future__ import annotations
 
-import logging
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from relay.providers.base import (
+from relay.domain import Status
+from relay.providers.base import TaskError, Update
+from relay.providers.errors import (
     AuthFailed,
-    Job,
     ProviderError,
     QuotaExceeded,
     RateLimited,
     Rejected,
-    Size,
-    Status,
-    TaskError,
     TaskNotFound,
     Unavailable,
-    Update,
 )
 from relay.providers.normalize import (
-    merge_metadata,
     moderation_words,
     percent,
     retry_after,
-    snap_ratio,
-    snap_seconds,
     unix_seconds,
     whole_seconds,
 )
 
-log = logging.getLogger("relay.providers.openai")
-
 Phase = Literal["create", "remix", "poll", "content", "delete"]
 CREATING: frozenset[Phase] = frozenset({"create", "remix"})
-
-# Sora's own durations; 16 and 20 are newer than the docs most clients were written against.
-SORA_SECONDS = (4, 8, 12, 16, 20)
-# A bare ratio carries no tier, so it takes the default 720p size of its shape.
-RATIO_SIZES = {"9:16": "720x1280", "16:9": "1280x720"}
-IMAGE_EXTENSIONS = {"image/jpeg": "jpg", "image/png": "png", "image/webp": "webp"}
-HINTS = ("negative_prompt", "seed", "generate_audio", "enhance_prompt", "person_generation")
 
 STATUSES: Mapping[str, Status] = {
     "queued": "queued",
@@ -66,90 +47,8 @@ MODERATION_CODE_WORDS = ("moderation", "content_policy", "safety")
 _KEY_LIKE = re.compile(r"\bsk-[A-Za-z0-9_*\-]{6,}")
 _WXH = re.compile(r"^\d{2,5}x\d{2,5}$")
 
-_unknown_seen: set[tuple[str, str]] = set()
 
-
-def note_unknown(provider: str, word: str) -> None:
-    """Log each unknown native status once per process: it is news the first time only."""
-    if (provider, word) not in _unknown_seen:
-        _unknown_seen.add((provider, word))
-        log.info("%s: unknown upstream status %r; keeping the previous status", provider, word)
-
-
-# --- requests ---------------------------------------------------------------------------------
-
-
-def pixel_size(size: Size) -> str:
-    """WxH passes through (upstream decides what it accepts); a ratio becomes its 720p size."""
-    if size.width and size.height:
-        return f"{size.width}x{size.height}"
-    return RATIO_SIZES[snap_ratio(size, tuple(RATIO_SIZES))]
-
-
-def upstream_seconds(seconds: int, model: str) -> int:
-    """Sora models snap to their durations; another server's own models get the value as asked."""
-    if model.startswith("sora-"):
-        return snap_seconds(seconds, SORA_SECONDS)
-    return seconds
-
-
-def dropped_hints(job: Job) -> list[str]:
-    return [name for name in HINTS if getattr(job, name) is not None]
-
-
-def create_fields(job: Job, seconds: int, size: str) -> dict[str, Any]:
-    """The create fields, JSON-typed as upstream wants them (`seconds` is a string)."""
-    return {"model": job.model, "prompt": job.prompt, "seconds": str(seconds), "size": size}
-
-
-def json_create(job: Job, seconds: int, size: str) -> dict[str, Any]:
-    body = create_fields(job, seconds, size)
-    if job.images:
-        body["input_reference"] = {"image_url": job.images[0].url_or_data_url()}
-    return merge_metadata(body, job.metadata)
-
-
-@dataclass(frozen=True)
-class FilePart:
-    name: str
-    data: bytes
-    filename: str
-    content_type: str
-
-
-def image_part(data: bytes, mime: str) -> FilePart:
-    """The image as a file part; `mime` was sniffed from the bytes (never octet-stream)."""
-    return FilePart("input_reference", data, f"input_reference.{IMAGE_EXTENSIONS[mime]}", mime)
-
-
-def form_create(job: Job, seconds: int, size: str, has_file: bool) -> list[tuple[str, str]]:
-    """Multipart text fields; metadata joins them in bracket notation (`characters[][id]`)."""
-    body = merge_metadata(create_fields(job, seconds, size), job.metadata)
-    if has_file:
-        body.pop("input_reference", None)  # the file part is the input_reference
-    return form_fields(body)
-
-
-def form_fields(value: Mapping[str, Any], prefix: str = "") -> list[tuple[str, str]]:
-    pairs: list[tuple[str, str]] = []
-    for key, item in value.items():
-        pairs += _form_value(f"{prefix}[{key}]" if prefix else str(key), item)
-    return pairs
-
-
-def _form_value(name: str, item: Any) -> list[tuple[str, str]]:
-    if item is None:
-        return []
-    if isinstance(item, Mapping):
-        return form_fields(item, name)
-    if isinstance(item, list | tuple):
-        return [pair for element in item for pair in _form_value(f"{name}[]", element)]
-    if isinstance(item, bool):
-        return [(name, "true" if item else "false")]
-    return [(name, str(item))]
-
-
-# --- answers ----------------------------------------------------------------------------------
+# --- the video object -------------------------------------------------------------------------
 
 
 def poll_after(headers: Mapping[str, str]) -> float | None:
@@ -177,8 +76,6 @@ def video_update(body: Mapping[str, Any], poll_after_s: float | None = None) -> 
     """One retrieve answer (a video object) as an Update."""
     word = body.get("status")
     status = STATUSES.get(word) if isinstance(word, str) else None
-    if status is None:
-        note_unknown("openai", str(word))
     error = None
     if status == "failed":
         error = video_failure(str(word), body.get("error"))
@@ -192,6 +89,7 @@ def video_update(body: Mapping[str, Any], poll_after_s: float | None = None) -> 
         completed_at=unix_seconds(body.get("completed_at")) if done else None,
         expires_at=unix_seconds(body.get("expires_at")) if done else None,
         poll_after_s=poll_after_s,
+        unknown_status=str(word) if status is None else None,
     )
 
 
