@@ -10,7 +10,7 @@ from __future__ import annotations
 import base64
 import hashlib
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -161,6 +161,15 @@ class VideoRequest:
     person_generation: str | None = None
     metadata: Mapping[str, Any] = field(default_factory=dict)
     remix_of: str | None = None
+
+    def with_defaults(self, *, model: str, seconds: int, size: Size) -> VideoRequest:
+        """The request with what the client left out filled in."""
+        return replace(
+            self,
+            model=self.model or model,
+            seconds=self.seconds or seconds,
+            size=self.size or size,
+        )
 
     @property
     def public_model(self) -> str:

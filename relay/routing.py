@@ -22,9 +22,11 @@ The table is rebuilt on every config reload.
 
 from __future__ import annotations
 
+import asyncio
 import random
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator, Mapping
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -113,7 +115,8 @@ class Channel:
     config: ChannelConfig
     adapter: Provider[Any]
     health: Health = field(default_factory=Health)
-    in_flight: int = 0
+    in_flight: int = 0  # slots taken: tasks running on it, and submits under way
+    reserving: int = 0  # slots whose task row is not written (or moved here) yet
 
     @property
     def name(self) -> str:
@@ -157,6 +160,7 @@ class ChannelTable:
         rng: random.Random | None = None,
     ) -> None:
         self._channels = {c.name: c for c in channels}
+        self._counting = asyncio.Lock()
         self._events = events
         self._clock = clock
         self._rng = rng or random.Random()
@@ -203,8 +207,11 @@ class ChannelTable:
         keyed = [(self._rng.random() ** (1.0 / c.config.weight), c) for c in channels]
         return [c for _, c in sorted(keyed, key=lambda kc: kc[0], reverse=True)]
 
-    def admit(self, routes: Iterable[Route]) -> Admission:
-        """The first route whose channel may take a request now, with a slot taken for it."""
+    def admit(self, routes: Iterable[Route], *, early_probe: bool = True) -> Admission:
+        """The first route whose channel may take a request now, with a slot taken for it.
+
+        With every candidate cooling after failures, `early_probe` lets this request probe the
+        one back first; a request that already failed over does not probe a second one."""
         now = self._clock()
         routes = list(routes)
         full = False
@@ -225,7 +232,8 @@ class ChannelTable:
                 return Admission(route)
             full = True
         # Every candidate cooling after failures: the one back first takes one request at a time.
-        if cooling and not full and all(r.channel.health.state == COOLING for r in cooling):
+        all_cooling = all(r.channel.health.state == COOLING for r in cooling)
+        if early_probe and cooling and not full and all_cooling:
             first = min(cooling, key=lambda r: r.channel.health.until)
             if not first.channel.health.probing and self._take(first.channel, probe=True):
                 return Admission(first)
@@ -236,8 +244,27 @@ class ChannelTable:
         if channel.full:
             return False
         channel.in_flight += 1
+        channel.reserving += 1
         channel.health.probing = probe
         return True
+
+    @asynccontextmanager
+    async def placing(self, channel: Channel) -> AsyncIterator[None]:
+        """Around writing the task row that holds a slot just taken (created, or moved to this
+        channel): a recount never runs in between, so it neither misses nor doubles the slot."""
+        async with self._counting:
+            try:
+                yield
+            finally:
+                channel.reserving -= 1
+
+    async def recount(self, count: Callable[[], Awaitable[Mapping[str, int]]]) -> None:
+        """Running tasks per channel as the store counts them (every process's), plus the slots
+        of submits whose row is not written yet."""
+        async with self._counting:
+            counts = await count()
+            for channel in self._channels.values():
+                channel.in_flight = counts.get(channel.name, 0) + channel.reserving
 
     def release(self, channel: Channel) -> None:
         """Give a slot back: the submit failed, or the task finished."""
@@ -249,7 +276,7 @@ class ChannelTable:
             self.release(channel)
 
     def set_in_flight(self, counts: Mapping[str, int]) -> None:
-        """Running tasks per channel, as the store counts them (every process's)."""
+        """Running tasks per channel, as the store counts them, for a table nobody uses yet."""
         for channel in self._channels.values():
             channel.in_flight = counts.get(channel.name, 0)
 

@@ -178,6 +178,20 @@ async def relay(start_relay: Callable[[Config], Any], config: Config) -> Relay:
     return await start_relay(config)  # type: ignore[no-any-return]
 
 
+async def refused_upstream(resp: Any, *, rate_limited: bool) -> dict[str, Any]:
+    """A create every channel refused, nothing made: a 429 with Retry-After when they all rate
+    limited (a retry is safe), else a 502."""
+    body: dict[str, Any] = await resp.json()
+    if rate_limited:
+        assert resp.status == 429, body
+        assert body["error"]["code"] == "rate_limit_exceeded"
+        assert 1 <= int(resp.headers["Retry-After"]) <= 300
+    else:
+        assert resp.status == 502, body
+        assert body["error"]["code"] == "upstream_error"
+    return body
+
+
 @pytest.fixture
 def logs(caplog: pytest.LogCaptureFixture) -> pytest.LogCaptureFixture:
     caplog.set_level(logging.DEBUG)

@@ -11,10 +11,9 @@ import openai
 import pytest
 
 from relay.config import Config
-from relay.providers import REGISTRY
-from relay.providers.base import Job, Submitted
+from relay.domain import Task, VideoRequest
+from relay.providers.base import Provider, Submitted
 from relay.providers.demo import DemoProvider
-from relay.store import TaskRow
 from tests.conftest import ALICE, BOB, Relay, auth
 from tests.images import data_url, jpeg, png, webp
 
@@ -32,13 +31,13 @@ async def error_of(resp: aiohttp.ClientResponse, status: int) -> dict[str, Any]:
     return body["error"]  # type: ignore[no-any-return]
 
 
-async def stored(relay: Relay, video_id: str) -> TaskRow:
+async def stored(relay: Relay, video_id: str) -> Task:
     row = await relay.store.get_task(video_id)
     assert row is not None, "the task row must exist as soon as create answers"
     return row
 
 
-async def alice_rows(relay: Relay) -> list[TaskRow]:
+async def alice_rows(relay: Relay) -> list[Task]:
     return await relay.store.list_tasks(owner="alice", after=None, limit=100, descending=True)
 
 
@@ -554,18 +553,20 @@ class GatedProvider(DemoProvider):
     submits = 0
     second_submit = asyncio.Event()
 
-    async def submit(self, job: Job) -> Submitted:
+    async def submit(self, request: VideoRequest, model: str) -> Submitted:
         cls = GatedProvider
         cls.submits += 1
         if cls.submits == 2:
             cls.second_submit.set()
         await cls.gate.wait()
-        return await super().submit(job)
+        return await super().submit(request, model)
 
 
 @pytest.fixture
-def gated(monkeypatch: pytest.MonkeyPatch) -> type[GatedProvider]:
-    monkeypatch.setitem(REGISTRY, "gated", GatedProvider)
+def gated(
+    monkeypatch: pytest.MonkeyPatch, providers: dict[str, type[Provider[Any]]]
+) -> type[GatedProvider]:
+    providers["gated"] = GatedProvider
     monkeypatch.setattr(GatedProvider, "gate", asyncio.Event())
     monkeypatch.setattr(GatedProvider, "second_submit", asyncio.Event())
     monkeypatch.setattr(GatedProvider, "submits", 0)

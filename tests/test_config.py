@@ -5,15 +5,18 @@ shown; the lookup order; `relay check-config`."""
 from __future__ import annotations
 
 import copy
+import functools
 import hashlib
 import re
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar, NamedTuple
 
 import pytest
 
 from relay import cli
+from relay import config as config_mod
 from relay.config import (
     EMBEDDED_DEFAULTS,
     ChannelConfig,
@@ -21,12 +24,11 @@ from relay.config import (
     Webhook,
     find_config_path,
     known_keys,
-    load,
-    parse,
 )
 from relay.errors import ConfigError
 from relay.providers import REGISTRY
-from relay.providers.base import Option, Provider
+from relay.providers.base import NoOptions, Provider, option
+from relay.routing import upstream_model
 
 KEY = "sk-home-0123456789abcdef"
 WEBHOOK_SECRET = "whsec_0123456789abcdef"
@@ -77,29 +79,32 @@ class PairProvider(Provider):
     default_base_url = "https://pair.example"
 
 
-class KeyedProvider(Provider):
+@dataclass(frozen=True)
+class KeyedOptions:
+    auth: dict[str, Any] = option({}, "extra headers")
+    hosts: list[Any] = option([], "mirrors")
+    token: str = option("", "a second credential")
+    mode: str = option("std", "quality", choices=("std", "pro"))
+
+
+class KeyedProvider(Provider[KeyedOptions]):
     """Needs an api_key and a base_url; takes a few options of different kinds."""
 
     name = "keyed"
     credentials = ("api_key",)
-    options: ClassVar[dict[str, Option]] = {
-        "auth": Option(dict, {}, "extra headers"),
-        "hosts": Option(list, [], "mirrors"),
-        "token": Option(str, "", "a second credential"),
-        "mode": Option(str, "std", "quality", choices=("std", "pro")),
-    }
+    Options = KeyedOptions
 
 
-class BareProvider(Provider):
+class BareProvider(Provider[NoOptions]):
     name = "bare"
     credentials = ()
     default_base_url = "https://bare.example"
 
 
-@pytest.fixture
-def providers(monkeypatch: pytest.MonkeyPatch) -> None:
-    for cls in (PairProvider, KeyedProvider, BareProvider):
-        monkeypatch.setitem(REGISTRY, cls.name, cls)
+# The registry and this file's own providers, which every config of this file may name.
+PROVIDERS = {**REGISTRY, **{cls.name: cls for cls in (PairProvider, KeyedProvider, BareProvider)}}
+parse = functools.partial(config_mod.parse, providers=PROVIDERS)
+load = functools.partial(config_mod.load, providers=PROVIDERS)
 
 
 # --- every key: default, good value, bad type, bad value ------------------------------------------
@@ -275,8 +280,8 @@ def test_model_map_names_only_listed_models() -> None:
         "channels[0].model_map.veo-3: a model listed in models (got 'veo-3')"
     ]
     config = parse(put(base(), "channels[0].model_map", {"sora-2": "demo-hd"}), env={})
-    assert config.channels[0].upstream_model("sora-2") == "demo-hd"
-    assert config.channels[0].upstream_model("demo") == "demo"
+    assert upstream_model(config.channels[0], "sora-2") == "demo-hd"
+    assert upstream_model(config.channels[0], "demo") == "demo"
 
 
 @pytest.mark.parametrize(
@@ -295,12 +300,12 @@ def test_model_map_by_job_shape() -> None:
     table = {"text": "t2v", "image": "i2v", "reference": "ref"}
     config = parse(put(base(), "channels[0].model_map", {"sora-2": table}), env={})
     channel = config.channels[0]
-    assert channel.upstream_model("sora-2") == "t2v"
-    assert channel.upstream_model("sora-2", "image") == "i2v"
-    assert channel.upstream_model("sora-2", "frames") == "i2v"  # falls back to image
-    assert channel.upstream_model("sora-2", "reference") == "ref"
+    assert upstream_model(channel, "sora-2") == "t2v"
+    assert upstream_model(channel, "sora-2", "image") == "i2v"
+    assert upstream_model(channel, "sora-2", "frames") == "i2v"  # falls back to image
+    assert upstream_model(channel, "sora-2", "reference") == "ref"
     only_image = parse(put(base(), "channels[0].model_map", {"sora-2": {"image": "i2v"}}), env={})
-    assert only_image.channels[0].upstream_model("sora-2", "text") == "i2v"  # the one it has
+    assert upstream_model(only_image.channels[0], "sora-2", "text") == "i2v"  # the one it has
 
 
 def test_models_are_required() -> None:
@@ -455,7 +460,6 @@ def test_at_least_one_channel() -> None:
     assert problems_of(raw) == [problem]
 
 
-@pytest.mark.usefixtures("providers")
 def test_credentials_required_per_provider() -> None:
     raw = base()
     raw["channels"] += [
@@ -476,7 +480,6 @@ def test_credentials_required_per_provider() -> None:
     ]
 
 
-@pytest.mark.usefixtures("providers")
 def test_credentials_given() -> None:
     raw = base()
     raw["channels"] += [
@@ -505,7 +508,6 @@ def test_credentials_given() -> None:
         assert secret not in repr(config)
 
 
-@pytest.mark.usefixtures("providers")
 def test_base_url_required_without_a_provider_default() -> None:
     raw = base()
     raw["channels"].append(
@@ -514,7 +516,6 @@ def test_base_url_required_without_a_provider_default() -> None:
     assert problems_of(raw) == ["channels[1].base_url: required by provider 'keyed'"]
 
 
-@pytest.mark.usefixtures("providers")
 def test_provider_options_are_validated() -> None:
     raw = base()
     raw["channels"].append(
@@ -533,7 +534,6 @@ def test_provider_options_are_validated() -> None:
     ]
 
 
-@pytest.mark.usefixtures("providers")
 def test_options_of_a_provider_without_options() -> None:
     raw = base()
     raw["channels"].append(
@@ -610,7 +610,6 @@ def test_long_values_are_shortened() -> None:
 # --- secrets --------------------------------------------------------------------------------------
 
 
-@pytest.mark.usefixtures("providers")
 @pytest.mark.parametrize(
     "mistake",
     [
@@ -657,7 +656,6 @@ def test_a_secret_of_the_wrong_type_names_its_path() -> None:
 # --- ${ENV} ---------------------------------------------------------------------------------------
 
 
-@pytest.mark.usefixtures("providers")
 def test_env_expansion_everywhere() -> None:
     raw = base()
     raw["server"] = {"public_url": "https://${HOST}/relay"}
@@ -700,7 +698,6 @@ def test_env_expansion_everywhere() -> None:
     assert channel.options["token"] == "t0k"
 
 
-@pytest.mark.usefixtures("providers")
 def test_missing_env_variables_are_errors_naming_the_path() -> None:
     raw = base()
     raw["keys"][0]["key"] = "${RELAY_KEY}"

@@ -13,7 +13,7 @@ from aiohttp.test_utils import TestServer
 
 from relay.config import Config
 from relay.content import ByteRange, Unsatisfiable, if_range_allows, parse_range
-from relay.providers import REGISTRY
+from relay.providers.base import Provider
 from relay.providers.demo import ASSETS
 from tests.conftest import ALICE, Relay, auth
 from tests.fakes.base import VIDEO, FakeUpstream
@@ -176,8 +176,8 @@ async def cdn() -> AsyncIterator[FakeUpstream]:
 
 
 @pytest.fixture
-def scripted(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setitem(REGISTRY, "scripted", ScriptedProvider)
+def scripted(providers: dict[str, type[Provider[Any]]]) -> None:
+    providers["scripted"] = ScriptedProvider
 
 
 @pytest.fixture

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from relay.config import known_keys, parse
 from relay.providers import REGISTRY
+from relay.providers.base import option_specs
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = (ROOT / "config.example.toml").read_text()
@@ -59,7 +60,7 @@ def test_every_provider_has_a_channel_block_with_its_options_and_credentials():
     blocks = channel_blocks()
     for name, cls in REGISTRY.items():
         assert name in blocks, f"no [[channels]] example for provider {name!r}"
-        for option in cls.options:
+        for option in option_specs(cls.Options):
             assert re.search(rf"\b{option}\b", blocks[name]), f"{name}: option {option}"
         for cred in cls.credentials:
             assert re.search(rf"^#? ?{cred} = ", blocks[name], re.M), f"{name}: {cred}"

@@ -3,14 +3,17 @@ statuses (502 / 503 / 500) as clients see them."""
 
 from __future__ import annotations
 
+import asyncio
+
 from collections.abc import Callable
 from typing import Any, ClassVar
 
 import pytest
 
 from relay.config import Config
-from relay.providers import REGISTRY
-from relay.providers.base import Job, Provider, Submitted, TaskRef, Unavailable, Update
+from relay.domain import TaskRef, VideoRequest
+from relay.providers.base import Provider, Submitted, Update
+from relay.providers.errors import Unavailable
 from tests.conftest import Relay, auth
 
 ENVELOPE_KEYS = {"message", "type", "param", "code"}
@@ -101,15 +104,18 @@ async def test_413(relay: Relay):
 # --- the submit policy as clients see it -----------------------------------------------------
 
 
-class Broken(Provider):
+class Broken(Provider[Any]):
     name = "broken"
     credentials = ()
     needs_network = False
     mode: ClassVar[str] = "down"
     submits: ClassVar[int] = 0
+    gate: ClassVar[asyncio.Event | None] = None
 
-    async def submit(self, job: Job) -> Submitted:
+    async def submit(self, request: VideoRequest, model: str) -> Submitted:
         type(self).submits += 1
+        if self.gate is not None:
+            await self.gate.wait()
         if self.mode == "bug":
             raise RuntimeError("secret-internal-detail")
         if self.mode == "timeout":
@@ -125,12 +131,13 @@ class Broken(Provider):
 
 @pytest.fixture
 async def broken(
-    monkeypatch: pytest.MonkeyPatch,
     start_relay: Callable[[Config], Any],
     make_config: Callable[..., Config],
+    providers: dict[str, type[Provider[Any]]],
 ) -> Relay:
-    monkeypatch.setitem(REGISTRY, "broken", Broken)
+    providers["broken"] = Broken
     Broken.submits = 0
+    Broken.gate = None
     config = make_config(channels=[{"name": "b", "provider": "broken", "models": ["sora-2"]}])
     return await start_relay(config)  # type: ignore[no-any-return]
 
@@ -150,10 +157,21 @@ async def test_502_when_every_channel_failed_and_nothing_was_created(
 
 async def test_503_while_the_only_channel_cools_down(broken: Relay):
     Broken.mode = "down"
-    await broken.client.post("/v1/videos", json={"prompt": "x"}, headers=auth())
+    for _ in range(3):  # three failures in a row open the channel's breaker
+        resp = await broken.client.post("/v1/videos", json={"prompt": "x"}, headers=auth())
+        await assert_error(resp, 502, "server_error", "upstream_error")
+    Broken.gate = asyncio.Event()
+    probe = asyncio.create_task(
+        broken.client.post("/v1/videos", json={"prompt": "x"}, headers=auth())
+    )
+    while Broken.submits < 4:  # one request at a time still probes the cooling channel
+        await asyncio.sleep(0.01)
     resp = await broken.client.post("/v1/videos", json={"prompt": "x"}, headers=auth())
     await assert_error(resp, 503, "server_error", "no_available_channel")
-    assert Broken.submits == 1  # the cooling channel was not called again
+    assert int(resp.headers["Retry-After"]) >= 1
+    assert Broken.submits == 4  # the cooling channel was not called again meanwhile
+    Broken.gate.set()
+    await assert_error(await probe, 502, "server_error", "upstream_error")
 
 
 async def test_503_when_the_model_has_only_disabled_channels(

@@ -10,36 +10,32 @@ from typing import Any, ClassVar
 
 import pytest
 
-from relay.app import build_runtime
-from relay.auth import Principal
 from relay.config import Config
-from relay.lifecycle import AUTH_FAILURES_BEFORE_FAIL, Lifecycle, next_progress
-from relay.poller import Poller
-from relay.providers import REGISTRY
-from relay.providers.base import (
+from relay.domain import Principal, Size, Task, TaskRef, VideoRequest
+from relay.events import Events, TaskFinished
+from relay.policy import AUTH_FAILURES_BEFORE_FAIL
+from relay.providers.base import PollRules, Provider, Submitted, TaskError, Update
+from relay.providers.errors import (
     AuthFailed,
-    Job,
-    Provider,
+    QuotaExceeded,
     RateLimited,
-    Size,
-    Submitted,
-    TaskError,
     TaskNotFound,
-    TaskRef,
+    TransientError,
     Unavailable,
-    Update,
 )
-from relay.store import Store, TaskRow
-from relay.tasks import Videos
+from relay.runtime import Runtime, build_parts
+from relay.store.sqlite import SqliteStore
+from relay.tasks import Context, Videos
+from relay.tasks.refresh import next_progress
 from relay.upstream import Http
-from relay.video import CreateRequest
+from relay.workers.poller import Poller
 from tests.conftest import Relay, auth
 from tests.storetools import insert_task, update_task
 
 ALICE = Principal("alice", "user", "static:alice")
 
 
-class Scripted(Provider):
+class Scripted(Provider[Any]):
     """Each poll takes the next outcome from a shared script (an Update or an exception)."""
 
     name = "pollscript"
@@ -52,8 +48,10 @@ class Scripted(Provider):
     in_poll: ClassVar[int] = 0
     most_in_poll: ClassVar[int] = 0
 
-    async def submit(self, job: Job) -> Submitted:
-        return Submitted(upstream_id="u-1", seconds=str(job.seconds), size=str(job.size))
+    async def submit(self, request: VideoRequest, model: str) -> Submitted:
+        return Submitted(
+            upstream_id="u-1", seconds=str(request.duration), size=str(request.dimensions)
+        )
 
     async def poll(self, task: TaskRef) -> Update:
         cls = type(self)
@@ -80,8 +78,8 @@ class Clock:
 
 
 @pytest.fixture(autouse=True)
-def scripted(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setitem(REGISTRY, "pollscript", Scripted)
+def scripted(providers: dict[str, type[Provider[Any]]]) -> None:
+    providers["pollscript"] = Scripted
     Scripted.script = deque()
     Scripted.polls = Scripted.in_poll = Scripted.most_in_poll = 0
     Scripted.gate = None
@@ -98,40 +96,43 @@ def poll_config(make_config: Callable[..., Config]) -> Config:
 class Service:
     """The use cases (creates) and the lifecycle (polls) over one store, as the app wires them."""
 
-    def __init__(self, videos: Videos, life: Lifecycle) -> None:
+    def __init__(self, videos: Videos) -> None:
         self.videos = videos
-        self.life = life
-        self.store = videos.store
+        self.events = videos.ctx.events
+        self.store = videos.ctx.store
         self.create = videos.create
-        self.refresh = life.refresh
-        self.fail_overdue = life.fail_overdue
-        self.fail_stale_submissions = life.fail_stale_submissions
-        self.finished_listeners = life.finished_listeners
+        self.refresh = videos.lifecycle.refresh
+        self.fail_overdue = videos.lifecycle.fail_overdue
+        self.fail_stale_submissions = videos.lifecycle.fail_stale_submissions
 
 
 @pytest.fixture
-async def service(poll_config: Config, tmp_path: Path) -> AsyncIterator[tuple[Service, Clock]]:
+async def service(
+    poll_config: Config, tmp_path: Path, providers: dict[str, type[Provider[Any]]]
+) -> AsyncIterator[tuple[Service, Clock]]:
     store = await SqliteStore.open(tmp_path / "svc.db")
     http = Http(allow_private_networks=True)
-    runtime = build_runtime(poll_config, store, http)
     clock = Clock()
-    videos = Videos(store, lambda: runtime, instance="me", clock=clock)
-    life = Lifecycle(store, lambda: runtime, instance="me", clock=clock)
-    yield Service(videos, life), clock
+    events = Events()
+    parts = build_parts(
+        poll_config, providers=providers, store=store, http=http, events=events, clock=clock
+    )
+    ctx = Context(store=store, runtime=Runtime(parts), events=events, clock=clock, instance="me")
+    yield Service(Videos(ctx)), clock
     await http.close()
     await store.close()
 
 
-def request(prompt: str = "p") -> CreateRequest:
-    return CreateRequest(prompt=prompt, model="sora-2", seconds=4, size=Size(720, 1280))
+def request(prompt: str = "p") -> VideoRequest:
+    return VideoRequest(prompt=prompt, model="sora-2", seconds=4, size=Size(720, 1280))
 
 
-async def running(videos: Service) -> TaskRow:
+async def running(videos: Service) -> Task:
     row, _ = await videos.create(ALICE, request())
     return row
 
 
-async def poll_once(videos: Service, clock: Clock) -> TaskRow:
+async def poll_once(videos: Service, clock: Clock) -> Task:
     """Advance to the task's due time, lease it like the poller does, refresh it."""
     row = (await videos.store.list_tasks(owner=None, after=None, limit=1, descending=True))[0]
     clock.now = max(clock.now, row.next_poll_at or clock.now)
@@ -263,11 +264,7 @@ async def test_terminal_transition_and_its_listeners_run_once(service: tuple[Ser
     videos, _ = service
     row = await running(videos)
     seen: list[str] = []
-
-    async def listener(finished: TaskRow) -> None:
-        seen.append(finished.status)
-
-    videos.finished_listeners.append(listener)
+    videos.events.subscribe(TaskFinished, lambda finished: seen.append(finished.status))
     claimed = await videos.store.claim_due(
         now=row.next_poll_at or 0, lease_owner="me", lease_s=60, limit=1
     )
@@ -291,7 +288,8 @@ async def test_overall_timeout(service: tuple[Service, Clock]):
 
 async def test_cut_off_submit_is_failed_not_resubmitted(service: tuple[Service, Clock]):
     videos, clock = service
-    await insert_task(videos.store, 
+    await insert_task(
+        videos.store,
         {
             "id": "video_cut",
             "owner": "alice",
@@ -308,7 +306,7 @@ async def test_cut_off_submit_is_failed_not_resubmitted(service: tuple[Service, 
             "updated_at": clock.now,
             "lease_owner": "dead",
             "lease_until": clock.now + 30,
-        }
+        },
     )
     assert await videos.fail_stale_submissions() == 0  # its submitter may still be at work
     clock.now += 31
@@ -336,10 +334,9 @@ async def test_loop_bounds_concurrency_and_releases_leases(
     Scripted.gate = asyncio.Event()
     relay: Relay = await start_relay(poll_config)
     ids = [(await relay.create())["id"] for _ in range(5)]
-    state = relay.state
     for row_id in ids:  # make all five due now
-        await update_task(state.store, row_id, {"next_poll_at": 0.0})
-    state.poller.wake()
+        await update_task(relay.store, row_id, {"next_poll_at": 0.0})
+    relay.poller.wake()
     for _ in range(100):
         if Scripted.in_poll == 2:
             break
@@ -347,8 +344,8 @@ async def test_loop_bounds_concurrency_and_releases_leases(
     await asyncio.sleep(0.1)
     assert Scripted.most_in_poll == 2  # polling.concurrency
     Scripted.gate.set()
-    await state.poller.stop()
-    leased = [r for r in [await state.store.get_task(i) for i in ids] if r and r.lease_owner]
+    await relay.poller.stop()
+    leased = [r for r in [await relay.store.get_task(i) for i in ids] if r and r.lease_owner]
     assert leased == []
 
 
@@ -361,12 +358,12 @@ async def test_two_pollers_on_one_database_never_poll_a_task_twice(
     for row_id in ids:
         await update_task(relay.store, row_id, {"next_poll_at": 0.0})
     Scripted.gate = asyncio.Event()
-    state = relay.state
-    other = Lifecycle(
-        state.store, lambda: state.runtime, instance="other", clock=state.videos.clock
+    ctx = relay.videos.ctx
+    other = Videos(Context(ctx.store, ctx.runtime, ctx.events, ctx.clock, instance="other"))
+    first = Poller(relay.lifecycle, relay.store, relay.runtime, instance="me", clock=relay.clock)
+    second = Poller(
+        other.lifecycle, relay.store, relay.runtime, instance="other", clock=relay.clock
     )
-    first = Poller(relay.lifecycle, relay.store, clock=relay.clock)
-    second = Poller(other, relay.store, clock=other.clock)
     await asyncio.gather(first.round(), second.round())
     await asyncio.sleep(0.05)
     assert Scripted.in_poll == 4  # two each (concurrency 2), four distinct tasks
@@ -393,3 +390,82 @@ async def test_status_stays_on_the_wire_vocabulary(relay: Relay):
     assert seen <= {"queued", "in_progress", "completed"}
     resp = await relay.client.get(f"/v1/videos/{video['id']}", headers=auth())
     assert "openai-poll-after-ms" not in resp.headers  # finished: no poll hint
+
+
+# --- the rules an adapter declares, and the channel effects of a poll -----------------------
+
+
+async def test_an_error_streak_fails_the_task_where_the_adapter_says_so(
+    service: tuple[Service, Clock], monkeypatch: pytest.MonkeyPatch
+):
+    monkeypatch.setattr(Scripted, "poll_rules", PollRules(fail_after_errors=3))
+    videos, clock = service
+    await running(videos)
+    Scripted.script.extend([Unavailable("gateway 502")] * 5)  # outages never count
+    for _ in range(5):
+        assert (await poll_once(videos, clock)).status == "queued"
+    Scripted.script.extend([TransientError("1001: timeout")] * 2)
+    for _ in range(2):
+        row = await poll_once(videos, clock)
+        assert row.status == "queued"
+    assert row.poll_errors == 2
+    Scripted.script.append(TransientError("1001: timeout"))
+    row = await poll_once(videos, clock)
+    assert (row.status, row.error_code) == ("failed", "upstream_error")
+    assert row.error_message == "1001: timeout (3 polls in a row)"
+
+
+async def test_a_transient_streak_never_fails_without_the_rule(service: tuple[Service, Clock]):
+    videos, clock = service
+    await running(videos)
+    Scripted.script.extend([TransientError("1001: timeout")] * 8)
+    for _ in range(8):
+        assert (await poll_once(videos, clock)).status == "queued"
+
+
+async def test_an_unknown_id_right_after_submit_is_waited_for(
+    service: tuple[Service, Clock], monkeypatch: pytest.MonkeyPatch
+):
+    rules = PollRules(not_found_window_s=30, not_found_backoff=(2.0, 3.0))
+    monkeypatch.setattr(Scripted, "poll_rules", rules)
+    videos, clock = service
+    row = await running(videos)
+    clock.now = row.submitted_at + 1  # type: ignore[operator]
+    waits = []
+    for _ in range(2):
+        Scripted.script.append(TaskNotFound("task_not_exist"))
+        row = await poll_once(videos, clock)
+        assert row.status == "queued"
+        waits.append(round((row.next_poll_at or 0) - clock.now, 3))
+    assert waits == [2.0, 3.0]
+    Scripted.script.append(TaskNotFound("task_not_exist"))
+    row = await poll_once(videos, clock)  # the backoff is used up: gone
+    assert (row.status, row.error_code) == ("failed", "task_expired")
+
+
+async def test_an_unknown_id_after_the_window_is_gone_at_once(
+    service: tuple[Service, Clock], monkeypatch: pytest.MonkeyPatch
+):
+    rules = PollRules(not_found_window_s=30, not_found_backoff=(2.0, 3.0))
+    monkeypatch.setattr(Scripted, "poll_rules", rules)
+    videos, clock = service
+    row = await running(videos)
+    clock.now = row.submitted_at + 31  # type: ignore[operator]
+    Scripted.script.append(TaskNotFound("task_not_exist"))
+    row = await poll_once(videos, clock)
+    assert (row.status, row.error_code) == ("failed", "task_expired")
+
+
+async def test_refused_credentials_and_quota_at_poll_take_the_channel_out(
+    service: tuple[Service, Clock],
+):
+    videos, clock = service
+    await running(videos)
+    channel = videos.videos.ctx.runtime.channels.get("p")
+    assert channel is not None
+    Scripted.script.append(QuotaExceeded("no balance"))
+    row = await poll_once(videos, clock)
+    assert row.status == "queued" and channel.health.state == "quota"
+    Scripted.script.append(AuthFailed("key refused"))
+    row = await poll_once(videos, clock)
+    assert row.status == "queued" and channel.health.state == "credentials"

@@ -144,3 +144,40 @@ def test_client_address_honours_the_proxy_only_when_trusted(tmp_path: Path):
             "GET", "/healthz", headers={"X-Forwarded-For": "203.0.113.7, 10.0.0.1"}, app=app
         )
         assert (client_address(request) == "203.0.113.7") is trusted
+
+
+def _start_fails(tmp_path: Path, port: int) -> subprocess.CompletedProcess[str]:
+    config = tmp_path / "config.toml"
+    write_config(config, port, tmp_path / "data", '["sora-2"]')
+    return subprocess.run(
+        [sys.executable, "-m", "relay", "serve", "--config", str(config)],
+        env={"TEST_RELAY_KEY": KEY, "PATH": "/usr/bin:/bin"},
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+
+
+def test_a_damaged_database_stops_the_start_with_one_line(tmp_path: Path):
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "relay.db").write_bytes(b"this is not a database file at all" * 100)
+    started = time.monotonic()
+    done = _start_fails(tmp_path, free_port())
+    assert done.returncode != 0
+    assert time.monotonic() - started < 20  # it exits: no process left hanging, alive and deaf
+    errors = [line for line in done.stderr.splitlines() if line.startswith("relay:")]
+    assert len(errors) == 1 and "could not start" in errors[0]
+    assert "not a database" in errors[0]
+    assert "Traceback" not in done.stderr
+
+
+def test_a_port_in_use_stops_the_start_with_one_line(tmp_path: Path):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        done = _start_fails(tmp_path, taken.getsockname()[1])
+    assert done.returncode != 0
+    errors = [line for line in done.stderr.splitlines() if line.startswith("relay:")]
+    assert len(errors) == 1 and "could not start" in errors[0]
+    assert "Traceback" not in done.stderr

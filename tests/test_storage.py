@@ -12,7 +12,7 @@ import aiohttp
 import pytest
 
 from relay.config import Config
-from relay.providers import REGISTRY
+from relay.providers.base import Provider
 from relay.providers.demo import ASSETS
 from relay.store import Copy
 from tests.conftest import Relay, auth
@@ -35,9 +35,12 @@ async def cdn() -> AsyncIterator[FakeUpstream]:
 
 @pytest.fixture
 def kept(
-    monkeypatch: pytest.MonkeyPatch, cdn: FakeUpstream, make_config: Callable[..., Config]
+    monkeypatch: pytest.MonkeyPatch,
+    cdn: FakeUpstream,
+    make_config: Callable[..., Config],
+    providers: dict[str, type[Provider[Any]]],
 ) -> Callable[..., Config]:
-    monkeypatch.setitem(REGISTRY, "scripted", ScriptedProvider)
+    providers["scripted"] = ScriptedProvider
     monkeypatch.setattr("relay.workers.copier.FIRST_RETRY_S", 0.05)
 
     def config(**storage: Any) -> Config:
@@ -183,12 +186,12 @@ async def test_a_truncated_upstream_never_becomes_a_stored_copy(
 
 
 async def test_an_expired_url_is_refreshed_for_the_copy(
-    monkeypatch: pytest.MonkeyPatch,
     cdn: FakeUpstream,
     start_relay: Callable[[Config], Any],
     make_config: Callable[..., Config],
+    providers: dict[str, type[Provider[Any]]],
 ):
-    monkeypatch.setitem(REGISTRY, "scripted", ScriptedProvider)
+    providers["scripted"] = ScriptedProvider
     fresh = FakeUpstream()
     await fresh.start()
     try:
@@ -257,7 +260,7 @@ async def test_retention_by_age(
     await stored(relay, new)
     store = relay.store
     long_ago = relay.clock() - 8 * 86400
-    for copy in await store.copies_of(old):
+    for copy in await copies_of(store, old):
         await store._db.execute(
             "UPDATE copies SET stored_at = ? WHERE task_id = ? AND variant = ?",
             (long_ago, copy.task_id, copy.variant),

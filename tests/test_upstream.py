@@ -6,8 +6,12 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from relay.config import ChannelConfig
-from relay.providers.base import Image, Provider, Rejected
+from typing import Any
+
+from relay.domain import Image
+from relay.providers.base import ChannelView, NoOptions, Provider
+from relay.providers.errors import Rejected
+from relay.providers.http import ChannelHttp
 from relay.upstream import Http
 from tests.fakes.base import FakeUpstream
 from tests.images import png
@@ -25,10 +29,9 @@ async def cdn() -> AsyncIterator[FakeUpstream]:
     await fake.close()
 
 
-async def adapter(allow_private: bool) -> tuple[Provider, Http]:
+async def adapter(allow_private: bool) -> tuple[Provider[Any], Http]:
     http = Http(allow_private_networks=allow_private)
-    cfg = ChannelConfig(name="t", provider="t", models=("m",))
-    return Provider(cfg, http.for_channel(10)), http
+    return Provider(ChannelView("t", NoOptions()), ChannelHttp(http, 10)), http
 
 
 async def test_a_large_image_arrives_whole(cdn: FakeUpstream):

@@ -10,27 +10,37 @@ import orjson
 import pytest
 
 from relay.config import Defaults
+from relay.domain import Image, Media, Size, Task, VideoRequest, sniff_image
 from relay.errors import InvalidRequest, RelayError, RequestTooLarge
-from relay.forms import Upload, sniff_image, unflatten
-from relay.providers.base import Image, Media, Size
-from relay.store import TaskRow
-from relay.video import CreateRequest, RemixRequest, parse_create, parse_remix, render
+from relay.video import Upload, parse_create, parse_remix, render
+from relay.web.forms import unflatten
 from tests.images import data_url, jpeg, png, webp
 
 MAX_UPLOAD = 10 * 1024 * 1024
 URL = "https://img.example.test/a.png"
 
 
-def create(defaults: Defaults | None = None, upload: Upload | None = None, **data: Any):
+def parsed(upload: Upload | None = None, **data: Any) -> VideoRequest:
+    """The request as the wire format reads it: what the client left out is None."""
     data.setdefault("prompt", "a paper airplane")
-    return parse_create(data, upload, defaults=defaults or Defaults(), max_upload=MAX_UPLOAD)
+    return parse_create(data, upload, max_upload=MAX_UPLOAD)
+
+
+def create(
+    defaults: Defaults | None = None, upload: Upload | None = None, **data: Any
+) -> VideoRequest:
+    """The request with the config's defaults applied, as the create use case does once."""
+    defaults = defaults or Defaults()
+    return parsed(upload, **data).with_defaults(
+        model=defaults.model, seconds=int(defaults.seconds), size=Size.parse(defaults.size)
+    )
 
 
 def refused(data: dict[str, Any], upload: Upload | None = None, **kw: Any) -> RelayError:
     """The error a create body gets (with a prompt unless the body says otherwise)."""
     body = {"prompt": "a paper airplane", **data}
     with pytest.raises(RelayError) as caught:
-        parse_create(body, upload, defaults=Defaults(), max_upload=kw.get("max_upload", MAX_UPLOAD))
+        parse_create(body, upload, max_upload=kw.get("max_upload", MAX_UPLOAD))
     return caught.value
 
 
@@ -47,7 +57,7 @@ def bad(data: dict[str, Any], param: str, code: str = "invalid_parameter") -> Re
 
 def test_minimal_request_takes_the_config_defaults():
     req = create()
-    assert isinstance(req, CreateRequest)
+    assert isinstance(req, VideoRequest)
     assert (req.prompt, req.model, req.seconds, req.size) == (
         "a paper airplane",
         "sora-2",
@@ -55,10 +65,11 @@ def test_minimal_request_takes_the_config_defaults():
         Size(width=720, height=1280),
     )
     assert req.images == () and req.media == () and dict(req.metadata) == {}
-    assert req.given == frozenset({"prompt"}) and not req.model_given
+    given = parsed()
+    assert (given.model, given.seconds, given.size) == (None, None, None)
     hints = (req.negative_prompt, req.seed, req.generate_audio, req.enhance_prompt)
     assert hints == (None, None, None, None) and req.person_generation is None
-    assert req.remix_video_id is None
+    assert req.remix_of is None
 
 
 def test_defaults_come_from_the_config():
@@ -80,7 +91,7 @@ def test_empty_prompt_is_missing(prompt: str):
 
 def test_absent_or_null_prompt_is_missing():
     with pytest.raises(InvalidRequest) as caught:
-        parse_create({}, None, defaults=Defaults(), max_upload=MAX_UPLOAD)
+        parse_create({}, None, max_upload=MAX_UPLOAD)
     assert (caught.value.code, caught.value.param) == ("missing_parameter", "prompt")
     bad({"prompt": None}, "prompt", "missing_parameter")
 
@@ -91,14 +102,15 @@ def test_prompt_must_be_a_string(prompt: Any):
 
 
 def test_model_given_is_kept_and_trimmed():
-    req = create(model=" sora-2-pro ")
-    assert req.model == "sora-2-pro" and req.model_given
+    req = parsed(model=" sora-2-pro ")
+    assert req.model == "sora-2-pro"
 
 
 def test_null_fields_count_as_not_sent():
     req = create(model=None, seconds=None, size=None, metadata=None, seed=None, image=None)
     assert (req.model, req.seconds, str(req.size)) == ("sora-2", 4, "720x1280")
-    assert req.given == frozenset({"prompt"})
+    given = parsed(model=None, seconds=None, size=None, metadata=None, seed=None, image=None)
+    assert (given.model, given.seconds, given.size, given.seed) == (None, None, None, None)
 
 
 @pytest.mark.parametrize("model", ["", "  ", 5, ["sora-2"]])
@@ -342,7 +354,6 @@ def test_image_and_input_reference_conflict(other: dict[str, Any]):
         parse_create(
             {"prompt": "p", "image": URL},
             Upload(png(), "image/png", "a.png"),
-            defaults=Defaults(),
             max_upload=MAX_UPLOAD,
         )
     assert caught.value.param == "image"
@@ -410,9 +421,9 @@ def test_hint_types(field: str, value: Any):
 
 
 def test_remix_video_id():
-    req = create(remix_video_id="video_abc", seconds="8")
-    assert req.remix_video_id == "video_abc"
-    assert req.given == frozenset({"prompt", "remix_video_id", "seconds"})
+    req = parsed(remix_video_id="video_abc", seconds="8")
+    assert req.remix_of == "video_abc"
+    assert (req.model, req.seconds, req.size) == (None, 8, None)
     assert req.stored()["remix_video_id"] == "video_abc"
 
 
@@ -461,7 +472,7 @@ def test_metadata_must_be_an_object(value: Any):
 
 def test_metadata_from_bracket_fields():
     fields = unflatten([("prompt", "p"), ("metadata[camera][type]", "pan"), ("metadata[n]", "2")])
-    req = parse_create(fields, None, defaults=Defaults(), max_upload=MAX_UPLOAD, form=True)
+    req = parse_create(fields, None, max_upload=MAX_UPLOAD)
     assert dict(req.metadata) == {"camera": {"type": "pan"}, "n": "2"}
 
 
@@ -494,7 +505,8 @@ def test_unknown_fields_suggest_metadata(field: str):
 
 def test_task_id_and_video_id_are_ignored():
     req = create(task_id="abc", video_id="video_x")
-    assert req.given == frozenset({"prompt"})
+    given = parsed(task_id="abc", video_id="video_x")
+    assert (given.model, given.seconds, given.size) == (None, None, None)
     assert "task_id" not in req.stored() and "video_id" not in req.stored()
     assert req.fingerprint() == create().fingerprint()
 
@@ -519,13 +531,13 @@ def test_stored_request_keeps_a_digest_of_image_bytes():
 
 
 def test_parse_remix_minimal_and_full():
-    assert parse_remix({"prompt": "again"}) == RemixRequest(
+    assert parse_remix({"prompt": "again"}) == VideoRequest(
         prompt="again", model=None, seconds=None, size=None, metadata={}
     )
     full = parse_remix(
         {"prompt": "again", "model": "sora-2", "seconds": 8, "size": "16:9", "metadata": "{}"}
     )
-    assert full == RemixRequest(
+    assert full == VideoRequest(
         prompt="again", model="sora-2", seconds=8, size=Size(ratio=(16, 9)), metadata={}
     )
     nulls = parse_remix({"prompt": "again", "seconds": None, "size": None, "model": None})
@@ -680,7 +692,7 @@ def test_openai_sdk_form_round_trips():
     pairs = _sdk_form(body)
     assert [n for n, _ in pairs][:4] == ["prompt", "seconds", f"{P}[type]", f"{P}[type]"]
     assert unflatten(pairs) == body
-    req = parse_create(unflatten(pairs), None, defaults=Defaults(), max_upload=MAX_UPLOAD)
+    req = parse_create(unflatten(pairs), None, max_upload=MAX_UPLOAD)
     assert [i.role for i in req.images] == ["first_frame", "last_frame"]
     assert req.media == (Media(kind="video", url="https://x.test/v.mp4", role="reference_video"),)
 
@@ -732,7 +744,7 @@ KEYS = {
 }  # fmt: skip
 
 
-def row(**changes: Any) -> TaskRow:
+def row(**changes: Any) -> Task:
     values: dict[str, Any] = {
         "seq": 1,
         "id": "video_abc123",
@@ -764,7 +776,7 @@ def row(**changes: Any) -> TaskRow:
         "lease_until": None,
     }
     values.update(changes)
-    return TaskRow(**values)
+    return Task(**values)
 
 
 def test_render_queued_has_every_key_with_nulls():

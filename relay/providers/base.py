@@ -38,6 +38,7 @@ helpers in relay/providers/normalize.py.
 
 from __future__ import annotations
 
+import copy
 import logging
 import time
 from collections.abc import Mapping
@@ -114,6 +115,8 @@ def option(
 ) -> Any:
     """A field of a provider's Options dataclass: its default, and how the config checks it."""
     spec = Option(kind or type(default), default, help, minimum, choices)
+    if isinstance(default, list | dict):  # each channel gets its own copy
+        return field(default_factory=lambda: copy.deepcopy(default), metadata={"option": spec})
     return field(default=default, metadata={"option": spec})
 
 

@@ -64,11 +64,10 @@ class Creator:
             return await self.remix(who, request.remix_of, request, idempotency_key)
         runtime = self.ctx.runtime
         defaults = runtime.config.defaults
-        request = replace(
-            request,
-            model=request.model or defaults.model,
-            seconds=request.seconds or int(defaults.seconds),
-            size=request.size or Size.parse(defaults.size) or Size(ratio=(9, 16)),
+        request = request.with_defaults(
+            model=defaults.model,
+            seconds=int(defaults.seconds),
+            size=Size.parse(defaults.size) or Size(ratio=(9, 16)),
         )
         channels, model = runtime.channels, request.public_model
         if not channels.knows(model):
@@ -112,10 +111,11 @@ class Creator:
                 code="unsupported_feature",
             )
         request = replace(
-            request,
-            model=request.model or source.model,
-            seconds=request.seconds or int(source.seconds),
-            size=request.size or Size.parse(source.size) or Size(ratio=(16, 9)),
+            request.with_defaults(
+                model=source.model,
+                seconds=int(source.seconds),
+                size=Size.parse(source.size) or Size(ratio=(16, 9)),
+            ),
             images=(),
             media=(),
             remix_of=source.id,
@@ -194,26 +194,27 @@ class Creator:
         now = ctx.clock()
         video_id = new_video_id()
         try:
-            await ctx.store.create_task(
-                NewTask(
-                    id=video_id,
-                    owner=who.user,
-                    channel=route.channel.name,
-                    provider=route.channel.provider,
-                    model=request.public_model,
-                    upstream_model=route.upstream_model,
-                    request=request.stored(),
-                    prompt=request.prompt,
-                    seconds=str(request.duration),
-                    size=str(request.dimensions),
-                    remixed_from=source.id if source else None,
-                    created_at=now,
-                    lease_owner=ctx.instance,
-                    lease_until=now
-                    + sum(r.channel.config.timeout_s for r in routes)
-                    + SUBMIT_LEASE_MARGIN_S,
+            async with channels.placing(route.channel):
+                await ctx.store.create_task(
+                    NewTask(
+                        id=video_id,
+                        owner=who.user,
+                        channel=route.channel.name,
+                        provider=route.channel.provider,
+                        model=request.public_model,
+                        upstream_model=route.upstream_model,
+                        request=request.stored(),
+                        prompt=request.prompt,
+                        seconds=str(request.duration),
+                        size=str(request.dimensions),
+                        remixed_from=source.id if source else None,
+                        created_at=now,
+                        lease_owner=ctx.instance,
+                        lease_until=now
+                        + sum(r.channel.config.timeout_s for r in routes)
+                        + SUBMIT_LEASE_MARGIN_S,
+                    )
                 )
-            )
         except BaseException:
             channels.release(route.channel)
             raise
@@ -282,7 +283,7 @@ class Creator:
                         code=decision.code,
                         param=getattr(exc, "param", None),
                     ) from None
-                failures.append(f"{channel.name}: {exc.message}")
+                failures.append(f"{channel.name}: {exc.for_log}")
                 if isinstance(exc, RateLimited):
                     limited.append(RATE_LIMIT_PAUSE_S if retry_after is None else retry_after)
             except BaseException:
@@ -291,18 +292,25 @@ class Creator:
             else:
                 channels.record(channel, ChannelEffect.ALIVE)
                 return await self._record_submitted(video_id, route, submitted)
-            admission = channels.admit(r for r in routes if r.channel.name not in tried)
+            admission = channels.admit(
+                (r for r in routes if r.channel.name not in tried), early_probe=False
+            )
             if admission.route is None:
                 log.warning("no channel accepted %s: %s", video_id, "; ".join(failures))
                 raise _all_failed(len(failures), limited)
             route = admission.route
             tried.add(route.channel.name)
-            await self.ctx.store.move_to_channel(
-                video_id,
-                channel=route.channel.name,
-                provider=route.channel.provider,
-                upstream_model=route.upstream_model,
-            )
+            try:
+                async with channels.placing(route.channel):
+                    await self.ctx.store.move_to_channel(
+                        video_id,
+                        channel=route.channel.name,
+                        provider=route.channel.provider,
+                        upstream_model=route.upstream_model,
+                    )
+            except BaseException:
+                channels.release(route.channel)
+                raise
 
     async def _record_submitted(self, video_id: str, route: Route, submitted: Submitted) -> Task:
         ctx = self.ctx

@@ -79,7 +79,7 @@ class Poller(Worker):
         stale = await self.lifecycle.fail_stale_submissions()
         overdue = await self.lifecycle.fail_overdue()
         await self.store.purge_idempotency_keys(self.clock() - IDEMPOTENCY_TTL_S)
-        self.runtime.channels.set_in_flight(await self.store.count_active_by_channel())
+        await self.runtime.channels.recount(self.store.count_active_by_channel)
         if stale or overdue:
             log.warning("failed %d cut-off submits and %d overdue tasks", stale, overdue)
 

@@ -13,6 +13,7 @@ import openai
 import pytest
 
 from relay.config import Config
+from relay.policy import ChannelEffect
 from relay.domain import Image, Remote, Size, TaskRef, VideoRequest
 from relay.providers import REGISTRY
 from relay.providers.base import ChannelView, PollRules, Submitted, now
@@ -45,6 +46,7 @@ from tests.conftest import ALICE, Relay, auth
 from tests.fakes.base import THUMBNAIL_JPEG, VIDEO
 from tests.fakes.compat_relay import SYNONYMS, FakeCompatRelay
 from tests.images import data_url, png
+from tests.storetools import update_task
 
 FIXTURES = Path(__file__).parent / "fixtures" / "compat_relay"
 
@@ -531,10 +533,9 @@ async def relay_on(start_on: Callable[..., Any]) -> Relay:
 
 
 def ready(relay: Relay) -> None:
-    """Undo the cooldown a submit failure put on the channels, so the next call goes out."""
-    for channel in relay.state.runtime.channels:
-        channel.cooldown_until = 0.0
-        channel.failures = 0
+    """Undo the pause an upstream error put on the channels, so the next call goes out."""
+    for channel in relay.runtime.channels:
+        relay.runtime.channels.record(channel, ChannelEffect.ALIVE)
 
 
 async def no_tasks(relay: Relay) -> None:
@@ -661,8 +662,12 @@ async def test_submit_errors_leave_no_task(
     fake.auth_envelope = envelope or fake.auth_envelope
     getattr(fake, knob)("create")
     resp = await relay_on.client.post("/v1/videos", json={"prompt": "x"}, headers=auth())
-    assert resp.status == 502
-    assert (await resp.json())["error"]["code"] == "upstream_error"
+    if knob == "rate_limit_next":  # every channel rate limited: nothing made, a retry is safe
+        assert resp.status == 429 and int(resp.headers["Retry-After"]) >= 1
+        assert (await resp.json())["error"]["code"] == "rate_limit_exceeded"
+    else:
+        assert resp.status == 502
+        assert (await resp.json())["error"]["code"] == "upstream_error"
     await no_tasks(relay_on)
     assert fake.tasks == {}
 
@@ -706,7 +711,7 @@ async def test_a_task_not_stored_yet_is_waited_for(
 async def test_a_task_the_gateway_lost_expires(relay_on: Relay, fake: FakeCompatRelay):
     video = await relay_on.create()
     # past the grace period for a task the gateway has not stored yet
-    await relay_on.state.store.update_task(video["id"], {"submitted_at": now() - 60})
+    await update_task(relay_on.store, video["id"], {"submitted_at": now() - 60})
     fake.tasks.clear()
     done = await relay_on.wait(video["id"])
     assert done["status"] == "failed" and done["error"]["code"] == "task_expired"
@@ -790,6 +795,7 @@ async def test_credentials_never_leak(
         upstream.server_error_next("retrieve")
         upstream.auth_error_next("retrieve")
         bodies.append(json.dumps(await relay.wait(video["id"])))
+        ready(relay)  # the refused poll took the channel out
         assert await download(relay, video["id"]) == (200, VIDEO)
         failed = await relay.create(prompt="x #moderation")
         bodies.append(json.dumps(await relay.wait(failed["id"])))

@@ -42,10 +42,11 @@ from relay.providers.errors import (
     Unsupported,
 )
 from relay.providers.http import ChannelHttp
-from tests.conftest import ALICE, Relay, auth
+from tests.conftest import ALICE, Relay, auth, refused_upstream
 from tests.fakes.base import VIDEO
 from tests.fakes.dashscope import CREATE, DashScopeFake
 from tests.images import data_url, png
+from tests.storetools import update_task
 
 FIXTURES = Path(__file__).parent / "fixtures" / "dashscope"
 T2V = "wan2.6-t2v"
@@ -647,7 +648,7 @@ async def content(relay: Relay, video_id: str, variant: str = "video") -> Any:
 
 
 async def no_tasks(relay: Relay) -> bool:
-    rows = await relay.state.store.list_tasks(owner=None, after=None, limit=5, descending=True)
+    rows = await relay.store.list_tasks(owner=None, after=None, limit=5, descending=True)
     return rows == []
 
 
@@ -786,7 +787,7 @@ async def test_a_url_without_expires_lives_a_day_from_success(start: Start, fake
     relay = await start()
     video = await relay.create()
     done = await relay.wait(video["id"])
-    row = await relay.state.store.get_task(video["id"])
+    row = await relay.store.get_task(video["id"])
     assert row is not None and row.updated_at is not None
     assert abs(done["expires_at"] - (row.updated_at + 86400)) <= 1
     assert await (await content(relay, video["id"])).read() == VIDEO
@@ -840,9 +841,7 @@ async def test_submit_errors_leave_no_task(
     relay = await start()
     fake.fail_next("submit", case, retry_after=retry)
     resp = await relay.client.post("/v1/videos", json={"prompt": "x"}, headers=auth())
-    assert resp.status == 502
-    body = await resp.json()
-    assert body["error"]["code"] == "upstream_error"
+    body = await refused_upstream(resp, rate_limited=case in ("rate_limit", "allocation"))
     assert "127.0.0.1" not in body["error"]["message"]
     assert await no_tasks(relay)
     assert fake.tasks == {}
@@ -911,9 +910,9 @@ async def test_unknown_after_the_grace_window_fails_as_expired(start: Start, fak
     fake.polls_to_finish = 1000
     relay = await start()
     video = await relay.create()
-    row = await relay.state.store.get_task(video["id"])
+    row = await relay.store.get_task(video["id"])
     assert row is not None and row.submitted_at is not None
-    await relay.state.store.update_task(video["id"], {"submitted_at": row.submitted_at - 120})
+    await update_task(relay.store, video["id"], {"submitted_at": row.submitted_at - 120})
     fake.tasks.clear()
     done = await relay.wait(video["id"])
     assert done["status"] == "failed"

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from relay.config import Config
-from relay.providers.base import Size
+from relay.domain import Size
 from relay.providers.demo import ASSETS, DemoProvider, pixel_size
 from tests.conftest import Relay, auth
 

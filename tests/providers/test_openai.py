@@ -12,6 +12,7 @@ import openai
 import pytest
 
 from relay.config import Config
+from relay.policy import ChannelEffect
 from relay.domain import Image, Media, Remote, Size, TaskRef, VideoRequest
 from relay.providers import REGISTRY
 from relay.providers.base import ChannelView, Submitted, option_specs
@@ -36,7 +37,7 @@ from relay.providers.openai.request import (
 )
 from relay.providers.openai.response import classify, poll_after, redact, video_update
 from relay.upstream import Http
-from tests.conftest import ALICE, Relay, auth
+from tests.conftest import ALICE, Relay, auth, refused_upstream
 from tests.fakes.base import VIDEO
 from tests.fakes.openai import SPRITESHEET, THUMBNAIL, FakeOpenAI
 from tests.images import data_url, jpeg, png, webp
@@ -514,10 +515,9 @@ async def relay_on(
 
 
 def ready(relay: Relay) -> None:
-    """Undo the cooldown a submit failure put on the channels, so the next call goes out."""
-    for channel in relay.state.runtime.channels:
-        channel.cooldown_until = 0.0
-        channel.failures = 0
+    """Undo the pause an upstream error put on the channels, so the next call goes out."""
+    for channel in relay.runtime.channels:
+        relay.runtime.channels.record(channel, ChannelEffect.ALIVE)
 
 
 async def no_tasks(relay: Relay) -> None:
@@ -619,8 +619,7 @@ async def test_submit_errors_leave_no_task(relay_on: Relay, fake: FakeOpenAI, kn
     else:
         getattr(fake, knob)("create")
     resp = await relay_on.client.post("/v1/videos", json={"prompt": "x"}, headers=auth())
-    assert resp.status == 502
-    assert (await resp.json())["error"]["code"] == "upstream_error"
+    await refused_upstream(resp, rate_limited=knob == "rate_limit_next")
     await no_tasks(relay_on)
     assert fake.videos == {}
 
@@ -770,6 +769,7 @@ async def test_credentials_never_leak(
         upstream.server_error_next("retrieve")
         upstream.auth_error_next("retrieve")
         bodies.append(json.dumps(await relay.wait(video["id"])))
+        ready(relay)  # the refused poll took the channel out
         resp = await relay.client.get(f"/v1/videos/{video['id']}/content", headers=auth())
         assert await resp.read() == VIDEO
         failed = await relay.create(prompt="x #moderation")

@@ -43,7 +43,7 @@ from relay.providers.veo.response import (
     operation_name,
     operation_update,
 )
-from tests.conftest import ALICE, Relay, auth
+from tests.conftest import ALICE, Relay, auth, refused_upstream
 from tests.fakes.base import VIDEO
 from tests.fakes.veo import RAI_REASON, VeoFake
 from tests.images import data_url, jpeg, png
@@ -968,9 +968,7 @@ async def test_bad_requests_are_400s(relay: Relay, fake: VeoFake, kind: str, par
 async def test_submit_errors_leave_no_task(relay: Relay, fake: VeoFake, kind: str):
     fake.fail_next("submit", kind)
     resp = await relay.client.post("/v1/videos", json={"prompt": "a cat"}, headers=auth())
-    body = await resp.json()
-    assert resp.status == 502
-    assert body["error"]["code"] == "upstream_error"
+    await refused_upstream(resp, rate_limited=kind == "rate_limit")
     assert await videos(relay) == []
     assert len(fake.requests) == 1
 
