@@ -10,5 +10,6 @@ from typing import Any
 
 from relay.providers.base import Provider
 from relay.providers.demo import DemoProvider
+from relay.providers.kling import KlingProvider
 
-REGISTRY: dict[str, type[Provider[Any]]] = {cls.name: cls for cls in (DemoProvider,)}
+REGISTRY: dict[str, type[Provider[Any]]] = {cls.name: cls for cls in (DemoProvider, KlingProvider)}
