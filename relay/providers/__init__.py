@@ -13,6 +13,7 @@ from relay.providers.compat_relay import CompatRelayProvider
 from relay.providers.dashscope import DashScopeProvider
 from relay.providers.demo import DemoProvider
 from relay.providers.jimeng import JimengProvider
+from relay.providers.kling import KlingProvider
 from relay.providers.minimax import MinimaxProvider
 from relay.providers.openai import OpenAIProvider
 from relay.providers.seedance import SeedanceProvider
@@ -26,6 +27,7 @@ REGISTRY: dict[str, type[Provider[Any]]] = {
         DashScopeProvider,
         DemoProvider,
         JimengProvider,
+        KlingProvider,
         MinimaxProvider,
         OpenAIProvider,
         SeedanceProvider,

@@ -12,6 +12,10 @@ its prompt marker. Knobs:
     clock                                   its idea of now (Unix seconds), for nbf/exp
     require_typ                             refuse tokens without typ: "JWT" (unconfirmed: off)
     not_found_status                        HTTP status of the 1203 answer (unconfirmed: 404)
+
+The contract hooks (tests/fakes/base.py) answer the page's bodies: refused credentials are
+401/1000, a rate limit is 429/1302 without Retry-After (the page shows none); Kling has no delete
+endpoint, and a result URL is fixed, so an expired one is not renewed by a query.
 """
 
 from __future__ import annotations
@@ -95,6 +99,9 @@ def _is_image(data: bytes) -> bool:
 class FakeKling(FakeUpstream):
     name: ClassVar[str] = "kling"
     polls_to_finish = 3
+    supports_delete: ClassVar[bool] = False  # the page has no delete endpoint
+    renews_urls: ClassVar[bool] = False  # the CDN URL is fixed; a query hands out the same one
+    retry_after_header: ClassVar[bool] = False  # the page's 429 bodies carry no Retry-After
     families: ClassVar[tuple[str, ...]] = ("text2video", "image2video")
 
     def __init__(self) -> None:
@@ -145,6 +152,19 @@ class FakeKling(FakeUpstream):
         headers: dict[str, str] | None = None,
     ) -> None:
         self.faults[where].append(Fault(status, code, message, dict(headers or {})))
+
+    def contract_error(self, op: str, kind: str, retry_after: int | None = None) -> None:
+        """The page's bodies: 401/1000 for refused credentials, 429/1302 for the rate limit."""
+        where = "query" if op == "poll" else op
+        if kind == "auth":
+            self.fail_next(where, 401, 1000, "authentication failed")
+        elif kind == "rate_limit":
+            self.fail_next(where, 429, 1302, "request rate over limit")
+        else:
+            raise ValueError(f"no contract error {kind!r}")
+
+    def forget_tasks(self) -> None:
+        self.tasks.clear()
 
     def creates(self) -> list[dict[str, Any]]:
         return [r.json() for r in self.requests if r.method == "POST"]

@@ -13,32 +13,31 @@ import openai
 import pytest
 
 from relay.config import Config
+from relay.domain import Image, Size, TaskRef, VideoRequest
 from relay.providers import REGISTRY
-from relay.providers.base import (
+from relay.providers.base import ChannelView
+from relay.providers.errors import (
     AuthFailed,
-    Image,
-    Job,
     ProviderError,
     QuotaExceeded,
     RateLimited,
     Rejected,
-    Size,
     TaskNotFound,
-    TaskRef,
     Unavailable,
     Unsupported,
 )
-from relay.providers.kling import KlingProvider
-from relay.providers.kling.jwt import TokenCache, encode
-from relay.providers.kling.native import (
+from relay.providers.http import ChannelHttp, Reply
+from relay.providers.kling import KlingOptions, KlingProvider
+from relay.providers.kling.auth import TokenCache, encode
+from relay.providers.kling.request import build_request
+from relay.providers.kling.response import (
     RESULT_TTL_S,
-    build_request,
     classify,
     parse_task,
     task_failure,
     unwrap,
 )
-from relay.upstream import Http, Reply
+from relay.upstream import Http
 from tests.conftest import ALICE, Relay, auth
 from tests.fakes.base import VIDEO
 from tests.fakes.kling import ACCESS_KEY, SECRET_KEY, FakeKling
@@ -55,12 +54,12 @@ def load(name: str) -> Any:
     return json.loads((FIXTURES / f"{name}.json").read_text())
 
 
-def job(**fields: Any) -> Job:
-    fields.setdefault("model", "kling-v2-6")
+def job(model: str = "kling-v2-6", **fields: Any) -> tuple[VideoRequest, str]:
+    """A request and the upstream model it runs on (the relay maps the public one)."""
     fields.setdefault("prompt", "a paper boat")
     fields.setdefault("seconds", 4)
     fields.setdefault("size", Size(width=1280, height=720))
-    return Job(**fields)
+    return VideoRequest(model=model, **fields), model
 
 
 def reply(status: int, body: Any, headers: dict[str, str] | None = None) -> Reply:
@@ -131,7 +130,7 @@ def test_jwt_is_cached_until_a_minute_before_exp():
 def test_text2video_body(
     model: str, seconds: int, size: Size, duration: str, mode: str, ratio: str, reported: str
 ):
-    request = build_request(job(model=model, seconds=seconds, size=size), "std")
+    request = build_request(*job(model=model, seconds=seconds, size=size), "std")
     assert request.family == "text2video"
     assert request.body == {
         "model_name": model,
@@ -153,13 +152,13 @@ def test_text2video_body(
     ],
 )
 def test_the_channel_mode_is_the_default(model: str, size: Size, mode: str, reported: str):
-    request = build_request(job(model=model, size=size), "pro")
+    request = build_request(*job(model=model, size=size), "pro")
     assert request.body["mode"] == mode
     assert request.size == reported
 
 
 def test_duration_is_a_string_and_nothing_unasked_is_sent():
-    body = build_request(job(seed=7, enhance_prompt=True, person_generation="allow"), "std").body
+    body = build_request(*job(seed=7, enhance_prompt=True, person_generation="allow"), "std").body
     assert isinstance(body["duration"], str)
     assert "model" not in body and "cfg_scale" not in body and "seed" not in body
 
@@ -177,26 +176,28 @@ def test_duration_is_a_string_and_nothing_unasked_is_sent():
     ],
 )
 def test_sound_only_on_v2_6_and_later(model: str, audio: bool | None, sound: str | None):
-    body = build_request(job(model=model, generate_audio=audio), "std").body
+    body = build_request(*job(model=model, generate_audio=audio), "std").body
     assert body.get("sound") == sound
 
 
 def test_negative_prompt_is_passed():
-    body = build_request(job(negative_prompt="blurry"), "std").body
+    body = build_request(*job(negative_prompt="blurry"), "std").body
     assert body["negative_prompt"] == "blurry"
 
 
 @pytest.mark.parametrize("field", ["prompt", "negative_prompt"])
 def test_long_prompts_are_refused(field: str):
     with pytest.raises(Rejected) as caught:
-        build_request(job(**{field: "x" * 2501}), "std")
+        build_request(*job(**{field: "x" * 2501}), "std")
     assert caught.value.param == field and not caught.value.moderation
-    build_request(job(**{field: "x" * 2500}), "std")
+    build_request(*job(**{field: "x" * 2500}), "std")
 
 
 def test_image_url_goes_to_image2video_as_is():
     url = "https://img.example.test/a.png?sig=a%2Fb"
-    request = build_request(job(images=(Image(url=url),), size=Size(width=720, height=1280)), "std")
+    request = build_request(
+        *job(images=(Image(url=url),), size=Size(width=720, height=1280)), "std"
+    )
     assert request.family == "image2video"
     assert request.body["image"] == url
     assert "aspect_ratio" not in request.body and "image_tail" not in request.body
@@ -205,7 +206,7 @@ def test_image_url_goes_to_image2video_as_is():
 
 def test_image_bytes_become_raw_base64():
     data = png()
-    request = build_request(job(images=(Image(data=data, mime="image/png"),)), "std")
+    request = build_request(*job(images=(Image(data=data, mime="image/png"),)), "std")
     assert request.body["image"] == base64.b64encode(data).decode()
     assert not request.body["image"].startswith("data:")
 
@@ -218,14 +219,14 @@ def test_last_frame_is_image_tail(roles: tuple[str | None, str | None]):
         Image(role=roles[0], url="https://a.test/1.png"),
         Image(role=roles[1], url="https://a.test/2.png"),
     )
-    body = build_request(job(images=images), "std").body
+    body = build_request(*job(images=images), "std").body
     assert body["image"] == "https://a.test/1.png"
     assert body["image_tail"] == "https://a.test/2.png"
 
 
 def test_last_frame_alone():
     request = build_request(
-        job(images=(Image(role="last_frame", url="https://a.test/z.png"),)), "std"
+        *job(images=(Image(role="last_frame", url="https://a.test/z.png"),)), "std"
     )
     assert request.family == "image2video"
     assert request.body["image_tail"] == "https://a.test/z.png" and "image" not in request.body
@@ -243,7 +244,7 @@ def test_metadata_deep_merges_without_controlled_keys():
         "duration": "10",
         "mode": "pro",
     }
-    request = build_request(job(metadata=metadata), "std")
+    request = build_request(*job(metadata=metadata), "std")
     body = request.body
     assert body["model_name"] == "kling-v2-6" and "model" not in body
     assert "callback_url" not in body
@@ -256,40 +257,34 @@ def test_metadata_deep_merges_without_controlled_keys():
 
 def test_metadata_image_tail_loses_its_data_prefix():
     tail = data_url(png())
-    body = build_request(job(metadata={"image_tail": tail}), "std").body
+    body = build_request(*job(metadata={"image_tail": tail}), "std").body
     assert body["image_tail"] == tail.split(",", 1)[1]
 
 
 def test_image_tail_with_camera_control_is_refused():
     images = (Image(url="https://a.test/1.png"), Image(role="last_frame", url="https://a.test/2"))
     with pytest.raises(Rejected) as caught:
-        build_request(job(images=images, metadata={"camera_control": {"type": "down_back"}}), "std")
+        build_request(
+            *job(images=images, metadata={"camera_control": {"type": "down_back"}}), "std"
+        )
     assert caught.value.param == "metadata"
 
 
 def provider(mode: str = "std") -> KlingProvider:
-    from relay.config import ChannelConfig
-
-    channel = ChannelConfig(
-        name="k",
-        provider="kling",
-        models=("m",),
-        access_key="AK",
-        secret_key="SK",
-        options={"mode": mode},
-    )
+    channel = ChannelView("k", KlingOptions(mode=mode), access_key="AK", secret_key="SK")
     return KlingProvider(channel, None)
 
 
 def test_check_image_only_models_and_features():
     adapter = provider()
-    adapter.check(job(model="kling-v2-6"))
-    adapter.check(job(model="kling-v2-1", images=(Image(url="https://a.test/1.png"),)))
-    adapter.check(job(model="kling-v1-5", metadata={"image": "https://a.test/1.png"}))
+    assert adapter.refusal(*job(model="kling-v2-6")) is None
+    adapter.check(*job(model="kling-v2-6"))
+    adapter.check(*job(model="kling-v2-1", images=(Image(url="https://a.test/1.png"),)))
+    adapter.check(*job(model="kling-v1-5", metadata={"image": "https://a.test/1.png"}))
     with pytest.raises(Unsupported, match="kling-v2-1"):
-        adapter.check(job(model="kling-v2-1"))
+        adapter.check(*job(model="kling-v2-1"))
     with pytest.raises(Unsupported, match="reference images"):
-        adapter.check(job(images=(Image(role="reference_image", url="https://a.test/1.png"),)))
+        adapter.check(*job(images=(Image(role="reference_image", url="https://a.test/1.png"),)))
 
 
 # --- query answers ----------------------------------------------------------------------------
@@ -358,13 +353,19 @@ def test_moderation_keywords(message: str, code: str):
 @pytest.mark.parametrize("status", ["pending_review", "", None, 3])
 def test_unknown_status_keeps_the_previous_one(status: Any):
     data = {**data_of("query_processing"), "task_status": status}
-    assert parse_task(data).status is None
+    update = parse_task(data)
+    assert update.status is None
+    assert update.unknown_status  # the relay notes it once per channel
+    if isinstance(status, str) and status:
+        assert update.unknown_status == status
 
 
 @pytest.mark.parametrize("result", [None, {}, {"videos": []}, {"videos": [{"url": ""}]}])
 def test_succeed_without_a_url_waits(result: Any):
     data = {**data_of("query_succeed"), "task_result": result}
-    assert parse_task(data).status is None
+    update = parse_task(data)
+    assert update.status is None
+    assert update.unknown_status is None  # a known status: only the file is missing yet
 
 
 # --- error answers ----------------------------------------------------------------------------
@@ -475,19 +476,15 @@ async def fake() -> AsyncIterator[FakeKling]:
 
 @pytest.fixture
 async def adapter(fake: FakeKling) -> AsyncIterator[KlingProvider]:
-    from relay.config import ChannelConfig
-
     http = Http(allow_private_networks=True)
-    channel = ChannelConfig(
-        name="k",
-        provider="kling",
-        models=("m",),
+    channel = ChannelView(
+        "k",
+        KlingOptions(mode="std"),
         base_url=fake.base_url,
         access_key=ACCESS_KEY,
         secret_key=SECRET_KEY,
-        options={"mode": "std"},
     )
-    yield KlingProvider(channel, http.for_channel(10))
+    yield KlingProvider(channel, ChannelHttp(http, 10))
     await http.close()
 
 
@@ -505,7 +502,7 @@ def ref(submitted: Any, state: dict[str, Any] | None = None) -> TaskRef:
 
 
 async def test_adapter_round_trip_reuses_its_token(fake: FakeKling, adapter: KlingProvider):
-    submitted = await adapter.submit(job())
+    submitted = await adapter.submit(*job())
     assert submitted.state == {"family": "text2video"} and submitted.status == "queued"
     statuses = [(await adapter.poll(ref(submitted))).status for _ in range(3)]
     assert statuses == ["queued", "in_progress", "completed"]
@@ -517,7 +514,7 @@ async def test_adapter_round_trip_reuses_its_token(fake: FakeKling, adapter: Kli
 
 
 async def test_refresh_content_requeries(fake: FakeKling, adapter: KlingProvider):
-    submitted = await adapter.submit(job())
+    submitted = await adapter.submit(*job())
     for _ in range(3):
         done = await adapter.poll(ref(submitted))
     url = done.state["video_url"]
@@ -532,7 +529,7 @@ async def test_refresh_content_requeries(fake: FakeKling, adapter: KlingProvider
 
 
 async def test_a_task_is_only_found_under_its_family(fake: FakeKling, adapter: KlingProvider):
-    submitted = await adapter.submit(job(images=(Image(data=png(), mime="image/png"),)))
+    submitted = await adapter.submit(*job(images=(Image(data=png(), mime="image/png"),)))
     assert submitted.state == {"family": "image2video"}
     with pytest.raises(TaskNotFound):
         await adapter.poll(ref(submitted, {"family": "text2video"}))
@@ -881,5 +878,5 @@ async def test_credentials_never_leak(
 
 def test_logs_name_dropped_hints(caplog: pytest.LogCaptureFixture):
     caplog.set_level(logging.DEBUG, "relay.providers.kling")
-    build_request(job(model="kling-v2-1-master", seed=5, generate_audio=True), "std")
+    build_request(*job(model="kling-v2-1-master", seed=5, generate_audio=True), "std")
     assert "seed" in caplog.text and "generate_audio" in caplog.text
