@@ -70,9 +70,7 @@ def providers() -> dict[str, type[Provider[Any]]]:
 
 
 @pytest.fixture
-def make_config(
-    data_dir: Path, providers: dict[str, type[Provider[Any]]]
-) -> Callable[..., Config]:
+def make_config(data_dir: Path, providers: dict[str, type[Provider[Any]]]) -> Callable[..., Config]:
     """A valid test config; keyword sections deep-merge over the base (lists replace)."""
 
     def make(raw: dict[str, Any] | None = None, **sections: Any) -> Config:

@@ -4,7 +4,6 @@ statuses (502 / 503 / 500) as clients see them."""
 from __future__ import annotations
 
 import asyncio
-
 from collections.abc import Callable
 from typing import Any, ClassVar
 

@@ -43,7 +43,8 @@ async def test_cut_off_submit_is_failed_at_start(
     first: Relay = await start_relay(config)
     now = time.time()
     # what a crash between "row written" and "upstream id recorded" leaves behind
-    await insert_task(first.store, 
+    await insert_task(
+        first.store,
         {
             "id": "video_cut",
             "owner": "alice",
@@ -60,7 +61,7 @@ async def test_cut_off_submit_is_failed_at_start(
             "updated_at": now - 60,
             "lease_owner": "crashed",
             "lease_until": now - 1,
-        }
+        },
     )
     await first.client.close()
     second: Relay = await start_relay(config)

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from typing import Any
 
 import pytest
-
-from typing import Any
 
 from relay.domain import Image
 from relay.providers.base import ChannelView, NoOptions, Provider

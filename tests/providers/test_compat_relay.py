@@ -13,8 +13,8 @@ import openai
 import pytest
 
 from relay.config import Config
-from relay.policy import ChannelEffect
 from relay.domain import Image, Remote, Size, TaskRef, VideoRequest
+from relay.policy import ChannelEffect
 from relay.providers import REGISTRY
 from relay.providers.base import ChannelView, PollRules, Submitted, now
 from relay.providers.compat_relay import CompatRelayOptions, CompatRelayProvider

@@ -708,9 +708,7 @@ async def content(relay: Relay, video_id: str, variant: str = "video") -> Any:
 
 
 async def no_tasks(relay: Relay) -> bool:
-    return (
-        await relay.store.list_tasks(owner=None, after=None, limit=5, descending=True) == []
-    )
+    return await relay.store.list_tasks(owner=None, after=None, limit=5, descending=True) == []
 
 
 async def test_create_poll_complete_and_download(start: Start, fake: JimengFake):

@@ -12,8 +12,8 @@ import openai
 import pytest
 
 from relay.config import Config
-from relay.policy import ChannelEffect
 from relay.domain import Image, Media, Remote, Size, TaskRef, VideoRequest
+from relay.policy import ChannelEffect
 from relay.providers import REGISTRY
 from relay.providers.base import ChannelView, Submitted, option_specs
 from relay.providers.errors import (

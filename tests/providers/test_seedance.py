@@ -728,9 +728,7 @@ async def test_input_moderation_is_a_400(start: Start, fake: SeedanceFake):
     error = (await resp.json())["error"]
     assert error["code"] == "content_policy_violation"
     assert error["message"].startswith("InputTextSensitiveContentDetected")
-    assert (
-        await relay.store.list_tasks(owner=None, after=None, limit=5, descending=True) == []
-    )
+    assert await relay.store.list_tasks(owner=None, after=None, limit=5, descending=True) == []
 
 
 @pytest.mark.parametrize(
@@ -753,9 +751,7 @@ async def test_submit_errors_leave_no_task(
     resp = await relay.client.post("/v1/videos", json={"prompt": "x"}, headers=auth())
     body = await refused_upstream(resp, rate_limited=case == "rate_limit")
     assert "127.0.0.1" not in body["error"]["message"]
-    assert (
-        await relay.store.list_tasks(owner=None, after=None, limit=5, descending=True) == []
-    )
+    assert await relay.store.list_tasks(owner=None, after=None, limit=5, descending=True) == []
 
 
 async def test_submit_bad_request_is_a_400(start: Start, fake: SeedanceFake):

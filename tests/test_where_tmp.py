@@ -1,3 +1,0 @@
-def test_where():
-    import relay
-    print("RELAY", relay.__file__)
