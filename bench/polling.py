@@ -48,10 +48,10 @@ GRACE_S = 10.0
 
 def make_database(data_dir: Path) -> None:
     """An empty relay database with every migration applied, by the relay's own code."""
-    from relay.store import Store
+    from relay.store import open_store, sqlite_url
 
     async def migrate() -> None:
-        store = await Store.open(data_dir / "relay.db")
+        store = await open_store(sqlite_url(data_dir / "relay.db"))
         await store.close()
 
     data_dir.mkdir(parents=True, exist_ok=True)

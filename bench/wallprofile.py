@@ -73,7 +73,7 @@ def main() -> int:
         app.middlewares.insert(0, profile_requests)
         return app
 
-    relay.app.create_app = create_app  # type: ignore[assignment]
+    cli.create_app = create_app  # type: ignore[assignment]
     try:
         return cli.main(sys.argv[1:])
     finally:

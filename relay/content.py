@@ -102,6 +102,7 @@ def disposition(video_id: str, variant: str, content_type: str | None = None) ->
 
 
 Refresh = Callable[[], Awaitable[ContentSource | None]]
+Sent = Callable[[str, int], None]  # (source: "upstream" or "local", bytes) once a body is out
 
 
 class _Expired(Exception):
@@ -116,14 +117,16 @@ async def serve(
     variant: str,
     http: Http,
     refresh: Refresh | None = None,
+    sent: Sent | None = None,
 ) -> web.StreamResponse:
     """Serve a source; an expired upstream URL is replaced by a fresh one once, transparently."""
+    count = sent or (lambda source, size: None)
     for attempt in range(2):
         if isinstance(source, LocalFile):
-            return await serve_file(request, source, video_id=video_id, variant=variant)
+            return await serve_file(request, source, video_id=video_id, variant=variant, sent=count)
         try:
             return await serve_remote(
-                request, source, video_id=video_id, variant=variant, http=http
+                request, source, video_id=video_id, variant=variant, http=http, sent=count
             )
         except _Expired:
             fresh = await refresh() if refresh is not None and attempt == 0 else None
@@ -135,7 +138,12 @@ async def serve(
 
 
 async def serve_file(
-    request: web.Request, source: LocalFile, *, video_id: str, variant: str
+    request: web.Request,
+    source: LocalFile,
+    *,
+    video_id: str,
+    variant: str,
+    sent: Sent | None = None,
 ) -> web.StreamResponse:
     try:
         st = source.path.stat()
@@ -155,6 +163,8 @@ async def serve_file(
     headers.pop("Range", None)
     if rng is not None:
         headers["Range"] = f"bytes={rng.start}-{rng.end}"
+    if sent is not None and request.method != "HEAD":  # sendfile, after the handler returns
+        sent("local", rng.length if rng is not None else st.st_size)
     return _FileResponse(
         source.path,
         request.clone(headers=headers),
@@ -178,7 +188,13 @@ class _FileResponse(web.FileResponse):
 
 
 async def serve_remote(
-    request: web.Request, source: Remote, *, video_id: str, variant: str, http: Http
+    request: web.Request,
+    source: Remote,
+    *,
+    video_id: str,
+    variant: str,
+    http: Http,
+    sent: Sent | None = None,
 ) -> web.StreamResponse:
     send = dict(source.headers)
     for name in ("Range", "If-Range"):
@@ -192,7 +208,7 @@ async def serve_remote(
             connect_timeout=CONNECT_TIMEOUT_S,
             idle_timeout=IDLE_TIMEOUT_S,
         ) as upstream:
-            return await _relay_body(request, upstream, source, video_id, variant)
+            return await _relay_body(request, upstream, source, video_id, variant, sent)
     except BlockedAddress:
         log.warning("content of %s points to a private address; refused", video_id)
         raise UpstreamFailed("the upstream result address is not allowed") from None
@@ -214,6 +230,7 @@ async def _relay_body(
     source: Remote,
     video_id: str,
     variant: str,
+    sent_to: Sent | None,
 ) -> web.StreamResponse:
     status = upstream.status
     if status in (403, 404, 410):
@@ -257,6 +274,8 @@ async def _relay_body(
         return response
     expected = limit if limit is not None else (length - skip if length is not None else None)
     sent, broken = await _pipe(upstream, response, skip, limit)
+    if sent_to is not None:
+        sent_to("upstream", sent)
     if broken or (expected is not None and sent < expected):
         _abort(request, video_id, f"upstream body ended after {sent} of {expected or '?'} bytes")
         return response

@@ -84,7 +84,7 @@ class UpstreamCall:
 class BytesStreamed:
     task_id: str
     variant: str
-    source: str  # "upstream" | "stored"
+    source: str  # "upstream", or "local" (a stored copy, the demo's files)
     bytes: int
 
 

@@ -32,11 +32,11 @@ from relay.providers.errors import ProviderError, RateLimited
 from relay.routing import RATE_LIMIT_PAUSE_S, Admission, ChannelTable, Route
 from relay.store import NewTask
 from relay.tasks.context import Context
+from relay.tasks.idempotency import IdempotencyKeys
 from relay.tasks.refresh import Lifecycle
 
 log = logging.getLogger("relay.tasks.create")
 
-IDEMPOTENCY_TTL_S = 24 * 3600
 SUBMIT_LEASE_MARGIN_S = 30.0
 DISABLED_RETRY_AFTER_S = 60.0  # every channel of the model is disabled: the config must change
 RATE_LIMITED_WAIT_S = (1.0, 300.0)  # every channel answered 429: their wait, clamped to this
@@ -55,6 +55,7 @@ class Creator:
     def __init__(self, ctx: Context, lifecycle: Lifecycle) -> None:
         self.ctx = ctx
         self.lifecycle = lifecycle
+        self.keys = IdempotencyKeys(ctx)
 
     async def create(
         self, who: Principal, request: VideoRequest, idempotency_key: str | None = None
@@ -142,7 +143,7 @@ class Creator:
     ) -> tuple[Task, bool]:
         limiter = self.ctx.runtime.limiter
         if key is not None:
-            earlier = await self._replay(who, key, request)
+            earlier = await self.keys.replay(who, key, request)
             if earlier is not None:
                 return earlier, True  # a replay creates nothing, so it costs no rate budget
         limiter.take(who.key_id, self.ctx.clock())  # a token now, so a burst cannot all pass
@@ -151,31 +152,6 @@ class Creator:
         except BaseException:
             limiter.give_back(who.key_id)  # rejected requests do not count
             raise
-
-    async def _replay(self, who: Principal, key: str, request: VideoRequest) -> Task | None:
-        """The task an earlier request with this key made, if it is still there."""
-        store = self.ctx.store
-        found = await store.find_idempotency_key(
-            who.user, key, self.ctx.clock() - IDEMPOTENCY_TTL_S
-        )
-        if found is None:
-            return None
-        request_hash, task_id = found
-        if request_hash != request.fingerprint():
-            raise InvalidRequest(
-                "this Idempotency-Key was already used with a different request",
-                code="idempotency_key_reused",
-                param="Idempotency-Key",
-            )
-        task = await store.get_task(task_id, who.user)
-        if task is None:  # the task was deleted since: the key is free again
-            await store.forget_idempotency_key(who.user, key)
-        return task
-
-    async def _claim(self, who: Principal, key: str, request: VideoRequest, video_id: str) -> bool:
-        return await self.ctx.store.claim_idempotency_key(
-            who.user, key, request.fingerprint(), video_id, self.ctx.clock(), IDEMPOTENCY_TTL_S
-        )
 
     async def _submit_taken(
         self,
@@ -222,12 +198,12 @@ class Creator:
         owns_key = False
         try:
             if key is not None:
-                owns_key = await self._claim(who, key, request, video_id)
+                owns_key = await self.keys.claim(who, key, request, video_id)
                 if not owns_key:  # a concurrent request with this key got there first
-                    earlier = await self._replay(who, key, request)
+                    earlier = await self.keys.replay(who, key, request)
                     if earlier is not None:
                         raise _Replayed(earlier)
-                    owns_key = await self._claim(who, key, request, video_id)
+                    owns_key = await self.keys.claim(who, key, request, video_id)
             return await self._submit(video_id, request, channels, route, routes, source), False
         except _Replayed as replayed:
             channels.release(route.channel)

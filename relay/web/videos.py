@@ -13,8 +13,9 @@ from relay import content as content_mod
 from relay import video
 from relay.domain import VARIANTS, Task
 from relay.errors import InvalidRequest
-from relay.web import forms
-from relay.web.keys import HTTP, PRINCIPAL, RUNTIME, VIDEOS
+from relay.events import BytesStreamed
+from relay.web.forms import read_body
+from relay.web.keys import EVENTS, HTTP, PRINCIPAL, RUNTIME, VIDEOS
 from relay.web.middleware import json_response
 
 T = TypeVar("T")
@@ -57,7 +58,7 @@ def _answer(request: web.Request, task: Task, replayed: bool) -> web.Response:
 async def create(request: web.Request) -> web.Response:
     config = request.app[RUNTIME].config
     key = _idempotency_key(request)
-    fields, upload = await forms.read_body(request, max_upload=config.server.max_upload_bytes)
+    fields, upload = await read_body(request, max_upload=config.server.max_upload_bytes)
     wanted = video.parse_create(fields, upload, max_upload=config.server.max_upload_bytes)
     videos = request.app[VIDEOS]
     task, replayed = await _shielded(videos.create(request[PRINCIPAL], wanted, key))
@@ -67,7 +68,7 @@ async def create(request: web.Request) -> web.Response:
 async def remix(request: web.Request) -> web.Response:
     config = request.app[RUNTIME].config
     key = _idempotency_key(request)
-    fields, upload = await forms.read_body(request, max_upload=config.server.max_upload_bytes)
+    fields, upload = await read_body(request, max_upload=config.server.max_upload_bytes)
     if upload is not None:
         raise InvalidRequest("a remix takes no input_reference file", param="input_reference")
     wanted = video.parse_remix(fields)
@@ -131,6 +132,7 @@ async def content(request: web.Request) -> web.StreamResponse:
         )
     who = request[PRINCIPAL]
     contents = request.app[VIDEOS].contents
+    events = request.app[EVENTS]
     video_id = request.match_info["video_id"]
     source = await contents.source(who, video_id, variant)
     return await content_mod.serve(
@@ -140,4 +142,5 @@ async def content(request: web.Request) -> web.StreamResponse:
         variant=variant,
         http=request.app[HTTP],
         refresh=lambda: contents.refresh(who, video_id, variant),
+        sent=lambda kind, size: events.emit(BytesStreamed(video_id, variant, kind, size)),
     )

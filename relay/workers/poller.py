@@ -17,7 +17,7 @@ from collections.abc import Callable
 from relay.domain import Task
 from relay.runtime import Runtime
 from relay.store import Store
-from relay.tasks.create import IDEMPOTENCY_TTL_S
+from relay.tasks.idempotency import IDEMPOTENCY_TTL_S
 from relay.tasks.refresh import Lifecycle
 from relay.workers.base import Worker
 

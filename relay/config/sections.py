@@ -1,31 +1,30 @@
-"""Load the config file: parse TOML -> expand ${ENV} -> validate into frozen dataclasses.
-
-Validation happens once, here. Every problem names its key path and the bad value
-(`channels[2].base_url: not an http(s) URL (got 'htp://x')`), unknown keys are errors, and all
-problems of a file are reported together so `relay check-config` shows them in one run.
-"""
+"""Reading each section of the config: typed values with bounds, and the checks across entries
+(duplicate names, a default model some channel serves). Every problem names its key path."""
 
 from __future__ import annotations
 
 import hashlib
-import os
 import re
-import tomllib
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 from urllib.parse import urlsplit
 
+from relay.config.toml import Problems, Recorder, Table
+from relay.config.types import (
+    ChannelConfig,
+    Defaults,
+    LimitsConfig,
+    PollingConfig,
+    ServerConfig,
+    StaticKey,
+    StorageConfig,
+    Webhook,
+)
 from relay.domain import SHAPES
-from relay.errors import ConfigError
-from relay.providers import REGISTRY
 from relay.providers.base import Provider, option_specs
-from relay.tomlcheck import Problems, Recorder, Table, expand
 
 ProviderClasses = Mapping[str, type[Provider[Any]]]
-
-T = TypeVar("T")
 
 _SIZE = re.compile(r"^(\d{2,5})x(\d{2,5})$")
 _RATIO = re.compile(r"^(\d{1,3}):(\d{1,3})$")
@@ -34,195 +33,7 @@ _SHA256 = re.compile(r"^[0-9a-fA-F]{64}$")
 MIN_KEY_LENGTH = 16
 
 
-@dataclass(frozen=True)
-class ServerConfig:
-    host: str = "127.0.0.1"
-    port: int = 8080
-    public_url: str = "http://127.0.0.1:8080"
-    data_dir: Path = Path("./data")
-    max_upload_mb: float = 10
-    trust_proxy: bool = False
-    allow_private_networks: bool = False
-
-    @property
-    def max_upload_bytes(self) -> int:
-        return int(self.max_upload_mb * 1024 * 1024)
-
-
-@dataclass(frozen=True)
-class Defaults:
-    model: str = "sora-2"
-    seconds: str = "4"
-    size: str = "720x1280"
-
-
-@dataclass(frozen=True)
-class StorageConfig:
-    keep_videos: bool = True
-    keep_days: int = 30
-    max_gb: float = 20
-
-
-@dataclass(frozen=True)
-class PollingConfig:
-    interval_s: float = 5
-    max_interval_s: float = 60
-    timeout_h: float = 24
-    concurrency: int = 16
-
-
-@dataclass(frozen=True)
-class LimitsConfig:
-    requests_per_minute: int = 120
-
-
-@dataclass(frozen=True)
-class StaticKey:
-    name: str
-    sha256: str  # hex digest of the key; the key itself is not kept
-    user: str
-    role: str = "user"
-
-
-@dataclass(frozen=True)
-class Webhook:
-    url: str
-    secret: str = field(repr=False)
-
-
-@dataclass(frozen=True)
-class ChannelConfig:
-    name: str
-    provider: str
-    models: tuple[str, ...]
-    base_url: str | None = None
-    api_key: str | None = field(default=None, repr=False)
-    access_key: str | None = field(default=None, repr=False)
-    secret_key: str | None = field(default=None, repr=False)
-    # public name -> upstream name, or -> {shape: upstream name} (see domain.SHAPES)
-    model_map: Mapping[str, str | Mapping[str, str]] = field(default_factory=dict)
-    priority: int = 0
-    weight: int = 1
-    max_in_flight: int = 0  # 0 = no limit
-    timeout_s: float = 30
-    enabled: bool = True
-    options: Mapping[str, Any] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class Config:
-    server: ServerConfig = ServerConfig()
-    defaults: Defaults = Defaults()
-    storage: StorageConfig = StorageConfig()
-    polling: PollingConfig = PollingConfig()
-    limits: LimitsConfig = LimitsConfig()
-    keys: tuple[StaticKey, ...] = ()
-    webhooks: tuple[Webhook, ...] = ()
-    channels: tuple[ChannelConfig, ...] = ()
-    source: str = "embedded defaults"
-
-
-# What `relay serve` runs on when no config file exists: loopback, ./data, one demo channel.
-EMBEDDED_DEFAULTS: dict[str, Any] = {
-    "channels": [{"name": "demo", "provider": "demo", "models": ["sora-2", "demo"]}],
-}
-
-
-def find_config_path(explicit: str | None) -> Path | None:
-    """--config, else $RELAY_CONFIG, else ./config.toml, else /etc/relay/config.toml, else None."""
-    if explicit:
-        return Path(explicit)
-    if env := os.environ.get("RELAY_CONFIG"):
-        return Path(env)
-    for candidate in (Path("config.toml"), Path("/etc/relay/config.toml")):
-        if candidate.is_file():
-            return candidate
-    return None
-
-
-def load(
-    path: Path | None,
-    env: Mapping[str, str] | None = None,
-    *,
-    providers: ProviderClasses = REGISTRY,
-) -> Config:
-    """Load and validate a config file, or the embedded defaults when `path` is None."""
-    if path is None:
-        return parse(EMBEDDED_DEFAULTS, env=env, source="embedded defaults", providers=providers)
-    try:
-        raw = tomllib.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ConfigError([f"{path}: no such file"]) from None
-    except OSError as exc:
-        raise ConfigError([f"{path}: cannot read ({exc.strerror})"]) from None
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise ConfigError([f"{path}: not valid TOML ({exc})"]) from None
-    return parse(raw, env=env, source=str(path), providers=providers)
-
-
-def parse(
-    raw: Mapping[str, Any],
-    *,
-    env: Mapping[str, str] | None = None,
-    source: str = "config",
-    providers: ProviderClasses = REGISTRY,
-) -> Config:
-    """Validate an already-parsed TOML document; `env` (default: os.environ) fills ${NAME};
-    channels name a provider of `providers` (the registry; tests add their own)."""
-    problems = Problems()
-    expanded = expand(raw, os.environ if env is None else env, "", problems)
-    root = Table(expanded, "", problems)
-    server = _server(root.table("server"))
-    defaults_table = root.table("defaults")
-    defaults = _defaults(defaults_table)
-    storage = _storage(root.table("storage"))
-    polling = _polling(root.table("polling"))
-    limits = _limits(root.table("limits"))
-    keys = [_key(t) for t in root.tables("keys")]
-    webhooks = tuple(_webhook(t) for t in root.tables("webhooks"))
-    channels = tuple(_channel(t, providers) for t in root.tables("channels"))
-    root.finish()
-    _check_channel_set(channels, defaults, "model" in defaults_table.data, problems)
-    _check_keys(keys, problems)
-    if problems.items:
-        raise ConfigError(problems.items)
-    return Config(
-        server=server,
-        defaults=defaults,
-        storage=storage,
-        polling=polling,
-        limits=limits,
-        keys=tuple(k for k in keys if k),
-        webhooks=webhooks,
-        channels=channels,
-        source=source,
-    )
-
-
-def known_keys() -> set[str]:
-    """Every key path the loader understands (tables as `server.port`, arrays as `channels[].name`).
-
-    A channel's `options` is listed as one key: what goes inside depends on its provider (each
-    provider class declares its own `options`). The documentation test compares this with
-    config.example.toml.
-    """
-    paths: set[str] = set()
-    recorder = Recorder(paths)
-    _server(recorder.table("server"))
-    _defaults(recorder.table("defaults"))
-    _storage(recorder.table("storage"))
-    _polling(recorder.table("polling"))
-    _limits(recorder.table("limits"))
-    _key(recorder.array_item("keys"))
-    _webhook(recorder.array_item("webhooks"))
-    _channel(recorder.array_item("channels"), REGISTRY)
-    return paths
-
-
-# --- sections -------------------------------------------------------------------------------
-
-
-def _server(t: Table) -> ServerConfig:
+def server(t: Table) -> ServerConfig:
     host = t.string("host", "127.0.0.1", nonempty=True)
     port = t.integer("port", 8080, minimum=0, maximum=65535)
     public_url = t.string("public_url", "", check=_http_url)
@@ -244,7 +55,7 @@ def _server(t: Table) -> ServerConfig:
     return server
 
 
-def _defaults(t: Table) -> Defaults:
+def defaults(t: Table) -> Defaults:
     seconds = t.get("seconds", "4")
     if isinstance(seconds, int) and not isinstance(seconds, bool):
         seconds = str(seconds)
@@ -262,7 +73,7 @@ def _defaults(t: Table) -> Defaults:
     return defaults
 
 
-def _storage(t: Table) -> StorageConfig:
+def storage(t: Table) -> StorageConfig:
     storage = StorageConfig(
         keep_videos=t.boolean("keep_videos", True),
         keep_days=t.integer("keep_days", 30, minimum=0),
@@ -272,7 +83,7 @@ def _storage(t: Table) -> StorageConfig:
     return storage
 
 
-def _polling(t: Table) -> PollingConfig:
+def polling(t: Table) -> PollingConfig:
     interval = t.number("interval_s", 5, minimum=0.01)
     polling = PollingConfig(
         interval_s=interval,
@@ -286,13 +97,13 @@ def _polling(t: Table) -> PollingConfig:
     return polling
 
 
-def _limits(t: Table) -> LimitsConfig:
+def limits(t: Table) -> LimitsConfig:
     limits = LimitsConfig(requests_per_minute=t.integer("requests_per_minute", 120, minimum=0))
     t.finish()
     return limits
 
 
-def _key(t: Table) -> StaticKey | None:
+def key(t: Table) -> StaticKey | None:
     name = t.string("name", "", check=_name, nonempty=True)
     key = t.string("key", "", secret=True)
     digest = t.string("key_sha256", "")
@@ -320,7 +131,7 @@ def _key(t: Table) -> StaticKey | None:
     return StaticKey(name=name, sha256=digest.lower(), user=user, role=role)
 
 
-def _webhook(t: Table) -> Webhook:
+def webhook(t: Table) -> Webhook:
     hook = Webhook(
         url=t.string("url", "", check=_http_url, nonempty=True),
         secret=t.string("secret", "", nonempty=True, secret=True),
@@ -329,7 +140,7 @@ def _webhook(t: Table) -> Webhook:
     return hook
 
 
-def _channel(t: Table, providers: ProviderClasses) -> ChannelConfig:
+def channel(t: Table, providers: ProviderClasses) -> ChannelConfig:
     """One channel; a bad one still comes back (with its problems recorded) so the checks across
     channels see every name and model."""
     name = t.string("name", "", check=_name, nonempty=True)
@@ -407,7 +218,7 @@ def _model_map(t: Table, models: list[str]) -> dict[str, str | dict[str, str]]:
     return result
 
 
-def _check_channel_set(
+def check_channel_set(
     channels: tuple[ChannelConfig, ...], defaults: Defaults, model_set: bool, problems: Problems
 ) -> None:
     seen: dict[str, int] = {}
@@ -440,7 +251,7 @@ def _check_channel_set(
         problems.add("defaults.model", text)
 
 
-def _check_keys(keys: list[StaticKey | None], problems: Problems) -> None:
+def check_keys(keys: list[StaticKey | None], problems: Problems) -> None:
     names: dict[str, int] = {}
     digests: dict[str, int] = {}
     for i, key in enumerate(keys):
