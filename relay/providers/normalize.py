@@ -89,6 +89,19 @@ def whole_seconds(value: Any) -> str | None:
     return str(max(1, round(number)))
 
 
+def created_id(value: Any, detail: str | None = None) -> str:
+    """The upstream id from a create answer that said yes: a non-empty string (a number is
+    taken as its digits). Without one the job may still exist upstream, so it must not be sent
+    again: Unavailable with maybe_created."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        value = str(value)
+    if not isinstance(value, str) or not value:
+        raise Unavailable(
+            "the upstream accepted the job without a task id", maybe_created=True, detail=detail
+        )
+    return value
+
+
 def clean_metadata(metadata: Mapping[str, Any]) -> dict[str, Any]:
     """Metadata without the keys that select the model or that the relay controls."""
     return {k: v for k, v in metadata.items() if k.lower() not in CONTROLLED_KEYS}

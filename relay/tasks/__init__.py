@@ -13,7 +13,6 @@ import logging
 
 from relay.domain import Principal, Task
 from relay.errors import InvalidRequest, PermissionDenied
-from relay.policy import Phase, decide
 from relay.providers.errors import ProviderError
 from relay.tasks.content import Contents
 from relay.tasks.context import Context
@@ -72,7 +71,6 @@ class Videos:
             try:
                 await channel.adapter.delete(task.ref())
             except ProviderError as exc:  # best effort: the local record goes either way
-                decide(exc, Phase.DELETE)
                 log.info("upstream delete of %s failed: %s", task.id, exc.for_log)
         await self.ctx.store.delete_task(task.id)
         if self.ctx.library is not None:

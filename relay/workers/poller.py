@@ -68,7 +68,8 @@ class Poller(Worker):
             job = asyncio.create_task(self._refresh(task), name=f"refresh-{task.id}")
             self._running.add(job)
             job.add_done_callback(self._running.discard)
-        return len(due)
+        # fewer than there was room for: nothing else is due, so sleep until the next one
+        return len(due) if len(due) == room else 0
 
     async def next_at(self) -> float | None:
         if self._room() <= 0:

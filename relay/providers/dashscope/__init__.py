@@ -19,6 +19,7 @@ from relay.providers.dashscope.models import RESULT_TTL_S
 from relay.providers.dashscope.request import create_body, refusal
 from relay.providers.dashscope.response import classify, native_error, task_update
 from relay.providers.errors import NotReady, ProviderError, TaskNotFound, Unavailable
+from relay.providers.normalize import created_id
 
 if TYPE_CHECKING:
     from relay.providers.http import ChannelHttp, Reply
@@ -80,13 +81,10 @@ class DashScopeProvider(Provider[DashScopeOptions]):
         if reply.status != 200 or native_error(body) is not None:
             raise _error(reply, body, creating=True)
         output = body.get("output") if isinstance(body, Mapping) else None
-        task_id = output.get("task_id") if isinstance(output, Mapping) else None
-        if not isinstance(task_id, str) or not task_id:
-            raise Unavailable(
-                "the upstream answered without a task id",
-                maybe_created=True,
-                detail=f"HTTP {reply.status}: {reply.text()}",
-            )
+        task_id = created_id(
+            output.get("task_id") if isinstance(output, Mapping) else None,
+            f"HTTP {reply.status}: {reply.text()}",
+        )
         return Submitted(upstream_id=task_id, seconds=req.seconds, size=req.size)
 
     async def poll(self, task: TaskRef) -> Update:

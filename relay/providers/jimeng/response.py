@@ -22,7 +22,7 @@ from relay.providers.errors import (
     Unavailable,
 )
 from relay.providers.http import Reply
-from relay.providers.normalize import error_of, explain, moderation_words, retry_after
+from relay.providers.normalize import created_id, error_of, explain, moderation_words, retry_after
 
 SUCCESS = 10000
 RESULT_TTL_S = 3600.0  # video_url is signed for one hour
@@ -166,15 +166,7 @@ def parse_submit(reply: Reply) -> str:
         raise classify(reply, submitting=True)
     data = found[2]
     task_id = data.get("task_id") if isinstance(data, Mapping) else None
-    if isinstance(task_id, int) and not isinstance(task_id, bool):
-        task_id = str(task_id)
-    if not isinstance(task_id, str) or not task_id:
-        raise Unavailable(
-            "Jimeng accepted the job without a task_id",
-            maybe_created=True,
-            detail=f"HTTP {reply.status}: {reply.text()}",
-        )
-    return task_id
+    return created_id(task_id, f"HTTP {reply.status}: {reply.text()}")
 
 
 # --- get-result -----------------------------------------------------------------------------

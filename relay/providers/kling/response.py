@@ -22,7 +22,13 @@ from relay.providers.errors import (
 )
 from relay.providers.http import Reply
 from relay.providers.kling.request import NativeRequest
-from relay.providers.normalize import from_millis, moderation_words, retry_after, whole_seconds
+from relay.providers.normalize import (
+    created_id,
+    from_millis,
+    moderation_words,
+    retry_after,
+    whole_seconds,
+)
 
 log = logging.getLogger("relay.providers.kling")
 
@@ -70,16 +76,10 @@ _POLICY_CODES = frozenset({1300, 1301})
 def parse_submitted(reply: Reply, sent: NativeRequest) -> Submitted:
     """A create answer as the new task; the family goes into its state, to query it under."""
     data = unwrap(reply, submitting=True)
-    task_id = data.get("task_id")
-    if not isinstance(task_id, str | int) or isinstance(task_id, bool) or not str(task_id):
-        raise Unavailable(
-            "Kling accepted the job without a task_id",
-            maybe_created=True,
-            detail=f"HTTP {reply.status}: {reply.text()}",
-        )
+    task_id = created_id(data.get("task_id"), f"HTTP {reply.status}: {reply.text()}")
     first = parse_task(data)
     return Submitted(
-        upstream_id=str(task_id),
+        upstream_id=task_id,
         seconds=sent.seconds,
         size=sent.size,
         state={"family": sent.family},

@@ -21,7 +21,7 @@ from relay.providers.errors import (
     TransientError,
     Unavailable,
 )
-from relay.providers.normalize import error_of, retry_after
+from relay.providers.normalize import created_id, error_of, retry_after
 
 URL_TTL_S = 32400.0  # a download URL lasts about 9 h after files/retrieve
 # the page: a transient code (1000, 1001, 1013, 1024, 1033) fails the task after 5 in a row
@@ -156,13 +156,7 @@ def http_error(
 
 def task_id(body: Any) -> str:
     """The task id of an OK create answer (base_resp already checked)."""
-    value = body.get("task_id") if isinstance(body, Mapping) else None
-    if isinstance(value, int) and not isinstance(value, bool):
-        value = str(value)
-    if not isinstance(value, str) or not value:
-        # status 0 without an id: the job may exist upstream, so it must not be sent again
-        raise Unavailable("the upstream accepted the create without a task id", maybe_created=True)
-    return value
+    return created_id(body.get("task_id") if isinstance(body, Mapping) else None)
 
 
 # --- query -------------------------------------------------------------------------------------

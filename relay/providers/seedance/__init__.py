@@ -24,6 +24,7 @@ from relay.providers.errors import (
     Unsupported,
     VariantUnavailable,
 )
+from relay.providers.normalize import created_id
 from relay.providers.seedance.models import FAMILIES, NEWEST, URL_TTL_S, Family, family_of
 from relay.providers.seedance.request import CreateBody, create_body
 from relay.providers.seedance.response import classify, native_error, task_update
@@ -128,13 +129,10 @@ class SeedanceProvider(Provider[SeedanceOptions]):
         body = reply.json()
         if not 200 <= reply.status < 300 or native_error(body) is not None:
             raise self._error(reply, body, on_task=False)
-        task_id = body.get("id") if isinstance(body, Mapping) else None
-        if not isinstance(task_id, str) or not task_id:
-            raise Unavailable(
-                "the upstream answered without a task id",
-                maybe_created=True,
-                detail=f"HTTP {reply.status}: {reply.text()}",
-            )
+        task_id = created_id(
+            body.get("id") if isinstance(body, Mapping) else None,
+            f"HTTP {reply.status}: {reply.text()}",
+        )
         return Submitted(upstream_id=task_id, seconds=req.seconds, size=req.size)
 
     # --- query ------------------------------------------------------------------------------
