@@ -28,6 +28,7 @@ from pyinstrument.session import Session
 
 import relay.app
 from relay import cli
+from relay.cli import serve as serve_command
 
 SESSIONS: dict[str, Session] = {}
 COUNTS: dict[str, int] = {}
@@ -73,7 +74,7 @@ def main() -> int:
         app.middlewares.insert(0, profile_requests)
         return app
 
-    cli.create_app = create_app  # type: ignore[assignment]
+    serve_command.create_app = create_app  # type: ignore[assignment]
     try:
         return cli.main(sys.argv[1:])
     finally:

@@ -23,7 +23,7 @@ from relay.providers import REGISTRY
 from relay.providers.base import Provider
 from relay.runtime import Runtime, build_parts
 from relay.storage import LocalLibrary
-from relay.store import open_store, sqlite_url
+from relay.store import open_store
 from relay.tasks import Context, Videos
 from relay.upstream import Http
 from relay.web import setup_routes
@@ -95,7 +95,7 @@ async def reload(app: web.Application, config: Config, providers: Providers = RE
 async def _store(app: web.Application) -> AsyncIterator[None]:
     data_dir = app[CONFIG].server.data_dir
     data_dir.mkdir(parents=True, exist_ok=True)
-    app[STORE] = await open_store(sqlite_url(data_dir / "relay.db"))
+    app[STORE] = await open_store(app[CONFIG].store.url)
     try:
         yield
     finally:

@@ -130,12 +130,21 @@ KEYS = [
     Key("server.max_upload_mb", 10, 2.5, "10", 0, "at least 0.001"),
     Key("server.trust_proxy", False, True, "yes"),
     Key("server.allow_private_networks", False, True, 1),
+    Key("server.log_level", "info", "debug", 1, "loud", "one of debug, info, warning, error"),
+    Key("server.log_format", "text", "json", 1, "xml", "one of text, json"),
+    Key("server.metrics_loopback", False, True, "yes"),
+    Key("store.url", "sqlite:///data/relay.db", "postgresql://relay@db.internal/relay", 5,
+        "mysql://x", "sqlite:///PATH or postgresql://"),
+    Key("store.pool_size", 10, 20, "10", 0, "at least 1"),
+    Key("dashboard.enabled", True, False, "no"),
+    Key("dashboard.session_hours", 168, 24, "168", 0, "at least 0.01"),
     Key("defaults.model", "sora-2", "demo", 2, "kling-v9", "no channel serves this model"),
     Key("defaults.seconds", "4", "8", 4.5, "0", "a positive whole number of seconds"),
     Key("defaults.size", "720x1280", "16:9", 720, "720p", 'a size like "1280x720"'),
     Key("storage.keep_videos", True, False, "no"),
     Key("storage.keep_days", 30, 0, 1.5, -1, "at least 0"),
     Key("storage.max_gb", 20, 0.5, "20", -1, "at least 0"),
+    Key("storage.backend", "local", "local", 1, "nfs", "one of local, s3"),
     Key("polling.interval_s", 5, 1, "5", 0, "at least 0.01"),
     Key("polling.max_interval_s", 60, 120, "60", 1, "at least interval_s (5)"),
     Key("polling.timeout_h", 24, 1.5, "24", 0, "at least 0.001"),
@@ -215,11 +224,58 @@ def test_every_key_of_the_contract_is_covered() -> None:
         "channels[].access_key",
         "channels[].secret_key",
         "channels[].options",
+        *S3_KEYS,
     }  # tested on their own below
     assert covered | secrets == known_keys()
 
 
 # --- keys that need more than one line ------------------------------------------------------------
+
+S3_KEYS = {
+    "storage.s3",
+    "storage.s3.endpoint",
+    "storage.s3.bucket",
+    "storage.s3.region",
+    "storage.s3.access_key",
+    "storage.s3.secret_key",
+    "storage.s3.path_style",
+}
+
+
+def test_s3_storage_needs_its_table_and_hides_its_secrets() -> None:
+    raw = put(base(), "storage.backend", "s3")
+    assert problems_of(raw) == [
+        'storage.s3: required with backend = "s3": a table { endpoint, bucket, ... }'
+    ]
+    s3 = {
+        "endpoint": "http://127.0.0.1:8333/",
+        "bucket": "relay-videos",
+        "access_key": "${S3_ACCESS_KEY}",
+        "secret_key": SECRET,
+        "path_style": True,
+    }
+    config = parse(put(raw, "storage.s3", s3), env={"S3_ACCESS_KEY": "AKIA-test"})
+    got = config.storage.s3
+    assert got is not None
+    assert (got.endpoint, got.bucket, got.region, got.path_style) == (
+        "http://127.0.0.1:8333",
+        "relay-videos",
+        "auto",
+        True,
+    )
+    assert (got.access_key, got.secret_key) == ("AKIA-test", SECRET)
+    assert SECRET not in repr(config)
+    problems = problems_of(
+        put(raw, "storage.s3", {**s3, "bucket": "", "secret_key": 5}), {"S3_ACCESS_KEY": "x"}
+    )
+    assert any(p.startswith("storage.s3.bucket: must not be empty") for p in problems)
+    assert any(p.startswith("storage.s3.secret_key: a string") for p in problems)
+    assert all(SECRET not in p for p in problems)
+
+
+def test_the_default_store_is_sqlite_in_data_dir() -> None:
+    config = parse(put(base(), "server.data_dir", "/var/lib/relay"), env={})
+    assert config.store.url == "sqlite:////var/lib/relay/relay.db"
 
 
 def test_public_url_follows_host_and_port_when_not_set() -> None:
@@ -957,12 +1013,21 @@ def test_known_keys_lists_every_key_path() -> None:
         "server.max_upload_mb",
         "server.trust_proxy",
         "server.allow_private_networks",
+        "server.log_level",
+        "server.log_format",
+        "server.metrics_loopback",
+        "store.url",
+        "store.pool_size",
+        "dashboard.enabled",
+        "dashboard.session_hours",
         "defaults.model",
         "defaults.seconds",
         "defaults.size",
         "storage.keep_videos",
         "storage.keep_days",
         "storage.max_gb",
+        "storage.backend",
+        *S3_KEYS,
         "polling.interval_s",
         "polling.max_interval_s",
         "polling.timeout_h",

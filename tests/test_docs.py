@@ -24,7 +24,7 @@ def documented() -> set[str]:
             section = ""
             continue
         line = raw.lstrip("# ").rstrip()
-        header = re.match(r"^\[\[?([a-z_]+)\]\]?$", line)
+        header = re.match(r"^\[\[?([a-z_.0-9]+)\]\]?$", line)
         if header:
             name = header.group(1)
             section = f"{name}[]" if line.startswith("[[") else name

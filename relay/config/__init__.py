@@ -23,12 +23,15 @@ from relay.config.toml import Problems, Recorder, Table, expand
 from relay.config.types import (
     ChannelConfig,
     Config,
+    DashboardConfig,
     Defaults,
     LimitsConfig,
     PollingConfig,
+    S3Config,
     ServerConfig,
     StaticKey,
     StorageConfig,
+    StoreConfig,
     Webhook,
 )
 from relay.errors import ConfigError
@@ -38,12 +41,15 @@ __all__ = [
     "EMBEDDED_DEFAULTS",
     "ChannelConfig",
     "Config",
+    "DashboardConfig",
     "Defaults",
     "LimitsConfig",
     "PollingConfig",
+    "S3Config",
     "ServerConfig",
     "StaticKey",
     "StorageConfig",
+    "StoreConfig",
     "Webhook",
     "find_config_path",
     "invalid_name",
@@ -103,6 +109,8 @@ def parse(
     expanded = expand(raw, os.environ if env is None else env, "", problems)
     root = Table(expanded, "", problems)
     server = sections.server(root.table("server"))
+    store = sections.store(root.table("store"), server.data_dir)
+    dashboard = sections.dashboard(root.table("dashboard"))
     defaults_table = root.table("defaults")
     defaults = sections.defaults(defaults_table)
     storage = sections.storage(root.table("storage"))
@@ -118,6 +126,8 @@ def parse(
         raise ConfigError(problems.items)
     return Config(
         server=server,
+        store=store,
+        dashboard=dashboard,
         defaults=defaults,
         storage=storage,
         polling=polling,
@@ -139,8 +149,12 @@ def known_keys() -> set[str]:
     paths: set[str] = set()
     recorder = Recorder(paths)
     sections.server(recorder.table("server"))
+    sections.store(recorder.table("store"), Path("."))
+    sections.dashboard(recorder.table("dashboard"))
+    storage = recorder.table("storage")
+    sections.storage(storage)
+    sections.s3(storage.table("s3"))
     sections.defaults(recorder.table("defaults"))
-    sections.storage(recorder.table("storage"))
     sections.polling(recorder.table("polling"))
     sections.limits(recorder.table("limits"))
     sections.key(recorder.array_item("keys"))

@@ -13,12 +13,15 @@ from urllib.parse import urlsplit
 from relay.config.toml import Problems, Recorder, Table
 from relay.config.types import (
     ChannelConfig,
+    DashboardConfig,
     Defaults,
     LimitsConfig,
     PollingConfig,
+    S3Config,
     ServerConfig,
     StaticKey,
     StorageConfig,
+    StoreConfig,
     Webhook,
 )
 from relay.domain import SHAPES
@@ -31,6 +34,7 @@ _RATIO = re.compile(r"^(\d{1,3}):(\d{1,3})$")
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 _SHA256 = re.compile(r"^[0-9a-fA-F]{64}$")
 MIN_KEY_LENGTH = 16
+LOG_LEVELS = ("debug", "info", "warning", "error")
 
 
 def server(t: Table) -> ServerConfig:
@@ -50,9 +54,31 @@ def server(t: Table) -> ServerConfig:
         max_upload_mb=t.number("max_upload_mb", 10, minimum=0.001, maximum=1024),
         trust_proxy=t.boolean("trust_proxy", False),
         allow_private_networks=t.boolean("allow_private_networks", False),
+        log_level=t.choice("log_level", "info", LOG_LEVELS),
+        log_format=t.choice("log_format", "text", ("text", "json")),
+        metrics_loopback=t.boolean("metrics_loopback", False),
     )
     t.finish()
     return server
+
+
+def store(t: Table, data_dir: Path) -> StoreConfig:
+    url = t.string("url", "", check=_store_url)
+    store = StoreConfig(
+        url=url or f"sqlite:///{data_dir / 'relay.db'}",
+        pool_size=t.integer("pool_size", 10, minimum=1, maximum=1000),
+    )
+    t.finish()
+    return store
+
+
+def dashboard(t: Table) -> DashboardConfig:
+    dashboard = DashboardConfig(
+        enabled=t.boolean("enabled", True),
+        session_hours=t.number("session_hours", 168, minimum=0.01, maximum=24 * 366),
+    )
+    t.finish()
+    return dashboard
 
 
 def defaults(t: Table) -> Defaults:
@@ -74,13 +100,33 @@ def defaults(t: Table) -> Defaults:
 
 
 def storage(t: Table) -> StorageConfig:
+    backend = t.choice("backend", "local", ("local", "s3"))
+    s3_table = t.table("s3")
+    s3_config = s3(s3_table) if s3_table.data else None
+    if backend == "s3" and not s3_table.data and not isinstance(t, Recorder):
+        t.problem("s3", 'required with backend = "s3": a table { endpoint, bucket, ... }', None)
     storage = StorageConfig(
         keep_videos=t.boolean("keep_videos", True),
         keep_days=t.integer("keep_days", 30, minimum=0),
         max_gb=t.number("max_gb", 20, minimum=0),
+        backend=backend,
+        s3=s3_config,
     )
     t.finish()
     return storage
+
+
+def s3(t: Table) -> S3Config:
+    s3 = S3Config(
+        endpoint=t.string("endpoint", "", check=_http_url, nonempty=True).rstrip("/"),
+        bucket=t.string("bucket", "", nonempty=True),
+        region=t.string("region", "auto", nonempty=True),
+        access_key=t.string("access_key", "", secret=True) or None,
+        secret_key=t.string("secret_key", "", secret=True) or None,
+        path_style=t.boolean("path_style", False),
+    )
+    t.finish()
+    return s3
 
 
 def polling(t: Table) -> PollingConfig:
@@ -282,6 +328,12 @@ def _http_url(value: str) -> str | None:
     except ValueError:
         return "not an http(s) URL (bad port)"
     return None
+
+
+def _store_url(value: str) -> str | None:
+    if value.startswith(("sqlite:///", "postgresql://", "postgres://")):
+        return None
+    return "sqlite:///PATH or postgresql://USER:PASSWORD@HOST:PORT/DATABASE"
 
 
 def _size(value: str) -> str | None:

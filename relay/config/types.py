@@ -17,6 +17,9 @@ class ServerConfig:
     max_upload_mb: float = 10
     trust_proxy: bool = False
     allow_private_networks: bool = False
+    log_level: str = "info"  # $RELAY_LOG_LEVEL wins
+    log_format: str = "text"  # or "json"
+    metrics_loopback: bool = False  # /metrics answers loopback clients without a key
 
     @property
     def max_upload_bytes(self) -> int:
@@ -31,10 +34,34 @@ class Defaults:
 
 
 @dataclass(frozen=True)
+class StoreConfig:
+    url: str = "sqlite:///./data/relay.db"  # data_dir/relay.db unless set
+    pool_size: int = 10  # PostgreSQL connections per instance
+
+
+@dataclass(frozen=True)
+class DashboardConfig:
+    enabled: bool = True
+    session_hours: float = 168
+
+
+@dataclass(frozen=True)
+class S3Config:
+    endpoint: str
+    bucket: str
+    region: str = "auto"
+    access_key: str | None = field(default=None, repr=False)
+    secret_key: str | None = field(default=None, repr=False)
+    path_style: bool = False
+
+
+@dataclass(frozen=True)
 class StorageConfig:
     keep_videos: bool = True
     keep_days: int = 30
     max_gb: float = 20
+    backend: str = "local"  # or "s3"
+    s3: S3Config | None = None
 
 
 @dataclass(frozen=True)
@@ -86,6 +113,8 @@ class ChannelConfig:
 @dataclass(frozen=True)
 class Config:
     server: ServerConfig = ServerConfig()
+    store: StoreConfig = StoreConfig()
+    dashboard: DashboardConfig = DashboardConfig()
     defaults: Defaults = Defaults()
     storage: StorageConfig = StorageConfig()
     polling: PollingConfig = PollingConfig()
