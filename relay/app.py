@@ -95,7 +95,7 @@ async def reload(app: web.Application, config: Config, providers: Providers = RE
 async def _store(app: web.Application) -> AsyncIterator[None]:
     data_dir = app[CONFIG].server.data_dir
     data_dir.mkdir(parents=True, exist_ok=True)
-    app[STORE] = await open_store(app[CONFIG].store.url)
+    app[STORE] = await open_store(app[CONFIG].store.url, pool_size=app[CONFIG].store.pool_size)
     try:
         yield
     finally:

@@ -1,9 +1,10 @@
 """The task store: the one interface the relay keeps its state behind, and `open_store(url)`.
 
-All SQL lives under this package. Every backend implements `Store`; one contract suite
-(tests/store/) runs over each. Writes are named for what happened (a task was created, an
-upstream accepted it, a poll brought news, a task finished), never "set these columns", so
-callers do not know the schema and a backend may keep things its own way.
+All SQL lives under this package: SQLite in sqlite/, PostgreSQL (several relays, one database)
+in postgres/. Every backend implements `Store`; one contract suite (tests/store/) runs over each.
+Writes are named for what happened (a task was created, an upstream accepted it, a poll brought
+news, a task finished), never "set these columns", so callers do not know the schema and a
+backend may keep things its own way.
 
 Guarantees every backend keeps:
 - The task row exists before its upstream call (`create_task`), under a submit lease: a process
@@ -22,6 +23,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from relay.domain import Outcome, Task
+from relay.errors import ConfigError
 from relay.store.rows import ApiKey, Copy, Delivery, NewDelivery, NewTask, User
 from relay.store.sqlite import SqliteStore
 
@@ -36,6 +38,11 @@ __all__ = [
     "open_store",
     "sqlite_url",
 ]
+
+POSTGRES_EXTRA = (
+    "store.url: a postgresql:// URL needs asyncpg, which the postgres extra installs:"
+    " pip install 'video-relay[postgres]'"
+)
 
 
 class Store(Protocol):
@@ -247,9 +254,20 @@ def sqlite_url(path: Path) -> str:
     return f"sqlite:///{path}"
 
 
-async def open_store(url: str) -> Store:
-    """Open (and migrate) the store a URL names: `sqlite:///relative/path.db` or
-    `sqlite:////absolute/path.db`."""
+async def open_store(url: str, *, pool_size: int = 10) -> Store:
+    """Open (and migrate) the store a URL names: `sqlite:///relative/path.db`,
+    `sqlite:////absolute/path.db`, or `postgresql://user:password@host:port/database` (a pool of
+    `pool_size` connections; asyncpg, the `postgres` extra, is imported only here)."""
     if url.startswith("sqlite:///"):
         return await SqliteStore.open(Path(url.removeprefix("sqlite:///")))
-    raise ValueError(f"unsupported store URL {url.split(':', 1)[0]!r}: use sqlite:///path")
+    if url.startswith(("postgresql://", "postgres://")):
+        try:
+            from relay.store.postgres import PostgresStore
+        except ModuleNotFoundError as exc:
+            if exc.name != "asyncpg":
+                raise
+            raise ConfigError([POSTGRES_EXTRA]) from None
+        return await PostgresStore.open(url, pool_size=pool_size)
+    raise ValueError(
+        f"unsupported store URL {url.split(':', 1)[0]!r}: use sqlite:///path or postgresql://..."
+    )
