@@ -29,13 +29,17 @@ from typing import Any
 # "require": a missing PostgreSQL (or asyncpg) fails the postgres tests instead of skipping
 # them; .ci/run sets it, so CI always runs both backends
 REQUIRE_ENV = "RELAY_TEST_POSTGRES"
+BINDIR_ENV = "RELAY_TEST_PG_BINDIR"
 SUPERUSER = "postgres"
 START_TIMEOUT_S = 30
 
 
 def find_bindir() -> Path | None:
-    """Where initdb and postgres are: the newest /usr/lib/postgresql/<version>/bin (Debian,
-    Ubuntu), else the directory of an `initdb` on PATH (Fedora, Homebrew, ...)."""
+    """Where initdb and postgres are: $RELAY_TEST_PG_BINDIR when set (a build of one's own),
+    else the newest /usr/lib/postgresql/<version>/bin (Debian, Ubuntu), else the directory of
+    an `initdb` on PATH (Fedora, Homebrew, ...)."""
+    if chosen := os.environ.get(BINDIR_ENV):
+        return Path(chosen) if (Path(chosen) / "initdb").exists() else None
     versions = sorted(
         Path("/usr/lib/postgresql").glob("*/bin/initdb"),
         key=lambda p: [int(n) for n in re.findall(r"\d+", p.parent.parent.name)],
@@ -53,10 +57,8 @@ def missing() -> str | None:
     except ImportError:
         return "asyncpg is not installed (pip install -e '.[test]')"
     if find_bindir() is None:
-        return (
-            "PostgreSQL is not installed (no initdb under /usr/lib/postgresql/*/bin or on PATH;"
-            " apt-get install postgresql)"
-        )
+        where = os.environ.get(BINDIR_ENV) or "/usr/lib/postgresql/*/bin or on PATH"
+        return f"PostgreSQL is not installed (no initdb in {where}; apt-get install postgresql)"
     if shutil.which("openssl") is None:
         return "openssl is not installed (the test server's TLS certificate)"
     return None

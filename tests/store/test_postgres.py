@@ -6,6 +6,7 @@ uniqueness by constraints, libpq's `?sslmode=`, and asyncpg imported only when a
 from __future__ import annotations
 
 import asyncio
+import os
 import subprocess
 import sys
 from collections import Counter
@@ -21,7 +22,7 @@ from relay.errors import ConfigError
 from relay.store import NewDelivery, Store, open_store
 from relay.store.postgres import PostgresStore
 from relay.store.postgres.schema import MIGRATIONS
-from tests.store.pgcluster import Cluster
+from tests.store.pgcluster import BINDIR_ENV, REQUIRE_ENV, Cluster
 from tests.store.test_contract import submitted
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -276,3 +277,28 @@ asyncio.run(main())
 assert "asyncpg" not in sys.modules, "asyncpg was imported"
 """
     subprocess.run([sys.executable, "-c", script], cwd=ROOT, check=True)
+
+
+@pytest.mark.parametrize("ci", [False, True])
+def test_without_postgresql_its_tests_skip_saying_why_or_fail_in_ci(ci: bool, tmp_path: Path):
+    env = {k: v for k, v in os.environ.items() if k != REQUIRE_ENV}
+    env[BINDIR_ENV] = str(tmp_path)  # no initdb here: a machine without PostgreSQL
+    if ci:
+        env[REQUIRE_ENV] = "require"
+    one_test = "tests/store/test_contract.py::test_move_to_channel"
+    run = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-rs", "-p", "no:cacheprovider", one_test],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    reason = f"PostgreSQL is not installed (no initdb in {tmp_path}; apt-get install postgresql)"
+    if ci:
+        assert run.returncode == 1, run.stdout
+        assert f"RELAY_TEST_POSTGRES=require, but {reason}" in run.stdout
+        assert "1 passed, 1 error" in run.stdout  # SQLite still ran
+    else:
+        assert run.returncode == 0, run.stdout
+        assert reason in run.stdout and "1 passed, 1 skipped" in run.stdout
