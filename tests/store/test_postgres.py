@@ -187,6 +187,35 @@ async def test_an_idempotency_key_claimed_at_once_goes_to_one_instance(
     assert [u.name for u in await b.list_users()] == ["carol"]
 
 
+async def test_close_does_not_wait_for_a_connection_held_forever(
+    postgres_url: str, monkeypatch: pytest.MonkeyPatch
+):
+    monkeypatch.setattr("relay.store.postgres.CLOSE_TIMEOUT_S", 0.2)
+    store = await open_store(postgres_url)
+    assert isinstance(store, PostgresStore)
+    await store._pool.acquire()  # held for ever: a query stuck on a dead network, say
+    await asyncio.wait_for(store.close(), timeout=5)
+    watcher = await asyncpg.connect(postgres_url)
+    try:
+        for _ in range(100):
+            others = await watcher.fetchval(
+                "SELECT count(*) FROM pg_stat_activity"
+                " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            )
+            if others == 0:
+                break
+            await asyncio.sleep(0.05)
+        assert others == 0  # the held connection was closed too
+    finally:
+        await watcher.close()
+
+
+async def test_a_refused_connection_says_why_without_the_password():
+    with pytest.raises(OSError) as err:
+        await open_store("postgresql://relay:hunter2-secret@127.0.0.1:1/relay")
+    assert "Connect call failed" in str(err.value) and "hunter2" not in str(err.value)
+
+
 async def ssl_in_use(url: str) -> bool:
     store = await open_store(url)
     try:

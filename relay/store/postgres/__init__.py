@@ -3,8 +3,9 @@ pool of `[store] pool_size` connections, migrations as named steps in the `migra
 
 What keeps N instances from doing one piece of work twice lives in the SQL, not in a process:
 - polling is claimed with `FOR UPDATE SKIP LOCKED`: an instance takes due rows nobody holds and
-  pushes their due time out as its lease (`lease_until`); a row whose holder died falls due again
-  by itself when that time passes;
+  pushes their due time out as its lease: `lease_until`, beside `next_poll_at`, which keeps the
+  time the poll was planned for (the contract's `next_due` reports it once a lease ran out); a
+  row is due at the later of the two, so one whose holder died falls due again by itself;
 - a task's outcome is a fenced write (`... AND status IN ('queued', 'in_progress') AND
   lease_owner = $me`), and its webhook deliveries and copy jobs are inserted in that same
   transaction, so each happens once; they are claimed with `SKIP LOCKED` too;
@@ -18,6 +19,7 @@ verify-ca, verify-full; `prefer` when absent) and its `sslrootcert`, `sslcert`, 
 
 from __future__ import annotations
 
+import asyncio
 import time
 
 import asyncpg
@@ -30,6 +32,7 @@ from relay.store.postgres.tasks import Tasks
 
 # pg_advisory_lock key: instances starting together migrate one after the other
 MIGRATION_LOCK = 0x72656C6179  # "relay"
+CLOSE_TIMEOUT_S = 10.0
 
 
 class PostgresStore(Accounts, Tasks, Outbox):
@@ -50,7 +53,11 @@ class PostgresStore(Accounts, Tasks, Outbox):
         return store
 
     async def close(self) -> None:
-        await self._pool.close()
+        # a connection still held (a query stuck on a dead network) must not hold up shutdown
+        try:
+            await asyncio.wait_for(self._pool.close(), CLOSE_TIMEOUT_S)
+        except TimeoutError:
+            self._pool.terminate()
 
     async def migrate(self) -> list[str]:
         """Apply the steps not yet recorded, each in one transaction, under an advisory lock
