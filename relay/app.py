@@ -22,7 +22,7 @@ from relay.events import Events, TaskFinished, TaskSubmitted
 from relay.providers import REGISTRY
 from relay.providers.base import Provider
 from relay.runtime import Runtime, build_parts
-from relay.storage import LocalLibrary
+from relay.storage import open_library
 from relay.store import open_store
 from relay.tasks import Context, Videos
 from relay.upstream import Http
@@ -126,7 +126,7 @@ def _runtime(
             events=events,
             clock=clock,
             instance=secrets.token_hex(8),
-            library=LocalLibrary(config.server.data_dir),
+            library=open_library(config, app[HTTP].trusted),
         )
         app[VIDEOS] = Videos(ctx)
         # a finished task frees its channel's slot, in whichever table is current then
@@ -180,6 +180,7 @@ def _workers(clock: Callable[[], float]) -> Callable[[web.Application], AsyncIte
         events.subscribe(TaskSubmitted, first_poll)
         events.subscribe(TaskFinished, finished)
         await poller.sweep()  # cut-off submits from a crash are failed before anything else
+        await copier.clean()
         poller.start()
         sender.start()
         copier.start()

@@ -14,6 +14,7 @@ import logging
 from relay.domain import Principal, Task
 from relay.errors import InvalidRequest, PermissionDenied
 from relay.providers.errors import ProviderError
+from relay.storage import StorageError
 from relay.tasks.content import Contents
 from relay.tasks.context import Context
 from relay.tasks.create import Creator
@@ -74,4 +75,7 @@ class Videos:
                 log.info("upstream delete of %s failed: %s", task.id, exc.for_log)
         await self.ctx.store.delete_task(task.id)
         if self.ctx.library is not None:
-            self.ctx.library.remove(task.id)
+            try:
+                await self.ctx.library.remove(task.id)
+            except StorageError as exc:  # the record is gone; retention cannot find it now
+                log.warning("could not remove the stored copies of %s: %s", task.id, exc)

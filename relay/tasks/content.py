@@ -26,9 +26,9 @@ class Contents:
         library = self.ctx.library
         if task.status == "completed" and library is not None:
             copy = await self.ctx.store.stored_copy(task.id, variant)
-            local = library.local(copy) if copy is not None else None
-            if local is not None:
-                return local
+            stored = library.source(copy) if copy is not None else None
+            if stored is not None:
+                return stored
         task, channel = self._finished(task, variant)
         try:
             return await channel.adapter.content(task.ref(), variant)
