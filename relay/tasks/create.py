@@ -240,6 +240,8 @@ class Creator:
                 else:
                     submitted = await channel.adapter.submit(request, route.upstream_model)
             except ProviderError as exc:
+                if exc.excerpt:  # INFO and WARNING lines below carry exc.for_log, never a body
+                    log.debug("channel %s answered for %s: %s", channel.name, video_id, exc.excerpt)
                 decision = decide(exc, Phase.SUBMIT)
                 retry_after = exc.retry_after if isinstance(exc, RateLimited) else None
                 channels.record(
