@@ -19,6 +19,7 @@ from aiohttp import web
 from relay import logs
 from relay.config import Config
 from relay.events import Events, TaskFinished, TaskSubmitted
+from relay.metrics import METRICS, Metrics, measure, prepared
 from relay.providers import REGISTRY
 from relay.providers.base import Provider
 from relay.runtime import Runtime, build_parts
@@ -57,15 +58,18 @@ def create_app(
 ) -> web.Application:
     max_body = int(config.server.max_upload_bytes * 4 / 3) + 2 * 1024 * 1024
     app = web.Application(
-        middlewares=[envelope, authenticate],
+        middlewares=[measure, envelope, authenticate],
         client_max_size=max_body,
         handler_args={"max_field_size": 16 * 1024},
     )
     app[CONFIG] = config
     app[logs.TRUST_PROXY] = config.server.trust_proxy
     app[EVENTS] = Events()
+    app[METRICS] = Metrics()  # a registry per app, so several apps in one process never clash
+    app[METRICS].watch(app[EVENTS])
     app[STARTED_AT] = clock()
     app.on_response_prepare.append(stamp_request_id)
+    app.on_response_prepare.append(prepared)
     app.cleanup_ctx.append(_store)
     app.cleanup_ctx.append(_http)
     app.cleanup_ctx.append(_runtime(providers, clock))
@@ -132,6 +136,7 @@ def _runtime(
         # a finished task frees its channel's slot, in whichever table is current then
         events.subscribe(TaskFinished, lambda e: live.channels.release_by_name(e.channel))
         logs.watch(events)
+        app[METRICS].watch_channels(lambda: live.channels, clock)
         yield
 
     return runtime

@@ -15,7 +15,7 @@ from typing import Any
 
 from relay.domain import TERMINAL, Outcome, Task
 from relay.errors import safe_message
-from relay.events import PollRan, TaskFinished
+from relay.events import PollRan, TaskFinished, upstream_op
 from relay.policy import ChannelEffect, Phase, TaskEffect, decide
 from relay.providers.base import Update
 from relay.providers.errors import ProviderError, RateLimited
@@ -70,7 +70,9 @@ class Lifecycle:
             return
         lag = max(0.0, now - (task.next_poll_at or now))
         try:
-            update = await channel.adapter.poll(task.ref())
+            update = await upstream_op(
+                ctx.events, channel, "poll", channel.adapter.poll(task.ref())
+            )
         except ProviderError as exc:
             ctx.events.emit(PollRan(task.id, channel.name, lag, type(exc).__name__))
             await self._poll_failed(task, lease, channel, exc, now)
