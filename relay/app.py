@@ -19,10 +19,11 @@ from aiohttp import web
 from relay import logs
 from relay.config import Config
 from relay.events import Events, TaskFinished, TaskSubmitted
+from relay.metrics import METRICS, Metrics, measure, prepared
 from relay.providers import REGISTRY
 from relay.providers.base import Provider
 from relay.runtime import Runtime, build_parts
-from relay.storage import LocalLibrary
+from relay.storage import open_library
 from relay.store import open_store
 from relay.tasks import Context, Videos
 from relay.upstream import Http
@@ -57,15 +58,18 @@ def create_app(
 ) -> web.Application:
     max_body = int(config.server.max_upload_bytes * 4 / 3) + 2 * 1024 * 1024
     app = web.Application(
-        middlewares=[envelope, authenticate],
+        middlewares=[measure, envelope, authenticate],
         client_max_size=max_body,
         handler_args={"max_field_size": 16 * 1024},
     )
     app[CONFIG] = config
     app[logs.TRUST_PROXY] = config.server.trust_proxy
     app[EVENTS] = Events()
+    app[METRICS] = Metrics()  # a registry per app, so several apps in one process never clash
+    app[METRICS].watch(app[EVENTS])
     app[STARTED_AT] = clock()
     app.on_response_prepare.append(stamp_request_id)
+    app.on_response_prepare.append(prepared)
     app.cleanup_ctx.append(_store)
     app.cleanup_ctx.append(_http)
     app.cleanup_ctx.append(_runtime(providers, clock))
@@ -126,12 +130,13 @@ def _runtime(
             events=events,
             clock=clock,
             instance=secrets.token_hex(8),
-            library=LocalLibrary(config.server.data_dir),
+            library=open_library(config, app[HTTP].trusted),
         )
         app[VIDEOS] = Videos(ctx)
         # a finished task frees its channel's slot, in whichever table is current then
         events.subscribe(TaskFinished, lambda e: live.channels.release_by_name(e.channel))
         logs.watch(events)
+        app[METRICS].watch_channels(lambda: live.channels, clock)
         yield
 
     return runtime
@@ -180,6 +185,7 @@ def _workers(clock: Callable[[], float]) -> Callable[[web.Application], AsyncIte
         events.subscribe(TaskSubmitted, first_poll)
         events.subscribe(TaskFinished, finished)
         await poller.sweep()  # cut-off submits from a crash are failed before anything else
+        await copier.clean()
         poller.start()
         sender.start()
         copier.start()

@@ -25,9 +25,10 @@ carry upstream URLs, keys or raw upstream bodies (the log keeps those under the 
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Mapping
 from typing import Any, ClassVar
+
+from relay.scrub import CLIENT_LIMIT, client_text
 
 
 class RelayError(Exception):
@@ -159,10 +160,8 @@ class ConfigError(Exception):
         self.problems = problems
 
 
-_URL = re.compile(r"\b(?:https?|wss?|gs|s3|oss)://\S+", re.IGNORECASE)
-
-
-def safe_message(text: str, limit: int = 500) -> str:
-    """Upstream text made fit for a client: URLs removed, length bounded."""
-    cleaned = _URL.sub("<url>", text).strip()
-    return cleaned if len(cleaned) <= limit else cleaned[: limit - 3] + "..."
+def safe_message(text: str, limit: int = CLIENT_LIMIT) -> str:
+    """Upstream text made fit for a client: one line, no markup, no traceback or exception dump,
+    no server path, URL or secret, at most `limit` characters ("" when nothing readable is left).
+    The rules are relay/scrub.py's."""
+    return client_text(text, limit)

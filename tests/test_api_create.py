@@ -76,7 +76,7 @@ async def test_json_create(relay: Relay):
     assert (body["status"], body["model"], body["seconds"], body["size"]) == (
         "queued",
         "sora-2",
-        "8",
+        "4",  # what the demo's landscape clip really is; the request's 8 is kept below
         "1280x720",
     )
     assert body["task_id"] == body["id"] and body["error"] is None and body["url"] is None
@@ -106,8 +106,9 @@ async def test_multipart_text_only(relay: Relay):
     resp = await relay.client.post("/v1/videos", data=data, headers=auth())
     body = await resp.json()
     assert resp.status == 200, body
-    assert body["seconds"] == "8"
+    assert body["seconds"] == "4"  # the demo's clip
     row = await stored(relay, body["id"])
+    assert row.request["seconds"] == 8 and row.request["size"] == "16:9"
     assert row.request["seed"] == 12 and row.request["generate_audio"] is False
     assert row.request["metadata"] == {"watermark": False}
     assert row.request["images"] == []
@@ -218,8 +219,9 @@ async def test_form_urlencoded_create(relay: Relay):
     )
     body = await resp.json()
     assert resp.status == 200, body
-    assert body["seconds"] == "12"
+    assert body["seconds"] == "4"  # the demo's clip
     row = await stored(relay, body["id"])
+    assert row.request["seconds"] == 12
     assert row.request["images"] == [{"role": None, "url": URL}]
 
 

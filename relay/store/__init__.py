@@ -91,6 +91,10 @@ class Store(Protocol):
         """Queued and running tasks per channel (the in-flight counts of every process)."""
         ...
 
+    async def count_by_status(self) -> dict[str, int]:
+        """Tasks per status (every process's); a status with no task is 0 or missing."""
+        ...
+
     # --- tasks: what happens to them -------------------------------------------------------
 
     async def create_task(self, task: NewTask) -> None:

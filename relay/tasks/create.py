@@ -25,7 +25,7 @@ from relay.errors import (
     UpstreamFailed,
     safe_message,
 )
-from relay.events import TaskCreated, TaskSubmitted
+from relay.events import TaskCreated, TaskSubmitted, upstream_op
 from relay.policy import ChannelEffect, Phase, TaskEffect, decide
 from relay.providers.base import Provider, Submitted
 from relay.providers.errors import ProviderError, RateLimited
@@ -234,12 +234,13 @@ class Creator:
             channel = route.channel
             try:
                 if source is not None:
-                    submitted = await channel.adapter.remix(
-                        source.ref(), request, route.upstream_model
-                    )
+                    call = channel.adapter.remix(source.ref(), request, route.upstream_model)
                 else:
-                    submitted = await channel.adapter.submit(request, route.upstream_model)
+                    call = channel.adapter.submit(request, route.upstream_model)
+                submitted = await upstream_op(self.ctx.events, channel, "submit", call)
             except ProviderError as exc:
+                if exc.excerpt:  # INFO and WARNING lines below carry exc.for_log, never a body
+                    log.debug("channel %s answered for %s: %s", channel.name, video_id, exc.excerpt)
                 decision = decide(exc, Phase.SUBMIT)
                 retry_after = exc.retry_after if isinstance(exc, RateLimited) else None
                 channels.record(
@@ -309,7 +310,9 @@ class Creator:
             assert found is not None
             return found
         ctx.events.emit(
-            TaskSubmitted(video_id, route.channel.name, route.channel.provider, task.next_poll_at)
+            TaskSubmitted(
+                video_id, route.channel.name, route.channel.provider, task.next_poll_at, task.model
+            )
         )
         return task
 

@@ -15,11 +15,12 @@ from typing import Any
 
 from relay.domain import TERMINAL, Outcome, Task
 from relay.errors import safe_message
-from relay.events import PollRan, TaskFinished
+from relay.events import PollRan, TaskFinished, upstream_op
 from relay.policy import ChannelEffect, Phase, TaskEffect, decide
 from relay.providers.base import Update
 from relay.providers.errors import ProviderError, RateLimited
 from relay.routing import Channel
+from relay.scrub import log_excerpt
 from relay.storage import copy_variants
 from relay.tasks.context import Context
 from relay.workers.webhooks import deliveries
@@ -28,6 +29,15 @@ log = logging.getLogger("relay.tasks.refresh")
 
 POLL_BACKOFF = 1.5  # the next interval after news
 ERROR_BACKOFF = 2.0  # the next interval after an error
+
+
+def _reason(task_id: str, native: str) -> str:
+    """The upstream's reason for a failed task as the client reads it; what the cleaning took
+    out stays at DEBUG, scrubbed."""
+    shown = safe_message(native) or "the upstream gave no readable reason"
+    if shown != native:
+        log.debug("task %s: the upstream's reason: %s", task_id, log_excerpt(native))
+    return shown
 
 
 def next_progress(
@@ -60,7 +70,9 @@ class Lifecycle:
             return
         lag = max(0.0, now - (task.next_poll_at or now))
         try:
-            update = await channel.adapter.poll(task.ref())
+            update = await upstream_op(
+                ctx.events, channel, "poll", channel.adapter.poll(task.ref())
+            )
         except ProviderError as exc:
             ctx.events.emit(PollRan(task.id, channel.name, lag, type(exc).__name__))
             await self._poll_failed(task, lease, channel, exc, now)
@@ -73,6 +85,8 @@ class Lifecycle:
     async def _poll_failed(
         self, task: Task, lease: str, channel: Channel, exc: ProviderError, now: float
     ) -> None:
+        if exc.excerpt:  # INFO and WARNING lines carry exc.for_log, never a body
+            log.debug("task %s: channel %s answered: %s", task.id, channel.name, exc.excerpt)
         decision = decide(exc, Phase.POLL)
         if decision.channel is not ChannelEffect.NONE:
             self.ctx.runtime.channels.record(
@@ -121,7 +135,7 @@ class Lifecycle:
             outcome = Outcome(
                 "completed" if status == "completed" else "failed",
                 (error.code if error else "generation_failed") if status == "failed" else None,
-                safe_message(error.message) if error else None,
+                _reason(task.id, error.message) if error else None,
                 completed_at=update.completed_at,
                 expires_at=update.expires_at,
             )

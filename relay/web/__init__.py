@@ -19,3 +19,4 @@ def setup_routes(app: web.Application) -> None:
     add.add_get("/v1/videos/{video_id}/content", videos.content)  # HEAD too
     add.add_get("/v1/models", admin.models)
     add.add_get("/healthz", admin.healthz)
+    add.add_get("/metrics", admin.metrics)

@@ -26,9 +26,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-# "require": a missing PostgreSQL (or asyncpg) fails the postgres tests instead of skipping
-# them; .ci/run sets it, so CI always runs both backends
-REQUIRE_ENV = "RELAY_TEST_POSTGRES"
+# set (to anything): a missing PostgreSQL (or asyncpg) fails the postgres tests instead of
+# skipping them; .ci/run sets it, so CI always runs both backends
+REQUIRE_ENV = "RELAY_TEST_REQUIRE_POSTGRES"
 BINDIR_ENV = "RELAY_TEST_PG_BINDIR"
 SUPERUSER = "postgres"
 START_TIMEOUT_S = 30

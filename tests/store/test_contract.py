@@ -239,6 +239,37 @@ async def test_active_counts_by_channel(store: Store):
     assert await store.count_active_by_channel() == {"one": 2}
 
 
+async def test_counts_by_status(store: Store):
+    assert not any((await store.count_by_status()).values())
+    await store.create_task(new("q"))
+    await submitted(store, "r")
+    assert [t.id for t in await store.claim_due(now=10.0, lease_owner="p", lease_s=30, limit=5)]
+    assert await store.record_poll(
+        "r",
+        "p",
+        status="in_progress",
+        progress=5,
+        upstream_state=None,
+        seconds=None,
+        size=None,
+        now=10.0,
+        next_poll_at=20.0,
+        interval=5.0,
+    )
+    for video_id, status in (("c1", "completed"), ("c2", "completed"), ("f", "failed")):
+        await submitted(store, video_id)
+        outcome = Outcome(status) if status == "completed" else Outcome.failed("x", "y")
+        await store.finish(video_id, None, outcome, now=1.0)
+    await store.delete_task("c2")
+    counts = await store.count_by_status()
+    assert {k: v for k, v in counts.items() if v} == {
+        "queued": 1,
+        "in_progress": 1,
+        "completed": 1,
+        "failed": 1,
+    }
+
+
 async def test_idempotency_keys(store: Store):
     assert await store.claim_idempotency_key("alice", "k", "h1", "v1", 100.0, 50)
     assert not await store.claim_idempotency_key("alice", "k", "h2", "v2", 110.0, 50)

@@ -313,7 +313,7 @@ def test_without_postgresql_its_tests_skip_saying_why_or_fail_in_ci(ci: bool, tm
     env = {k: v for k, v in os.environ.items() if k != REQUIRE_ENV}
     env[BINDIR_ENV] = str(tmp_path)  # no initdb here: a machine without PostgreSQL
     if ci:
-        env[REQUIRE_ENV] = "require"
+        env[REQUIRE_ENV] = "1"
     one_test = "tests/store/test_contract.py::test_move_to_channel"
     run = subprocess.run(
         [sys.executable, "-m", "pytest", "-q", "-rs", "-p", "no:cacheprovider", one_test],
@@ -326,7 +326,7 @@ def test_without_postgresql_its_tests_skip_saying_why_or_fail_in_ci(ci: bool, tm
     reason = f"PostgreSQL is not installed (no initdb in {tmp_path}; apt-get install postgresql)"
     if ci:
         assert run.returncode == 1, run.stdout
-        assert f"RELAY_TEST_POSTGRES=require, but {reason}" in run.stdout
+        assert f"RELAY_TEST_REQUIRE_POSTGRES is set, but {reason}" in run.stdout
         assert "1 passed, 1 error" in run.stdout  # SQLite still ran
     else:
         assert run.returncode == 0, run.stdout

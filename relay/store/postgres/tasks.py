@@ -72,6 +72,10 @@ class Tasks(Part):
         )
         return {row[0]: int(row[1]) for row in rows}
 
+    async def count_by_status(self) -> dict[str, int]:
+        rows = await self._pool.fetch("SELECT status, count(*) FROM tasks GROUP BY status")
+        return {row[0]: int(row[1]) for row in rows}
+
     # --- writing: one method per thing that happens -------------------------------------------
 
     async def _set(
