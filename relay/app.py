@@ -8,10 +8,14 @@ ones before it to be closed by the app's cleanup.
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
 import secrets
+import stat
 import time
 from collections.abc import AsyncIterator, Callable, Mapping
+from pathlib import Path
 from typing import Any
 
 from aiohttp import web
@@ -64,6 +68,7 @@ def create_app(
     )
     app[CONFIG] = config
     app[logs.TRUST_PROXY] = config.server.trust_proxy
+    logs.install(app)
     app[EVENTS] = Events()
     app[METRICS] = Metrics()  # a registry per app, so several apps in one process never clash
     app[METRICS].watch(app[EVENTS])
@@ -97,13 +102,40 @@ async def reload(app: web.Application, config: Config, providers: Providers = RE
 
 
 async def _store(app: web.Application) -> AsyncIterator[None]:
-    data_dir = app[CONFIG].server.data_dir
-    data_dir.mkdir(parents=True, exist_ok=True)
+    private_data(app[CONFIG])
     app[STORE] = await open_store(app[CONFIG].store.url, pool_size=app[CONFIG].store.pool_size)
     try:
         yield
     finally:
         await app[STORE].close()
+
+
+def private_data(config: Config) -> None:
+    """data_dir is made 0700, and the SQLite database 0600 before SQLite creates it (its WAL
+    and SHM files take the database's mode), whatever the umask of whoever starts the relay.
+    A database or admin.key left readable by others (by an older relay) is made 0600 again."""
+    data_dir = config.server.data_dir
+    data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    mode = stat.S_IMODE(data_dir.stat().st_mode)
+    if mode & 0o007:
+        log.warning(
+            "data_dir %s is open to other users (mode %04o); `chmod 700 %s` makes it private",
+            data_dir,
+            mode,
+            data_dir,
+        )
+    private = [data_dir / "admin.key"]
+    if config.store.url.startswith("sqlite:///"):
+        db = Path(config.store.url.removeprefix("sqlite:///"))
+        db.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        with contextlib.suppress(FileExistsError):
+            os.close(os.open(db, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+        private += [db, db.with_name(db.name + "-wal"), db.with_name(db.name + "-shm")]
+    for path in private:
+        with contextlib.suppress(FileNotFoundError):
+            if stat.S_IMODE(path.stat().st_mode) & 0o077:
+                path.chmod(0o600)
+                log.warning("%s was readable by other users; made it 0600", path)
 
 
 async def _http(app: web.Application) -> AsyncIterator[None]:

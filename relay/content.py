@@ -19,6 +19,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 from pathlib import Path
+from typing import IO, Any
 
 import aiohttp
 from aiohttp import web
@@ -28,6 +29,7 @@ from multidict import CIMultiDict
 from relay.domain import VARIANTS, ContentSource, LocalFile, Remote
 from relay.errors import NotFound, RangeNotSatisfiable, UpstreamFailed
 from relay.events import DownloadEnded, DownloadStarted, Events
+from relay.logs import count_body
 from relay.upstream import BlockedAddress, Http
 
 log = logging.getLogger("relay.content")
@@ -211,7 +213,8 @@ async def serve_file(
 
 class _FileResponse(web.FileResponse):
     """FileResponse reads Range from the request it prepares with: give it the relay's decision
-    (a request carrying only the range the relay chose to honour)."""
+    (a request carrying only the range the relay chose to honour). What sendfile really sent
+    goes into the access line (aiohttp's own count leaves it out)."""
 
     def __init__(
         self,
@@ -229,6 +232,15 @@ class _FileResponse(web.FileResponse):
             return await super().prepare(self._decided)
         with self._download.streaming("local"):  # sendfile runs inside prepare
             return await super().prepare(self._decided)
+
+    async def _sendfile(
+        self, request: web.BaseRequest, fobj: IO[Any], offset: int, count: int
+    ) -> AbstractStreamWriter:
+        try:
+            return await super()._sendfile(request, fobj, offset, count)
+        finally:
+            # asyncio leaves the file at offset + bytes sent, also when the client went away
+            count_body(max(0, min(count, fobj.tell() - offset)))
 
 
 async def serve_remote(
@@ -320,9 +332,7 @@ async def _relay_body(
         return response
     expected = limit if limit is not None else (length - skip if length is not None else None)
     with download.streaming("upstream"):
-        sent, broken = await _pipe(upstream, response, skip, limit)
-    if sent_to is not None:
-        sent_to("upstream", sent)
+        sent, broken = await _pipe(upstream, response, skip, limit, sent_to)
     if broken or (expected is not None and sent < expected):
         _abort(request, video_id, f"upstream body ended after {sent} of {expected or '?'} bytes")
         return response
@@ -331,9 +341,14 @@ async def _relay_body(
 
 
 async def _pipe(
-    upstream: aiohttp.ClientResponse, response: web.StreamResponse, skip: int, limit: int | None
+    upstream: aiohttp.ClientResponse,
+    response: web.StreamResponse,
+    skip: int,
+    limit: int | None,
+    sent_to: Sent | None = None,
 ) -> tuple[int, bool]:
-    """Copy the body chunk by chunk; returns the bytes written and whether the upstream broke."""
+    """Copy the body chunk by chunk; returns the bytes written and whether the upstream broke.
+    What went out is counted once, also when the client's leaving cancels the copy."""
     sent = 0
     try:
         async for chunk in upstream.content.iter_any():
@@ -355,6 +370,10 @@ async def _pipe(
     except (aiohttp.ClientPayloadError, TimeoutError, aiohttp.ClientConnectionError) as exc:
         log.warning("upstream body broke after %d bytes: %s", sent, type(exc).__name__)
         return sent, True
+    finally:
+        count_body(sent)
+        if sent_to is not None:
+            sent_to("upstream", sent)
     return sent, False
 
 

@@ -38,9 +38,11 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    setup_logging()
+    # whoever starts it, what the relay creates (database, WAL, secrets, videos) is its own
+    os.umask(os.umask(0o077) | 0o077)
     path = config_mod.find_config_path(args.config)
     config = config_mod.load(path)
+    setup_logging(config.server.log_level, config.server.log_format)
     log.info("config: %s", config.source)
     return asyncio.run(_serve(config, path))
 
@@ -121,6 +123,7 @@ async def bootstrap_key(store: Store, config: Config) -> None:
     await store.add_key(user.id, "bootstrap", display_prefix(key), digest(key), now)
     path = config.server.data_dir / BOOTSTRAP_KEY_FILE
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    os.fchmod(fd, 0o600)  # a file left from before keeps its mode through O_TRUNC
     with os.fdopen(fd, "w") as fh:
         fh.write(key + "\n")
     log.warning(

@@ -55,9 +55,14 @@ def next_progress(
     return max(old, value)
 
 
+MAX_REMEMBERED_ERRORS = 10_000  # tasks whose failing polls are remembered for log-once
+
+
 class Lifecycle:
     def __init__(self, ctx: Context) -> None:
         self.ctx = ctx
+        # the poll error last logged per task: a failing poll is logged when it changes
+        self._poll_errors: dict[str, str] = {}
 
     async def refresh(self, task: Task, lease: str) -> None:
         """Poll one leased task upstream and record what changed."""
@@ -66,7 +71,9 @@ class Lifecycle:
         now = ctx.clock()
         if channel is None:
             log.warning("task %s: channel %s is no longer configured", task.id, task.channel)
-            await self._reschedule(task, lease, ctx.runtime.config.polling.max_interval_s)
+            await self._reschedule(
+                task, lease, ctx.runtime.config.polling.max_interval_s, why="no such channel"
+            )
             return
         lag = max(0.0, now - (task.next_poll_at or now))
         try:
@@ -78,6 +85,8 @@ class Lifecycle:
             await self._poll_failed(task, lease, channel, exc, now)
             return
         ctx.events.emit(PollRan(task.id, channel.name, lag, "ok"))
+        if self._poll_errors.pop(task.id, None) is not None:
+            log.info("task %s: polls answer again", task.id)
         if update.unknown_status:
             channel.adapter.note_unknown_status(update.unknown_status)
         await self._apply(task, lease, update, channel, now)
@@ -98,7 +107,8 @@ class Lifecycle:
             young = now - (task.submitted_at or task.created_at) < rules.not_found_window_s
             if young and task.poll_errors < len(rules.not_found_backoff):
                 wait = rules.not_found_backoff[task.poll_errors]
-                await self._reschedule(task, lease, wait, errors=errors, exact=True)
+                why = "the upstream does not know the new id yet"
+                await self._reschedule(task, lease, wait, errors=errors, exact=True, why=why)
                 return
             await self._fail(task, lease, decision.code, safe_message(exc.message))
         elif decision.task is TaskEffect.COUNT:
@@ -109,13 +119,32 @@ class Lifecycle:
                     message += f" ({errors} polls in a row)"
                 await self._fail(task, lease, decision.code, message)
             else:
-                await self._reschedule(task, lease, None, errors=errors)
+                self._poll_failing(task, exc)
+                why = f"the poll failed: {type(exc).__name__}"
+                await self._reschedule(task, lease, None, errors=errors, why=why)
         else:
-            if not isinstance(exc, RateLimited):
-                log.info("task %s: poll failed, will retry: %s", task.id, exc.for_log)
+            if not isinstance(exc, RateLimited):  # a rate limit is the channel's line, not ours
+                self._poll_failing(task, exc)
             await self._reschedule(
-                task, lease, exc.retry_after if isinstance(exc, RateLimited) else None
+                task,
+                lease,
+                exc.retry_after if isinstance(exc, RateLimited) else None,
+                why=f"the poll failed: {type(exc).__name__}",
             )
+
+    def _poll_failing(self, task: Task, exc: ProviderError) -> None:
+        """One INFO line when a task's polls start failing or fail differently, not one a
+        poll; the detail of every failure is a DEBUG line."""
+        what = f"{type(exc).__name__}: {safe_message(exc.message)}"
+        log.debug("task %s: poll failed: %s", task.id, exc.for_log)
+        if self._poll_errors.get(task.id) == what:
+            return
+        if task.id not in self._poll_errors and len(self._poll_errors) >= MAX_REMEMBERED_ERRORS:
+            self._poll_errors.pop(next(iter(self._poll_errors)))
+        self._poll_errors[task.id] = what
+        log.info(
+            "task %s: polls fail (%s); retrying, logged again when this changes", task.id, what
+        )
 
     async def _fail(self, task: Task, lease: str, code: str | None, message: str) -> None:
         outcome = Outcome.failed(code or "generation_failed", message)
@@ -156,6 +185,14 @@ class Lifecycle:
         )
         if update.poll_after_s:
             interval = max(interval, update.poll_after_s)
+        log.debug(
+            "task %s: %s, %d%%; next poll in %.1f s%s",
+            task.id,
+            status,
+            progress,
+            interval,
+            " (the upstream asked for that wait)" if interval == update.poll_after_s else "",
+        )
         await self.ctx.store.record_poll(
             task.id,
             lease,
@@ -177,6 +214,7 @@ class Lifecycle:
         *,
         errors: int | None = None,
         exact: bool = False,
+        why: str,
     ) -> None:
         polling = self.ctx.runtime.config.polling
         interval = min(
@@ -184,6 +222,7 @@ class Lifecycle:
         )
         if at_least:
             interval = at_least if exact else max(interval, at_least)
+        log.debug("task %s: next poll in %.1f s (%s)", task.id, interval, why)
         await self.ctx.store.reschedule(
             task.id,
             lease,
@@ -217,6 +256,7 @@ class Lifecycle:
         )
         if finished is None:
             return None
+        self._poll_errors.pop(task_id, None)
         ctx.events.emit(
             TaskFinished(
                 finished.id,
