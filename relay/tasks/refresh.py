@@ -135,7 +135,7 @@ class Lifecycle:
     def _poll_failing(self, task: Task, exc: ProviderError) -> None:
         """One INFO line when a task's polls start failing or fail differently, not one a
         poll; the detail of every failure is a DEBUG line."""
-        what = f"{type(exc).__name__}: {safe_message(exc.message)}"
+        what = f"{type(exc).__name__}: {exc.for_log}"
         log.debug("task %s: poll failed: %s", task.id, exc.for_log)
         if self._poll_errors.get(task.id) == what:
             return
