@@ -26,7 +26,7 @@ from relay.storage import LocalLibrary
 from relay.store import open_store
 from relay.tasks import Context, Videos
 from relay.upstream import Http
-from relay.web import setup_routes
+from relay.web import setup_routes, timeouts
 from relay.web.keys import (
     CONFIG,
     COPIER,
@@ -59,7 +59,7 @@ def create_app(
     app = web.Application(
         middlewares=[envelope, authenticate],
         client_max_size=max_body,
-        handler_args={"max_field_size": 16 * 1024},
+        handler_args={"max_field_size": 16 * 1024, **timeouts.handler_args()},
     )
     app[CONFIG] = config
     app[logs.TRUST_PROXY] = config.server.trust_proxy
