@@ -31,7 +31,7 @@ from relay.storage import open_library
 from relay.store import open_store
 from relay.tasks import Context, Videos
 from relay.upstream import Http
-from relay.web import setup_routes
+from relay.web import setup_routes, timeouts
 from relay.web.keys import (
     CONFIG,
     COPIER,
@@ -64,7 +64,7 @@ def create_app(
     app = web.Application(
         middlewares=[measure, envelope, authenticate],
         client_max_size=max_body,
-        handler_args={"max_field_size": 16 * 1024},
+        handler_args={"max_field_size": 16 * 1024, **timeouts.handler_args()},
     )
     app[CONFIG] = config
     app[logs.TRUST_PROXY] = config.server.trust_proxy

@@ -6,6 +6,7 @@
     ├── PermissionDenied     403     permission_error
     ├── NotFound             404     invalid_request_error
     ├── MethodNotAllowed     405     invalid_request_error
+    ├── RequestTimeout       408     invalid_request_error   (a body too slow; Connection: close)
     ├── RequestTooLarge      413     invalid_request_error
     ├── UnsupportedMediaType 415     invalid_request_error
     ├── RangeNotSatisfiable  416     invalid_request_error
@@ -89,6 +90,16 @@ class MethodNotAllowed(RelayError):
     status = 405
     type = "invalid_request_error"
     default_code = "method_not_allowed"
+
+
+class RequestTimeout(RelayError):
+    status = 408
+    type = "invalid_request_error"
+    default_code = "request_timeout"
+
+    def __init__(self, message: str) -> None:
+        # the rest of the body is never read, so the connection cannot carry another request
+        super().__init__(message, headers={"Connection": "close"})
 
 
 class RequestTooLarge(RelayError):
