@@ -229,7 +229,7 @@ class Stopped:
 
 
 async def stop_during_downloads(tmp_path: Path, signals: int) -> Stopped:
-    """A relay as a process, a fake upstream whose CDN sends 4 KiB every 0.5 s, two downloads
+    """A relay as a process, a fake upstream whose CDN sends 1 KiB every 0.3 s, two downloads
     started, then `signals` SIGTERMs (the second 1 s after the first)."""
     import asyncio
 
@@ -269,7 +269,7 @@ async def stop_during_downloads(tmp_path: Path, signals: int) -> Stopped:
                     if (await resp.json())["status"] == "completed":
                         break
                 await asyncio.sleep(0.05)
-            upstream.cdn.chunk, upstream.cdn.delay_s = 4096, 0.5
+            upstream.cdn.chunk, upstream.cdn.delay_s = 1024, 0.3  # the thumbnail: about 1 s
             content = f"{relay}/v1/videos/{video['id']}/content"
             long = await session.get(content)
             assert long.status == 200
