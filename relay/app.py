@@ -36,6 +36,7 @@ from relay.web.keys import (
     CONFIG,
     COPIER,
     EVENTS,
+    HEALTH,
     HTTP,
     POLLER,
     RUNTIME,
@@ -46,6 +47,7 @@ from relay.web.keys import (
 )
 from relay.web.middleware import authenticate, envelope, stamp_request_id
 from relay.workers.copier import Copier
+from relay.workers.health import HealthSync
 from relay.workers.poller import Poller
 from relay.workers.webhooks import Sender
 
@@ -204,7 +206,8 @@ def _workers(clock: Callable[[], float]) -> Callable[[web.Application], AsyncIte
             instance=ctx.instance,
             clock=clock,
         )
-        app[POLLER], app[SENDER], app[COPIER] = poller, sender, copier
+        health = HealthSync(store, runtime, events, instance=ctx.instance, clock=clock)
+        app[POLLER], app[SENDER], app[COPIER], app[HEALTH] = poller, sender, copier, health
 
         def first_poll(event: TaskSubmitted) -> None:
             if event.next_poll_at is not None:
@@ -221,11 +224,13 @@ def _workers(clock: Callable[[], float]) -> Callable[[web.Application], AsyncIte
         poller.start()
         sender.start()
         copier.start()
+        health.start()
         try:
             yield
         finally:
             await poller.stop()
             await copier.stop()
             await sender.stop()
+            await health.stop()
 
     return workers

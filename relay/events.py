@@ -68,6 +68,8 @@ class ChannelChanged:
     state: str  # ready | cooling | rate_limited | credentials | quota
     until: float | None  # when the pause ends (None: ready)
     why: str  # a short reason, already fit for a log line
+    at: float = 0.0  # when the change happened
+    remote: bool = False  # another relay changed it (adopted here, not published again)
 
 
 @dataclass(frozen=True)

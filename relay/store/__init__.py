@@ -24,13 +24,22 @@ from typing import Any, Protocol
 
 from relay.domain import Outcome, Task
 from relay.errors import ConfigError
-from relay.store.rows import ApiKey, Copy, Delivery, NewDelivery, NewTask, User
+from relay.store.rows import (
+    ApiKey,
+    Copy,
+    Delivery,
+    HealthChange,
+    NewDelivery,
+    NewTask,
+    User,
+)
 from relay.store.sqlite import SqliteStore
 
 __all__ = [
     "ApiKey",
     "Copy",
     "Delivery",
+    "HealthChange",
     "NewDelivery",
     "NewTask",
     "Store",
@@ -97,13 +106,18 @@ class Store(Protocol):
 
     # --- tasks: what happens to them -------------------------------------------------------
 
-    async def create_task(self, task: NewTask) -> None:
-        """Write a queued task before its upstream call, under the submitter's lease."""
+    async def create_task(self, task: NewTask, *, limit: int = 0) -> bool:
+        """Write a queued task before its upstream call, under the submitter's lease; False
+        (nothing written) when its channel already runs `limit` tasks (0: no limit). The count
+        and the write are one step for every relay on the store: max_in_flight holds."""
+        ...
 
     async def move_to_channel(
-        self, task_id: str, *, channel: str, provider: str, upstream_model: str
-    ) -> None:
-        """Failover at submit: the next channel is trying the task."""
+        self, task_id: str, *, channel: str, provider: str, upstream_model: str, limit: int = 0
+    ) -> bool:
+        """Failover at submit: the next channel is trying the task; False when that channel
+        runs `limit` tasks already (the task stays where it was)."""
+        ...
 
     async def record_submitted(
         self,
@@ -222,6 +236,23 @@ class Store(Protocol):
     async def retry_delivery(self, delivery_id: int, at: float, error: str) -> None: ...
 
     async def next_delivery_at(self) -> float | None: ...
+
+    # --- what several relays share ----------------------------------------------------------
+
+    async def publish_health(self, change: HealthChange) -> None:
+        """A channel's health as this relay changed it (the newest change wins)."""
+
+    async def health_changes(self, since: float) -> list[HealthChange]:
+        """Every channel's health changed after `since`, oldest first."""
+        ...
+
+    async def take_token(self, key_id: str, per_minute: int, now: float) -> float:
+        """Take a token of a key's rate-limit bucket: 0 when taken, else the seconds until
+        one is there."""
+        ...
+
+    async def give_token(self, key_id: str, per_minute: int) -> None:
+        """Give a token back (the request was refused; refused requests do not count)."""
 
     # --- stored copies --------------------------------------------------------------------
 

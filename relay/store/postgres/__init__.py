@@ -28,6 +28,7 @@ from relay.store.postgres.accounts import Accounts
 from relay.store.postgres.connection import setup_connection
 from relay.store.postgres.outbox import Outbox
 from relay.store.postgres.schema import MIGRATIONS
+from relay.store.postgres.shared import Shared
 from relay.store.postgres.tasks import Tasks
 
 # pg_advisory_lock key: instances starting together migrate one after the other
@@ -35,7 +36,7 @@ MIGRATION_LOCK = 0x72656C6179  # "relay"
 CLOSE_TIMEOUT_S = 10.0
 
 
-class PostgresStore(Accounts, Tasks, Outbox):
+class PostgresStore(Accounts, Tasks, Outbox, Shared):
     def __init__(self, pool: asyncpg.Pool) -> None:
         self._pool = pool
 

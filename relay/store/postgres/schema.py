@@ -121,4 +121,24 @@ MIGRATIONS: tuple[tuple[str, str], ...] = (
         CREATE INDEX copies_by_age ON copies (stored_at) WHERE state = 'stored';
         """,
     ),
+    (
+        "0006_shared_state",
+        """
+        CREATE INDEX tasks_active_by_channel ON tasks (channel)
+            WHERE status IN ('queued', 'in_progress');
+        CREATE TABLE channel_health (
+            channel text PRIMARY KEY,
+            state text NOT NULL,
+            until double precision,
+            why text NOT NULL DEFAULT '',
+            instance text NOT NULL,
+            changed_at double precision NOT NULL
+        );
+        CREATE TABLE rate_buckets (
+            key_id text PRIMARY KEY,
+            tokens double precision NOT NULL,
+            at double precision NOT NULL
+        );
+        """,
+    ),
 )

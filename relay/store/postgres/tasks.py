@@ -29,6 +29,12 @@ _CLAIM_DUE = (
 )
 
 
+_MOVE = (
+    "UPDATE tasks SET channel = $2, provider = $3, upstream_model = $4"
+    " WHERE id = $1 AND status IN ('queued', 'in_progress')"
+)
+
+
 def task_of(row: asyncpg.Record) -> Task:
     return Task(**{k: row[k] for k in TASK_COLUMNS})
 
@@ -90,26 +96,49 @@ class Tasks(Part):
             sql += f" AND lease_owner = {args(lease)}"
         return affected(await self._pool.execute(sql, *args.values)) == 1
 
-    async def create_task(self, task: NewTask) -> None:
+    @staticmethod
+    async def _full(con: asyncpg.Connection, channel: str, limit: int) -> bool:
+        """Whether the channel runs `limit` tasks already. The advisory lock (one per channel,
+        held until the transaction ends) makes every relay's count-then-write for a channel
+        take turns, so max_in_flight holds across relays."""
+        if limit <= 0:
+            return False
+        await con.execute("SELECT pg_advisory_xact_lock(hashtext('relay-slots:' || $1))", channel)
+        count = await con.fetchval(
+            f"SELECT count(*) FROM tasks WHERE channel = $1 AND {_ACTIVE}",  # noqa: S608
+            channel,
+        )
+        return int(count) >= limit
+
+    async def create_task(self, task: NewTask, *, limit: int = 0) -> bool:
         values = {f.name: getattr(task, f.name) for f in fields(task)}
         values["created_at"] = int(task.created_at)
         values.update(status="queued", progress=0, updated_at=task.created_at, upstream_state={})
         args = Args()
         marks = ", ".join(args(v) for v in values.values())
-        await self._pool.execute(
-            f"INSERT INTO tasks ({', '.join(values)}) VALUES ({marks})",  # noqa: S608
-            *args.values,
-        )
+        async with self._pool.acquire() as con, con.transaction():
+            if await self._full(con, task.channel, limit):
+                return False
+            await con.execute(
+                f"INSERT INTO tasks ({', '.join(values)}) VALUES ({marks})",  # noqa: S608
+                *args.values,
+            )
+        return True
 
     async def move_to_channel(
-        self, task_id: str, *, channel: str, provider: str, upstream_model: str
-    ) -> None:
-        await self._set(
-            task_id,
-            {"channel": channel, "provider": provider, "upstream_model": upstream_model},
-            active=True,
-            lease=None,
-        )
+        self, task_id: str, *, channel: str, provider: str, upstream_model: str, limit: int = 0
+    ) -> bool:
+        async with self._pool.acquire() as con, con.transaction():
+            if await self._full(con, channel, limit):
+                return False
+            await con.execute(
+                _MOVE,
+                task_id,
+                channel,
+                provider,
+                upstream_model,
+            )
+        return True
 
     async def record_submitted(
         self,

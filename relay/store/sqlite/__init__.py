@@ -12,19 +12,22 @@ from pathlib import Path
 
 import aiosqlite
 
+from relay.store.buckets import Buckets
 from relay.store.sqlite.accounts import Accounts
 from relay.store.sqlite.connection import Connection
 from relay.store.sqlite.outbox import Outbox
 from relay.store.sqlite.schema import MIGRATIONS, statements
+from relay.store.sqlite.shared import Shared
 from relay.store.sqlite.tasks import Tasks
 
 BUSY_TIMEOUT_MS = 5000
 
 
-class SqliteStore(Accounts, Tasks, Outbox):
+class SqliteStore(Accounts, Tasks, Outbox, Shared):
     def __init__(self, db: aiosqlite.Connection, path: Path) -> None:
         self._db = Connection(db)
         self.path = path
+        self._buckets = Buckets()
 
     @classmethod
     async def open(cls, path: Path) -> SqliteStore:

@@ -115,6 +115,21 @@ MIGRATIONS: tuple[tuple[str, str], ...] = (
         CREATE INDEX copies_by_age ON copies (stored_at) WHERE state = 'stored';
         """,
     ),
+    (
+        "0006_shared_state",
+        """
+        CREATE INDEX tasks_active_by_channel ON tasks (channel)
+            WHERE status IN ('queued', 'in_progress');
+        CREATE TABLE channel_health (
+            channel TEXT PRIMARY KEY,
+            state TEXT NOT NULL,
+            until REAL,
+            why TEXT NOT NULL DEFAULT '',
+            instance TEXT NOT NULL,
+            changed_at REAL NOT NULL
+        );
+        """,
+    ),
 )
 
 

@@ -104,24 +104,41 @@ class Tasks(Part):
         cur = await self._db.execute(sql, params)
         return cur.rowcount == 1
 
-    async def create_task(self, task: NewTask) -> None:
+    async def _full(self, channel: str, limit: int) -> bool:
+        if limit <= 0:
+            return False
+        rows = await self._db.execute_fetchall(
+            f"SELECT count(*) FROM tasks WHERE channel = ? AND {_ACTIVE}",  # noqa: S608
+            (channel,),
+        )
+        return int(next(iter(rows))[0]) >= limit
+
+    async def create_task(self, task: NewTask, *, limit: int = 0) -> bool:
         values = {f.name: getattr(task, f.name) for f in fields(task)}
         values["created_at"] = int(task.created_at)
         values.update(status="queued", progress=0, updated_at=task.created_at, upstream_state={})
         encoded = _encoded(values)
         names = ", ".join(encoded)
         marks = ", ".join(f":{k}" for k in encoded)
-        await self._db.execute(f"INSERT INTO tasks ({names}) VALUES ({marks})", encoded)  # noqa: S608
+        async with self._db.transaction():  # the count and the insert: one writer at a time
+            if await self._full(task.channel, limit):
+                return False
+            await self._db.execute(f"INSERT INTO tasks ({names}) VALUES ({marks})", encoded)  # noqa: S608
+        return True
 
     async def move_to_channel(
-        self, task_id: str, *, channel: str, provider: str, upstream_model: str
-    ) -> None:
-        await self._set(
-            task_id,
-            {"channel": channel, "provider": provider, "upstream_model": upstream_model},
-            active=True,
-            lease=None,
-        )
+        self, task_id: str, *, channel: str, provider: str, upstream_model: str, limit: int = 0
+    ) -> bool:
+        async with self._db.transaction():
+            if await self._full(channel, limit):
+                return False
+            await self._set(
+                task_id,
+                {"channel": channel, "provider": provider, "upstream_model": upstream_model},
+                active=True,
+                lease=None,
+            )
+        return True
 
     async def record_submitted(
         self,
