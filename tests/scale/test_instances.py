@@ -20,6 +20,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 from aiohttp import web
@@ -195,6 +196,22 @@ async def healthy(session: aiohttp.ClientSession, instance: Instance, timeout: f
         await asyncio.sleep(0.1)
 
 
+async def database_rows(url: str) -> dict[str, list[Any]]:
+    import asyncpg
+
+    con = await asyncpg.connect(url)
+    try:
+        return {
+            "tasks": await con.fetch("SELECT id, status, upstream_id FROM tasks"),
+            "copies": await con.fetch(
+                "SELECT task_id, variant, min(state) AS state, count(*) AS n FROM copies"
+                " GROUP BY task_id, variant"
+            ),
+        }
+    finally:
+        await con.close()
+
+
 def free_port() -> int:
     import socket
 
@@ -304,8 +321,27 @@ async def test_three_relays_share_the_work_exactly_once(
                         assert resp.status == 206, (instance.index, await resp.text())
                         assert await resp.read() == VIDEO[100:200]
         assert len(set(acknowledged)) == len(acknowledged) == TASKS
-        # one upstream job per acknowledged task (a create cut off by the kill may be extra)
-        assert TASKS <= upstream.accepted <= TASKS + CLIENTS
+        deadline = time.monotonic() + 60
+        while True:  # the copiers of the three relays catch up
+            rows = await database_rows(pg_cluster.url(name))
+            if all(r["state"] == "stored" for r in rows["copies"]) or time.monotonic() > deadline:
+                break
+            await asyncio.sleep(0.5)
+        # one terminal state each: every acknowledged task completed once, with its own job
+        done = {r["id"]: r for r in rows["tasks"] if r["id"] in set(acknowledged)}
+        assert len(done) == TASKS and {r["status"] for r in done.values()} == {"completed"}
+        assert len({r["upstream_id"] for r in done.values()}) == TASKS
+        # the creates the kill cut off: not acknowledged, failed at the next start, never retried
+        cut = [r for r in rows["tasks"] if r["id"] not in set(acknowledged)]
+        assert len(cut) <= CLIENTS and all(r["status"] == "failed" for r in cut)
+        assert TASKS <= upstream.accepted <= TASKS + len(cut)
+        # one stored copy per task and variant, in the bucket
+        assert rows["copies"] and all(
+            r["n"] == 1 and r["state"] == "stored" for r in rows["copies"]
+        )
+        assert {r["task_id"] for r in rows["copies"] if r["variant"] == "video"} >= set(
+            acknowledged
+        )
         assert upstream.overlapping_polls == 0, "a task was polled by two instances at once"
         assert upstream.most_running <= MAX_IN_FLIGHT
         assert all(len(events) == 1 for events in receiver.events.values())
