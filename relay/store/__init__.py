@@ -18,7 +18,7 @@ Guarantees every backend keeps:
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -238,6 +238,10 @@ class Store(Protocol):
     async def next_delivery_at(self) -> float | None: ...
 
     # --- what several relays share ----------------------------------------------------------
+
+    async def listen(self, on_notice: Callable[[str], None]) -> None:
+        """Be told ("due", "finished") when another relay submits or finishes a task (PostgreSQL
+        LISTEN/NOTIFY); a store with one relay has nobody to hear and never calls."""
 
     async def publish_health(self, change: HealthChange) -> None:
         """A channel's health as this relay changed it (the newest change wins)."""
