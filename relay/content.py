@@ -195,7 +195,9 @@ async def serve_file(
         headers["Range"] = f"bytes={rng.start}-{rng.end}"
     if sent is not None and request.method != "HEAD":  # sendfile, after the handler returns
         sent("local", rng.length if rng is not None else st.st_size)
-    ctype = served_type(source.content_type, None, variant)
+    # the relay chose this type when it stored the file (a copy whose upstream claimed something
+    # off the list was stored as octet-stream); a type off the list is from an older row
+    ctype = source.content_type if source.content_type in SERVED_TYPES else OCTET_STREAM
     return _FileResponse(
         source.path,
         request.clone(headers=headers),

@@ -597,3 +597,31 @@ async def test_an_image_url_that_does_not_parse_is_a_400(
         assert resp.status == 400, (label, body)
         assert body["error"]["param"].startswith("input_reference"), (label, body)
     assert network.connects == []
+
+
+@pytest.mark.parametrize(("label", "bad"), MALFORMED[:8])
+async def test_adapters_hand_on_a_result_url_that_does_not_parse(label: str, bad: str):
+    """Where an adapter reads a result URL itself (Veo's key check, the gateway's thumbnail
+    type, DashScope's expiry), one that does not parse is handed on as is, to fail as an
+    upstream error when fetched, not raise a ValueError (a 500, or a poller traceback)."""
+    from relay.providers.base import ChannelView
+    from relay.providers.compat_relay import CompatRelayOptions, CompatRelayProvider
+    from relay.providers.dashscope.response import url_expiry
+    from relay.providers.veo import VeoProvider
+    from relay.upstream import UnusableUrl
+
+    veo = VeoProvider(ChannelView("v", NoOptions(), api_key="k"), None)
+    source = veo._remote(bad)
+    assert source.url == bad and not source.trusted and not source.headers
+    gateway = CompatRelayProvider(
+        ChannelView("g", CompatRelayOptions(), base_url="https://gw.example", api_key="k"), None
+    )
+    assert gateway.thumbnail({"thumbnail_url": bad}).content_type is None
+    assert url_expiry(bad) is None
+    http = Http(allow_private_networks=False)
+    try:
+        with pytest.raises(UnusableUrl):
+            async with http.open(bad, headers={}, trusted=False, connect_timeout=1, idle_timeout=1):
+                pass
+    finally:
+        await http.close()
