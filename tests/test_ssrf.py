@@ -445,13 +445,20 @@ async def test_the_rig_reaches_every_form_when_the_guard_is_off(
     assert sorted(canary.paths) == sorted(t.path for t in table)
 
 
-async def test_a_redirect_from_a_trusted_upstream_is_guarded(bouncer: Bouncer, canary: Canary):
-    """A channel's own host may be on the LAN; where it redirects to is checked all the same."""
+async def test_a_redirect_from_a_trusted_upstream_is_guarded(
+    bouncer: Bouncer, canary: Canary, network: Network, dns: FakeDns
+):
+    """A channel's own host may be on the LAN; where it redirects to is checked all the same,
+    by address and by name."""
+    hosts = [address for _, address in REFUSED]
+    for i, address in enumerate(list(hosts)):
+        dns.names[f"r{i}.canary.test"] = [address]
+        hosts.append(f"r{i}.canary.test")
     http = Http(allow_private_networks=False)
     try:
-        for host in ("127.0.0.1", "fec0::1", "2002:a9fe:a9fe::", "64:ff9b::a9fe:a9fe"):
+        for host in hosts:
             to = quote(url(host, canary.port, "/v.mp4"), safe="")
-            with pytest.raises((BlockedAddress, OSError)):
+            with pytest.raises((BlockedAddress, aiohttp.ClientConnectorError)) as refused:
                 async with http.open(
                     url("127.0.0.1", bouncer.port, f"/bounce?to={to}"),
                     headers={"Authorization": "Bearer up-key"},
@@ -460,8 +467,10 @@ async def test_a_redirect_from_a_trusted_upstream_is_guarded(bouncer: Bouncer, c
                     idle_timeout=5,
                 ):
                     pass
-        assert bouncer.hits == 4
-        assert canary.paths == []
+            if isinstance(refused.value, aiohttp.ClientConnectorError):
+                assert isinstance(refused.value.os_error, BlockedAddress), host
+        assert bouncer.hits == len(hosts)
+        assert canary.paths == [] and network.connects == []
     finally:
         await http.close()
 
