@@ -13,10 +13,19 @@ from urllib.parse import quote
 import pytest
 
 from relay.config import Config
+from relay.domain import ContentSource, TaskRef
 from relay.providers.base import NoOptions
 from relay.upstream import Http
 from tests.conftest import Relay, auth
-from tests.ssrf.rig import Bouncer, Network, finished, settled_copies, url
+from tests.ssrf.rig import (
+    Bouncer,
+    Canary,
+    EchoProvider,
+    Network,
+    finished,
+    settled_copies,
+    url,
+)
 
 MALFORMED = [
     ("an unclosed [", "http://[::1/v.mp4"),
@@ -150,3 +159,35 @@ async def test_adapters_hand_on_a_result_url_that_does_not_parse(label: str, bad
                 pass
     finally:
         await http.close()
+
+
+async def test_an_adapter_bug_on_one_copy_leaves_the_others_be(
+    echo: Callable[..., Config],
+    providers: dict[str, type[Any]],
+    start_relay: Callable[[Config], Any],
+    canary: Canary,
+    logs: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
+):
+    """An adapter that raises something unexpected for one copy fails that copy's attempt (with
+    its traceback: it is a bug), retried with backoff and given up in the end; the round and the
+    other copies go on."""
+
+    class Broken(EchoProvider):
+        async def content(self, task: TaskRef, variant: str) -> ContentSource:
+            if task.state["url"] == "broken":
+                raise ValueError("an adapter bug")
+            return await super().content(task, variant)
+
+    monkeypatch.setattr("relay.workers.copier.FIRST_RETRY_S", 0.01)
+    monkeypatch.setattr("relay.workers.copier.GIVE_UP_AFTER", 2)
+    config = echo(server={"allow_private_networks": True}, storage={"keep_videos": True})
+    providers["echo"] = Broken
+    relay: Relay = await start_relay(config)
+    broken = await finished(relay, "broken")
+    good = await finished(relay, url("127.0.0.1", canary.port, "/good.mp4"))
+    assert await settled_copies(relay, good) == ["stored", "stored"]
+    assert await settled_copies(relay, broken) == []  # given up after GIVE_UP_AFTER attempts
+    bugs = [r for r in logs.records if r.exc_info and broken in r.getMessage()]
+    assert len(bugs) == 4  # two attempts for each of two variants
+    assert not [r for r in logs.records if "round failed" in r.getMessage()]
