@@ -8,11 +8,10 @@ import asyncio
 import os
 import sys
 from typing import Any
-from urllib.parse import urlsplit
 
 import aiohttp
 
-from relay.cli.common import load
+from relay.cli.common import database_name, load, one_line
 from relay.config import Config
 from relay.errors import ConfigError
 from relay.storage import S3Library, StorageError
@@ -47,13 +46,10 @@ def cmd_check_config(args: argparse.Namespace) -> int:
         f"models: {', '.join(sorted({m for c in config.channels for m in c.models}))})"
     )
     if not args.offline:
-        print(f"store {_store_name(config)} and storage {_storage_name(config)}: reached")
+        print(
+            f"store {database_name(config.store.url)} and storage {_storage_name(config)}: reached"
+        )
     return 0
-
-
-def _store_name(config: Config) -> str:
-    url = config.store.url
-    return url if url.startswith("sqlite:") else f"postgresql://{_where(url)}"
 
 
 def _storage_name(config: Config) -> str:
@@ -77,9 +73,9 @@ async def _store(config: Config) -> str | None:
     except ConfigError as exc:
         return "; ".join(exc.problems)
     except TimeoutError:
-        return f"store.url: {_where(url)} did not answer within {CONNECT_TIMEOUT_S:g} s"
+        return f"store.url: {database_name(url)} did not answer within {CONNECT_TIMEOUT_S:g} s"
     except Exception as exc:  # the driver's errors name the cause (host, password, database)
-        return f"store.url: cannot open the database at {_where(url)}: {_reason(exc)}"
+        return f"store.url: cannot open the database at {database_name(url)}: {one_line(exc)}"
     await store.close()
     return None
 
@@ -107,16 +103,3 @@ async def _storage(config: Config) -> str | None:
         except StorageError as exc:  # also a refused connection or a timeout
             return f"storage.s3: {exc} (endpoint {s3.endpoint})"
     return None
-
-
-def _where(url: str) -> str:
-    """The host and database of a URL, never its password."""
-    parts = urlsplit(url)
-    host = parts.hostname or "localhost"
-    port = f":{parts.port}" if parts.port else ""
-    return f"{host}{port}{parts.path or ''}"
-
-
-def _reason(exc: BaseException) -> str:
-    text = " ".join(str(exc).split()) or type(exc).__name__
-    return text if len(text) <= 200 else text[:197] + "..."

@@ -45,6 +45,11 @@ class PostgresStore(Accounts, Tasks, Outbox, Shared):
         self._pool = pool
         self._listener: asyncpg.Connection | None = None
 
+    @property
+    def pool(self) -> asyncpg.Pool:
+        """For `relay migrate`, which writes every table in one transaction."""
+        return self._pool
+
     async def listen(self, on_notice: Callable[[str], None]) -> None:
         """Hear what other relays do at once: NOTIFY on the `relay` channel says "due" (a task
         was submitted) or "finished" (its webhooks and copies are queued). A lost notice only
