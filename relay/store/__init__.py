@@ -14,6 +14,10 @@ Guarantees every backend keeps:
   `record_poll`, `reschedule` and `finish` take the lease they hold and do nothing without it.
 - `finish` is the one transition out of queued/in_progress: it succeeds once, whoever tries, and
   writes the task's webhook deliveries and copy jobs in the same transaction.
+- When the storage cannot serve a call (a full disk, the write lock held elsewhere past the
+  write budget, an I/O error) the call raises `relay.errors.StorageUnavailable` (503
+  `storage_unavailable`) and has changed nothing, so it may be retried; reads do not wait for
+  writes, so they go on while writes fail.
 """
 
 from __future__ import annotations

@@ -111,7 +111,7 @@ def test_a_postgresql_nobody_answers_on_is_named(
     url = f"postgresql://relay:S3cret-Value@127.0.0.1:{port}/relay"
     code, out, err = run(write(tmp_path, url), capsys)
     assert code == 2 and out == ""
-    assert f"store.url: cannot open the database at 127.0.0.1:{port}/relay" in err
+    assert f"store.url: cannot open the database at postgresql://127.0.0.1:{port}/relay" in err
     assert "S3cret-Value" not in err
     # the file itself is fine: --offline says so without reaching anything
     code, out, err = run(write(tmp_path, url), capsys, "--offline")

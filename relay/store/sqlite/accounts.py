@@ -24,15 +24,13 @@ class Accounts(Part):
         )
 
     async def get_user(self, name: str) -> User | None:
-        rows = await self._db.execute_fetchall(
+        rows = await self._db.read_all(
             "SELECT id, name, role, created_at FROM users WHERE name = ?", (name,)
         )
         return User(*next(iter(rows))) if rows else None
 
     async def list_users(self) -> list[User]:
-        rows = await self._db.execute_fetchall(
-            "SELECT id, name, role, created_at FROM users ORDER BY name"
-        )
+        rows = await self._db.read_all("SELECT id, name, role, created_at FROM users ORDER BY name")
         return [User(*row) for row in rows]
 
     async def add_key(self, user_id: int, name: str, prefix: str, sha256: str, now: float) -> int:
@@ -63,7 +61,7 @@ class Accounts(Part):
         if user is not None:
             sql += " WHERE u.name = ?"
             args = (user,)
-        rows = await self._db.execute_fetchall(sql + " ORDER BY k.id", args)
+        rows = await self._db.read_all(sql + " ORDER BY k.id", args)
         return [ApiKey(*row) for row in rows]
 
     async def revoke_key(self, key_id: int, now: float) -> bool:
@@ -74,7 +72,5 @@ class Accounts(Part):
         return cur.rowcount == 1
 
     async def count_active_keys(self) -> int:
-        rows = await self._db.execute_fetchall(
-            "SELECT count(*) FROM api_keys WHERE revoked_at IS NULL"
-        )
+        rows = await self._db.read_all("SELECT count(*) FROM api_keys WHERE revoked_at IS NULL")
         return int(next(iter(rows))[0])
