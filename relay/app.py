@@ -100,6 +100,7 @@ async def reload(app: web.Application, config: Config, providers: Providers = RE
     )
     parts.channels.set_in_flight(await app[STORE].count_active_by_channel())
     runtime.swap(parts)
+    await app[HEALTH].announce()
     log.info("config reloaded: %d channels, %d static keys", len(config.channels), len(config.keys))
 
 
@@ -227,6 +228,7 @@ def _workers(clock: Callable[[], float]) -> Callable[[web.Application], AsyncIte
         events.subscribe(TaskSubmitted, first_poll)
         events.subscribe(TaskFinished, finished)
         await store.listen(heard)
+        await health.announce()
         await poller.sweep()  # cut-off submits from a crash are failed before anything else
         await copier.clean()
         poller.start()

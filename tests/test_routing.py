@@ -518,3 +518,28 @@ async def test_a_relay_started_later_does_not_inherit_an_old_state(
     assert (
         await later.client.post("/v1/videos", json={"prompt": "x"}, headers=auth())
     ).status == 200
+
+
+async def test_a_start_and_a_reload_retry_what_an_earlier_run_left(
+    vidu: ViduFake, start_relay: Callable[[Config], Any], make_config: Callable[..., Config]
+):
+    from relay.app import reload
+    from relay.store import HealthChange
+
+    config = make_config(storage={"keep_videos": False}, channels=[vidu.channel(vidu.base_url)])
+    first: Relay = await start_relay(config)
+    left = HealthChange("vidu", "credentials", first.clock() + 900, "HTTP 401", "gone", 1.0)
+    await first.store.publish_health(left)
+    later: Relay = await start_relay(config)  # the same store: the row is there at its start
+    [row] = [r for r in await later.store.health_changes(0.0) if r.channel == "vidu"]
+    assert row.state == "ready"
+    assert row.why == "retried at a start or reload (was credentials: HTTP 401)"
+    now = later.clock()
+    again = HealthChange("vidu", "quota", now + 900, "out of credit", "gone", now)
+    await later.store.publish_health(again)
+    [row] = [r for r in await later.store.health_changes(0.0) if r.channel == "vidu"]
+    assert row.state == "quota"
+    await asyncio.sleep(0.01)
+    await reload(later.app, config)
+    [row] = [r for r in await later.store.health_changes(0.0) if r.channel == "vidu"]
+    assert row.state == "ready" and "was quota" in row.why

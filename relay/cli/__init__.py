@@ -3,6 +3,7 @@
 serve.py     serve (the relay itself), and the admin key of a first start
 check.py     check-config
 accounts.py  users and keys
+status.py    status (channels, in flight, task counts, from the store)
 migrate.py   migrate (SQLite to PostgreSQL, local videos to S3)
 backup.py    backup (an online copy of the SQLite database)
 common.py    what they share: the config search, the store, one-line errors
@@ -11,13 +12,16 @@ common.py    what they share: the config search, the store, one-line errors
 from __future__ import annotations
 
 import argparse
+import platform
 import sys
 from collections.abc import Sequence
 
-from relay.cli import accounts, backup, check, migrate, serve
-from relay.cli.common import config_source
+from relay import __version__
+from relay.cli import accounts, backup, check, migrate, serve, status
+from relay.cli.common import CommandError, config_source
 from relay.cli.serve import bootstrap_key
-from relay.errors import ConfigError
+from relay.errors import ConfigError, StorageUnavailable
+from relay.store.sqlite import DatabaseDamaged
 
 __all__ = ["bootstrap_key", "main"]
 
@@ -35,6 +39,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         for problem in exc.problems:
             print(f"  {problem}", file=sys.stderr)
         return 2
+    except CommandError as exc:
+        print(f"relay: {exc}", file=sys.stderr)
+        return 2
+    except (StorageUnavailable, DatabaseDamaged) as exc:  # the store said why, in one line
+        print(f"relay: {exc}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         return 130
 
@@ -49,10 +59,16 @@ def _parser() -> argparse.ArgumentParser:
         help="config file (default: $RELAY_CONFIG, ./config.toml, /etc/relay/config.toml, "
         "else the embedded defaults)",
     )
+    parser.add_argument(
+        "--version",
+        action="version",
+        version=f"relay {__version__} (Python {platform.python_version()})",
+    )
     sub = parser.add_subparsers(metavar="COMMAND")
     serve.register(sub, common)
     check.register(sub, common)
     accounts.register(sub, common)
     migrate.register(sub, common)
+    status.register(sub, common)
     backup.register(sub, common)
     return parser

@@ -10,10 +10,8 @@ job has no EnvironmentFile.
 from __future__ import annotations
 
 import argparse
-import os
 import sqlite3
 import sys
-from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -37,25 +35,9 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
     cmd.set_defaults(run=cmd_backup)
 
 
-class _AnyEnvironment(Mapping[str, str]):
-    """The environment, with a placeholder for each variable it lacks."""
-
-    def __getitem__(self, name: str) -> str:
-        return os.environ.get(name, "unset-in-the-environment-of-this-backup")
-
-    def __contains__(self, name: object) -> bool:
-        return True
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(os.environ)
-
-    def __len__(self) -> int:
-        return len(os.environ)
-
-
 def cmd_backup(args: argparse.Namespace) -> int:
     path = config_mod.find_config_path(args.config)
-    url = config_mod.load(path, env=_AnyEnvironment()).store.url
+    url = config_mod.load(path, secrets=False).store.url
     if not url.startswith("sqlite:///"):
         print("relay: backup copies a SQLite store; for PostgreSQL use pg_dump", file=sys.stderr)
         return 2

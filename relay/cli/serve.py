@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import os
 import signal
@@ -51,20 +52,38 @@ BOOTSTRAP_KEY_FILE = "admin.key"
 
 def register(sub: Any, common: argparse.ArgumentParser) -> None:
     serve = sub.add_parser("serve", parents=[common], help="run the relay")
+    serve.add_argument("--host", help="listen on this address (instead of server.host)")
+    serve.add_argument("--port", type=_port, help="listen on this port (instead of server.port)")
     serve.set_defaults(run=cmd_serve)
+
+
+def _port(text: str) -> int:
+    if not text.isdigit() or not 1 <= int(text) <= 65535:
+        raise argparse.ArgumentTypeError(f"a port from 1 to 65535 (got {text!r})")
+    return int(text)
+
+
+def with_flags(config: Config, args: argparse.Namespace) -> Config:
+    """--host and --port win over the file, at the start and at every reload."""
+    changes = {
+        name: value for name in ("host", "port") if (value := getattr(args, name, None)) is not None
+    }
+    if not changes:
+        return config
+    return dataclasses.replace(config, server=dataclasses.replace(config.server, **changes))
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
     # whoever starts it, what the relay creates (database, WAL, secrets, videos) is its own
     os.umask(os.umask(0o077) | 0o077)
     path = config_mod.find_config_path(args.config)
-    config = config_mod.load(path)
+    config = with_flags(config_mod.load(path), args)
     setup_logging(config.server.log_level, config.server.log_format)
     log.info("config: %s", config.source)
-    return asyncio.run(_serve(config, path))
+    return asyncio.run(_serve(config, path, args))
 
 
-async def _serve(config: Config, path: Path | None) -> int:
+async def _serve(config: Config, path: Path | None, args: argparse.Namespace) -> int:
     app = create_app(config)
     runner = web.AppRunner(
         app,
@@ -107,7 +126,7 @@ async def _serve(config: Config, path: Path | None) -> int:
 
     async def do_reload() -> None:
         try:
-            new = config_mod.load(path)
+            new = with_flags(config_mod.load(path), args)
         except ConfigError as exc:
             log.error("reload refused, keeping the old config: %s", "; ".join(exc.problems))
             return

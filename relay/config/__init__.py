@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import os
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -76,13 +76,47 @@ def find_config_path(explicit: str | None) -> Path | None:
     return None
 
 
+class _Unset(Mapping[str, str]):
+    """An environment where a missing variable reads as a placeholder: the commands that manage
+    users and keys need the store's location, not the providers' secrets."""
+
+    def __init__(self, base: Mapping[str, str]) -> None:
+        self.base = base
+
+    def __getitem__(self, name: str) -> str:
+        return self.base.get(name, f"{UNSET}{name}-{'0' * 32}")
+
+    def __contains__(self, name: object) -> bool:
+        return True
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.base)
+
+    def __len__(self) -> int:
+        return len(self.base)
+
+
+UNSET = "unset-variable-"
+
+
 def load(
     path: Path | None,
     env: Mapping[str, str] | None = None,
     *,
     providers: ProviderClasses = REGISTRY,
+    secrets: bool = True,
 ) -> Config:
-    """Load and validate a config file, or the embedded defaults when `path` is None."""
+    """Load and validate a config file, or the embedded defaults when `path` is None.
+    `secrets=False`: a `${NAME}` the environment and relay.env lack is no error, except in the
+    store's URL (for commands that only read the store: users, keys, status, backup)."""
+    if not secrets:
+        if env is None:
+            env = envfile.environment(path) if path is not None else os.environ
+        config = load(path, _Unset(env), providers=providers)
+        if UNSET in config.store.url:
+            name = config.store.url.split(UNSET, 1)[1].split("-", 1)[0]
+            raise ConfigError([f"store.url: environment variable {name} is not set"])
+        return config
     if path is None:
         return parse(EMBEDDED_DEFAULTS, env=env, source="embedded defaults", providers=providers)
     try:

@@ -9,6 +9,7 @@ import logging
 from collections.abc import Callable
 
 from relay.events import ChannelChanged, Events
+from relay.routing import READY
 from relay.runtime import Runtime
 from relay.store import HealthChange, Store
 from relay.workers.base import Worker
@@ -39,6 +40,20 @@ class HealthSync(Worker):
         # channel as a reload does; later changes by others are adopted as they come
         self._seen = clock()
         events.subscribe(ChannelChanged, self._changed)
+
+    async def announce(self) -> None:
+        """At a start or a reload this relay retries every channel: a state an earlier run left
+        in the store (refused credentials before the key was fixed, say) is marked ready, so
+        `relay status` and the other relays see what this one does; the cause stays readable."""
+        left = {row.channel: row for row in await self.store.health_changes(0.0)}
+        now = self.clock()
+        for channel in self.runtime.channels:
+            row = left.get(channel.name)
+            if row is not None and row.state != READY:
+                why = f"retried at a start or reload (was {row.state}: {row.why})"
+                await self.store.publish_health(
+                    HealthChange(channel.name, READY, None, why, self.instance, now)
+                )
 
     def _changed(self, event: ChannelChanged) -> None:
         if event.remote:
