@@ -279,6 +279,13 @@ class Store(Protocol):
 
     async def release_copy_leases(self, lease_owner: str) -> None: ...
 
+    async def renew_copy_lease(
+        self, task_id: str, variant: str, lease_owner: str, until: float
+    ) -> bool:
+        """Keep a copy in progress this relay's until `until` (a long download renews a short
+        lease, so a killed relay's copies are taken up soon); False when it is no longer its."""
+        ...
+
     async def retry_copy(self, task_id: str, variant: str, at: float, error: str) -> None: ...
 
     async def drop_copy(self, task_id: str, variant: str) -> None: ...

@@ -41,7 +41,9 @@ COPIES_AT_ONCE = 2
 CHUNK = 256 * 1024
 CONNECT_TIMEOUT_S = 15.0
 IDLE_TIMEOUT_S = 60.0
-LEASE_S = 600.0  # a copy of a large file may take a while; the lease covers one attempt
+# a copy renews its lease while it runs, so one a killed relay held is taken up within a minute
+LEASE_S = 60.0
+RENEW_EVERY_S = 20.0
 FIRST_RETRY_S = 30.0
 MAX_RETRY_S = 3600.0
 GIVE_UP_AFTER = 12  # attempts; at the longest spacing, about half a day of trying
@@ -108,6 +110,7 @@ class Copier(Worker):
         return len(jobs)
 
     async def _attempt(self, job: Copy) -> None:
+        renewing = asyncio.create_task(self._renew(job))
         try:
             stored = await self._copy(job)
         except asyncio.CancelledError:
@@ -118,9 +121,19 @@ class Copier(Worker):
                 exc = CopyFailed(f"the copy broke ({type(exc).__name__})")
             await self._failed(job, exc)
             return
+        finally:
+            renewing.cancel()
         if stored is not None:
             log.info("stored %s of %s (%d bytes)", job.variant, job.task_id, stored)
             self.events.emit(CopyStored(job.task_id, job.variant, stored))
+
+    async def _renew(self, job: Copy) -> None:
+        while True:
+            await asyncio.sleep(RENEW_EVERY_S)
+            with contextlib.suppress(StorageUnavailable):  # the lease may lapse; a retry copes
+                await self.store.renew_copy_lease(
+                    job.task_id, job.variant, self.instance, self.clock() + LEASE_S
+                )
 
     async def _failed(self, job: Copy, exc: CopyFailed) -> None:
         if exc.final or job.attempts + 1 >= GIVE_UP_AFTER:

@@ -380,6 +380,18 @@ async def test_copy_leases_are_released_and_jobs_dropped(store: Store):
     assert await store.next_copy_at() is None
 
 
+async def test_a_copy_lease_is_renewed_only_by_its_holder(store: Store):
+    await submitted(store, "v")
+    await store.finish("v", None, Outcome("completed"), now=1.0, copies=["video"])
+    await store.claim_copies(now=2.0, lease_owner="c", lease_s=60, limit=5)
+    assert await store.renew_copy_lease("v", "video", "c", 200.0)
+    assert await store.claim_copies(now=100.0, lease_owner="d", lease_s=60, limit=5) == []
+    assert not await store.renew_copy_lease("v", "video", "d", 300.0)
+    [job] = await store.claim_copies(now=201.0, lease_owner="d", lease_s=60, limit=5)
+    assert not await store.renew_copy_lease("v", "video", "c", 400.0)  # taken over: not its own
+    assert job.task_id == "v"
+
+
 # --- what several relays share --------------------------------------------------------------
 
 

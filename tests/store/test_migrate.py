@@ -88,6 +88,15 @@ def _normal(names: list[str], row: tuple[Any, ...]) -> tuple[Any, ...]:
     return tuple(out)
 
 
+def scripted(cdn: FakeUpstream) -> dict[str, Any]:
+    return {
+        "name": "s",
+        "provider": "scripted",
+        "models": ["sora-2"],
+        "options": {"cdn_url": cdn.cdn_url()},
+    }
+
+
 async def filled_relay(
     start_relay: Callable[[Config], Any],
     make_config: Callable[..., Config],
@@ -99,14 +108,7 @@ async def filled_relay(
     config = make_config(
         storage={"keep_videos": True},
         webhooks=[{"url": f"http://127.0.0.1:{hook_port}/hook", "secret": "whsec_" + "a" * 32}],
-        channels=[
-            {
-                "name": "s",
-                "provider": "scripted",
-                "models": ["sora-2"],
-                "options": {"cdn_url": cdn.cdn_url()},
-            }
-        ],
+        channels=[scripted(cdn)],
     )
     relay: Relay = await start_relay(config)
     videos = [await relay.create(), await relay.create(BOB, prompt="a red kite")]
@@ -216,14 +218,7 @@ async def test_migrate_copies_everything_once_and_a_relay_on_it_serves_the_same_
             make_config(
                 store={"url": postgres_url},
                 storage=s3_server.storage(keep_videos=True),
-                channels=[
-                    {
-                        "name": "s",
-                        "provider": "scripted",
-                        "models": ["sora-2"],
-                        "options": {"cdn_url": cdn.cdn_url()},
-                    }
-                ],
+                channels=[scripted(cdn)],
             )
         )
         for i, video in enumerate(videos):

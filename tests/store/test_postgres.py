@@ -193,7 +193,7 @@ async def test_close_does_not_wait_for_a_connection_held_forever(
     monkeypatch.setattr("relay.store.postgres.CLOSE_TIMEOUT_S", 0.2)
     store = await open_store(postgres_url)
     assert isinstance(store, PostgresStore)
-    await store._pool.acquire()  # held for ever: a query stuck on a dead network, say
+    await store._pool.raw.acquire()  # held for ever: a query stuck on a dead network, say
     await asyncio.wait_for(store.close(), timeout=5)
     watcher = await asyncpg.connect(postgres_url)
     try:

@@ -25,24 +25,26 @@ log = logging.getLogger("relay.store")
 REPEAT_AFTER_S = 60.0  # the same trouble again within this is said at DEBUG
 
 
+_E = asyncpg.exceptions
+# the first class that matches names the trouble; the order goes from the narrow to the wide
+TROUBLES: tuple[tuple[type[BaseException] | tuple[type[BaseException], ...], str], ...] = (
+    (_E.DiskFullError, "disk full"),
+    (_E.TooManyConnectionsError, "out of connections"),
+    (_E.InsufficientResourcesError, "out of resources"),
+    (_E.ReadOnlySQLTransactionError, "read-only (a standby?)"),
+    (_E.QueryCanceledError, "a statement timed out"),
+    (_E.OperatorInterventionError, "shutting down or starting"),
+    ((_E.PostgresConnectionError, OSError, TimeoutError), "unreachable"),
+)
+CAUGHT = (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutError)
+
+
 def trouble(exc: BaseException) -> str | None:
     """What is wrong with the database when `exc` says it cannot serve (None: a bug or a
     constraint, which stays what it is)."""
-    errors = asyncpg.exceptions
-    if isinstance(exc, errors.DiskFullError):
-        return "disk full"
-    if isinstance(exc, errors.TooManyConnectionsError):
-        return "out of connections"
-    if isinstance(exc, errors.InsufficientResourcesError):
-        return "out of resources"
-    if isinstance(exc, errors.ReadOnlySQLTransactionError):
-        return "read-only (a standby?)"
-    if isinstance(exc, errors.QueryCanceledError):
-        return "a statement timed out"
-    if isinstance(exc, errors.OperatorInterventionError):
-        return "shutting down or starting"
-    if isinstance(exc, errors.PostgresConnectionError | OSError | TimeoutError):
-        return "unreachable"
+    for kind, reason in TROUBLES:
+        if isinstance(exc, kind):
+            return reason
     if isinstance(exc, asyncpg.InterfaceError) and "closed" in str(exc):
         return "unreachable"  # the connection went away in the middle of a call
     return None
@@ -107,13 +109,16 @@ class GuardedPool:
     async def _call(self, name: str, *args: Any, **kwargs: Any) -> Any:
         try:
             result = await getattr(self.raw, name)(*args, **kwargs)
-        except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutError) as exc:
-            unavailable = self.health.failed(exc)
-            if unavailable is None:
-                raise
-            raise unavailable from exc
+        except CAUGHT as exc:
+            self._raise_unavailable(exc)
+            raise
         self.health.served()
         return result
+
+    def _raise_unavailable(self, exc: BaseException) -> None:
+        unavailable = self.health.failed(exc)
+        if unavailable is not None:
+            raise unavailable from exc
 
     async def execute(self, query: str, *args: Any, **kwargs: Any) -> str:
         return str(await self._call("execute", query, *args, **kwargs))
@@ -138,11 +143,9 @@ class GuardedPool:
         try:
             async with self.raw.acquire() as con:
                 yield con
-        except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutError) as exc:
-            unavailable = self.health.failed(exc)
-            if unavailable is None:
-                raise
-            raise unavailable from exc
+        except CAUGHT as exc:
+            self._raise_unavailable(exc)
+            raise
         self.health.served()
 
     async def close(self) -> None:

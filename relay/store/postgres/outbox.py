@@ -99,6 +99,19 @@ class Outbox(Part):
             lease_owner,
         )
 
+    async def renew_copy_lease(
+        self, task_id: str, variant: str, lease_owner: str, until: float
+    ) -> bool:
+        tag = await self._pool.execute(
+            "UPDATE copies SET lease_until = $1 WHERE task_id = $2 AND variant = $3"
+            " AND lease_owner = $4 AND state = 'pending'",
+            until,
+            task_id,
+            variant,
+            lease_owner,
+        )
+        return affected(tag) == 1
+
     async def retry_copy(self, task_id: str, variant: str, at: float, error: str) -> None:
         await self._pool.execute(
             "UPDATE copies SET attempts = attempts + 1, next_attempt_at = $1, last_error = $2,"

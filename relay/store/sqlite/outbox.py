@@ -92,6 +92,16 @@ class Outbox(Part):
             (lease_owner,),
         )
 
+    async def renew_copy_lease(
+        self, task_id: str, variant: str, lease_owner: str, until: float
+    ) -> bool:
+        cur = await self._db.execute(
+            "UPDATE copies SET lease_until = ? WHERE task_id = ? AND variant = ?"
+            " AND lease_owner = ? AND state = 'pending'",
+            (until, task_id, variant, lease_owner),
+        )
+        return cur.rowcount == 1
+
     async def retry_copy(self, task_id: str, variant: str, at: float, error: str) -> None:
         await self._db.execute(
             "UPDATE copies SET attempts = attempts + 1, next_attempt_at = ?, last_error = ?,"
