@@ -23,6 +23,7 @@ from relay.domain import (
     VideoRequest,
 )
 from relay.providers.base import (
+    Accepts,
     ChannelView,
     Provider,
     Submitted,
@@ -38,6 +39,9 @@ if TYPE_CHECKING:
 ASSETS = Path(__file__).parent / "assets"
 FAIL_MARKER = "#fail"
 DEFAULT_SHORT_SIDE = 720
+# It takes any duration and size; a form offers a short clip to a long one, in common sizes.
+OFFERED_SECONDS = (4, 8, 12, 16, 20)
+OFFERED_SIZES = ("720x1280", "1280x720", "1080x1920", "1920x1080", "720x720", "1080x1080")
 
 
 @dataclass(frozen=True)
@@ -59,6 +63,9 @@ class DemoProvider(Provider[DemoOptions]):
     def __init__(self, channel: ChannelView[DemoOptions], http: ChannelHttp | None) -> None:
         super().__init__(channel, http)
         self.typical_run_s = float(channel.options.finish_after_s)
+
+    def accepts(self, model: str) -> Accepts:
+        return OFFERED_SECONDS, OFFERED_SIZES
 
     async def submit(self, request: VideoRequest, model: str) -> Submitted:
         return self._start(request)

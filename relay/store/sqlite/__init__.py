@@ -16,12 +16,13 @@ from relay.store.sqlite.accounts import Accounts
 from relay.store.sqlite.connection import Connection
 from relay.store.sqlite.outbox import Outbox
 from relay.store.sqlite.schema import MIGRATIONS, statements
-from relay.store.sqlite.tasks import Tasks
+from relay.store.sqlite.sessions import Sessions
+from relay.store.sqlite.tasks import Tasks, fold
 
 BUSY_TIMEOUT_MS = 5000
 
 
-class SqliteStore(Accounts, Tasks, Outbox):
+class SqliteStore(Accounts, Sessions, Tasks, Outbox):
     def __init__(self, db: aiosqlite.Connection, path: Path) -> None:
         self._db = Connection(db)
         self.path = path
@@ -39,6 +40,8 @@ class SqliteStore(Accounts, Tasks, Outbox):
                 "PRAGMA foreign_keys=ON",
             ):
                 await db.execute(pragma)
+            # SQLite's own lower() folds ASCII only; a prompt search folds like Python does
+            await db.create_function("relay_fold", 1, fold, deterministic=True)
             store = cls(db, path)
             await store.migrate()
             reader = sqlite3.connect(path, isolation_level=None)

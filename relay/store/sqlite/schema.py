@@ -115,6 +115,28 @@ MIGRATIONS: tuple[tuple[str, str], ...] = (
         CREATE INDEX copies_by_age ON copies (stored_at) WHERE state = 'stored';
         """,
     ),
+    (
+        "0005_users_disabled",
+        """
+        ALTER TABLE users ADD COLUMN disabled INTEGER NOT NULL DEFAULT 0;
+        """,
+    ),
+    (
+        # AUTOINCREMENT: a session id is never reused, so a JWT naming an ended session
+        # cannot come back to life with the next sign-in
+        "0006_sessions",
+        """
+        CREATE TABLE sessions (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            user_id INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+            sha256 TEXT NOT NULL UNIQUE,
+            created_at REAL NOT NULL,
+            expires_at REAL NOT NULL
+        );
+        CREATE INDEX sessions_by_user ON sessions (user_id);
+        CREATE INDEX sessions_by_expiry ON sessions (expires_at);
+        """,
+    ),
 )
 
 
