@@ -9,10 +9,14 @@ ones before it to be closed by the app's cleanup.
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
 import secrets
+import stat
 import time
 from collections.abc import AsyncIterator, Callable, Mapping
+from pathlib import Path
 from typing import Any
 
 from aiohttp import web
@@ -20,20 +24,22 @@ from aiohttp import web
 from relay import logs
 from relay.config import Config
 from relay.events import Events, TaskFinished, TaskSubmitted
+from relay.metrics import METRICS, Metrics, measure, prepared
 from relay.providers import REGISTRY
 from relay.providers.base import Provider
 from relay.runtime import Runtime, build_parts
 from relay.signin import SignIn
-from relay.storage import LocalLibrary
+from relay.storage import open_library
 from relay.store import open_store
 from relay.tasks import Context, Videos
 from relay.tokens import load_secret
 from relay.upstream import Http
-from relay.web import setup_routes
+from relay.web import setup_routes, timeouts
 from relay.web.keys import (
     CONFIG,
     COPIER,
     EVENTS,
+    HEALTH,
     HTTP,
     POLLER,
     RUNTIME,
@@ -45,6 +51,7 @@ from relay.web.keys import (
 )
 from relay.web.middleware import authenticate, envelope, stamp_request_id
 from relay.workers.copier import Copier
+from relay.workers.health import HealthSync
 from relay.workers.poller import Poller
 from relay.workers.webhooks import Sender
 
@@ -61,15 +68,19 @@ def create_app(
 ) -> web.Application:
     max_body = int(config.server.max_upload_bytes * 4 / 3) + 2 * 1024 * 1024
     app = web.Application(
-        middlewares=[envelope, authenticate],
+        middlewares=[measure, envelope, authenticate],
         client_max_size=max_body,
-        handler_args={"max_field_size": 16 * 1024},
+        handler_args={"max_field_size": 16 * 1024, **timeouts.handler_args()},
     )
     app[CONFIG] = config
     app[logs.TRUST_PROXY] = config.server.trust_proxy
+    logs.install(app)
     app[EVENTS] = Events()
+    app[METRICS] = Metrics()  # a registry per app, so several apps in one process never clash
+    app[METRICS].watch(app[EVENTS])
     app[STARTED_AT] = clock()
     app.on_response_prepare.append(stamp_request_id)
+    app.on_response_prepare.append(prepared)
     app.cleanup_ctx.append(_store)
     app.cleanup_ctx.append(_http)
     app.cleanup_ctx.append(_runtime(providers, clock))
@@ -98,13 +109,40 @@ async def reload(app: web.Application, config: Config, providers: Providers = RE
 
 
 async def _store(app: web.Application) -> AsyncIterator[None]:
-    data_dir = app[CONFIG].server.data_dir
-    data_dir.mkdir(parents=True, exist_ok=True)
-    app[STORE] = await open_store(app[CONFIG].store.url)
+    private_data(app[CONFIG])
+    app[STORE] = await open_store(app[CONFIG].store.url, pool_size=app[CONFIG].store.pool_size)
     try:
         yield
     finally:
         await app[STORE].close()
+
+
+def private_data(config: Config) -> None:
+    """data_dir is made 0700, and the SQLite database 0600 before SQLite creates it (its WAL
+    and SHM files take the database's mode), whatever the umask of whoever starts the relay.
+    A database or admin.key left readable by others (by an older relay) is made 0600 again."""
+    data_dir = config.server.data_dir
+    data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    mode = stat.S_IMODE(data_dir.stat().st_mode)
+    if mode & 0o007:
+        log.warning(
+            "data_dir %s is open to other users (mode %04o); `chmod 700 %s` makes it private",
+            data_dir,
+            mode,
+            data_dir,
+        )
+    private = [data_dir / "admin.key"]
+    if config.store.url.startswith("sqlite:///"):
+        db = Path(config.store.url.removeprefix("sqlite:///"))
+        db.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        with contextlib.suppress(FileExistsError):
+            os.close(os.open(db, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+        private += [db, db.with_name(db.name + "-wal"), db.with_name(db.name + "-shm")]
+    for path in private:
+        with contextlib.suppress(FileNotFoundError):
+            if stat.S_IMODE(path.stat().st_mode) & 0o077:
+                path.chmod(0o600)
+                log.warning("%s was readable by other users; made it 0600", path)
 
 
 async def _http(app: web.Application) -> AsyncIterator[None]:
@@ -131,12 +169,13 @@ def _runtime(
             events=events,
             clock=clock,
             instance=secrets.token_hex(8),
-            library=LocalLibrary(config.server.data_dir),
+            library=open_library(config, app[HTTP].trusted),
         )
         app[VIDEOS] = Videos(ctx)
         # a finished task frees its channel's slot, in whichever table is current then
         events.subscribe(TaskFinished, lambda e: live.channels.release_by_name(e.channel))
         logs.watch(events)
+        app[METRICS].watch_channels(lambda: live.channels, clock)
         yield
 
     return runtime
@@ -186,7 +225,8 @@ def _workers(clock: Callable[[], float]) -> Callable[[web.Application], AsyncIte
             instance=ctx.instance,
             clock=clock,
         )
-        app[POLLER], app[SENDER], app[COPIER] = poller, sender, copier
+        health = HealthSync(store, runtime, events, instance=ctx.instance, clock=clock)
+        app[POLLER], app[SENDER], app[COPIER], app[HEALTH] = poller, sender, copier, health
 
         def first_poll(event: TaskSubmitted) -> None:
             if event.next_poll_at is not None:
@@ -199,14 +239,17 @@ def _workers(clock: Callable[[], float]) -> Callable[[web.Application], AsyncIte
         events.subscribe(TaskSubmitted, first_poll)
         events.subscribe(TaskFinished, finished)
         await poller.sweep()  # cut-off submits from a crash are failed before anything else
+        await copier.clean()
         poller.start()
         sender.start()
         copier.start()
+        health.start()
         try:
             yield
         finally:
             await poller.stop()
             await copier.stop()
             await sender.stop()
+            await health.stop()
 
     return workers

@@ -14,10 +14,12 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 from pathlib import Path
+from typing import IO, Any
 
 import aiohttp
 from aiohttp import web
@@ -26,6 +28,8 @@ from multidict import CIMultiDict
 
 from relay.domain import VARIANTS, ContentSource, LocalFile, Remote
 from relay.errors import NotFound, RangeNotSatisfiable, UpstreamFailed
+from relay.events import DownloadEnded, DownloadStarted, Events
+from relay.logs import count_body
 from relay.upstream import BlockedAddress, Http
 
 log = logging.getLogger("relay.content")
@@ -109,6 +113,27 @@ class _Expired(Exception):
     """The upstream URL answered 403/404/410 before any byte went to the client."""
 
 
+@dataclass(frozen=True)
+class _Download:
+    """Who is told while a body goes out (DownloadStarted, then DownloadEnded however the body
+    ends): the downloads in progress, for the operator."""
+
+    events: Events | None
+    video_id: str
+    variant: str
+
+    @contextmanager
+    def streaming(self, source: str) -> Iterator[None]:
+        if self.events is None:
+            yield
+            return
+        self.events.emit(DownloadStarted(self.video_id, self.variant, source))
+        try:
+            yield
+        finally:
+            self.events.emit(DownloadEnded(self.video_id, self.variant, source))
+
+
 async def serve(
     request: web.Request,
     source: ContentSource,
@@ -118,15 +143,24 @@ async def serve(
     http: Http,
     refresh: Refresh | None = None,
     sent: Sent | None = None,
+    events: Events | None = None,
 ) -> web.StreamResponse:
     """Serve a source; an expired upstream URL is replaced by a fresh one once, transparently."""
     count = sent or (lambda source, size: None)
     for attempt in range(2):
         if isinstance(source, LocalFile):
-            return await serve_file(request, source, video_id=video_id, variant=variant, sent=count)
+            return await serve_file(
+                request, source, video_id=video_id, variant=variant, sent=count, events=events
+            )
         try:
             return await serve_remote(
-                request, source, video_id=video_id, variant=variant, http=http, sent=count
+                request,
+                source,
+                video_id=video_id,
+                variant=variant,
+                http=http,
+                sent=count,
+                events=events,
             )
         except _Expired:
             fresh = await refresh() if refresh is not None and attempt == 0 else None
@@ -144,6 +178,7 @@ async def serve_file(
     video_id: str,
     variant: str,
     sent: Sent | None = None,
+    events: Events | None = None,
 ) -> web.StreamResponse:
     try:
         st = source.path.stat()
@@ -172,19 +207,40 @@ async def serve_file(
             "Content-Type": source.content_type,
             "Content-Disposition": disposition(video_id, variant, source.content_type),
         },
+        download=_Download(events, video_id, variant),
     )
 
 
 class _FileResponse(web.FileResponse):
     """FileResponse reads Range from the request it prepares with: give it the relay's decision
-    (a request carrying only the range the relay chose to honour)."""
+    (a request carrying only the range the relay chose to honour). What sendfile really sent
+    goes into the access line (aiohttp's own count leaves it out)."""
 
-    def __init__(self, path: Path, decided: web.BaseRequest, headers: dict[str, str]) -> None:
+    def __init__(
+        self,
+        path: Path,
+        decided: web.BaseRequest,
+        headers: dict[str, str],
+        download: _Download | None = None,
+    ) -> None:
         super().__init__(path, headers=headers)
         self._decided = decided
+        self._download = download
 
     async def prepare(self, request: web.BaseRequest) -> AbstractStreamWriter | None:
-        return await super().prepare(self._decided)
+        if self._download is None or request.method == "HEAD":
+            return await super().prepare(self._decided)
+        with self._download.streaming("local"):  # sendfile runs inside prepare
+            return await super().prepare(self._decided)
+
+    async def _sendfile(
+        self, request: web.BaseRequest, fobj: IO[Any], offset: int, count: int
+    ) -> AbstractStreamWriter:
+        try:
+            return await super()._sendfile(request, fobj, offset, count)
+        finally:
+            # asyncio leaves the file at offset + bytes sent, also when the client went away
+            count_body(max(0, min(count, fobj.tell() - offset)))
 
 
 async def serve_remote(
@@ -195,6 +251,7 @@ async def serve_remote(
     variant: str,
     http: Http,
     sent: Sent | None = None,
+    events: Events | None = None,
 ) -> web.StreamResponse:
     send = dict(source.headers)
     for name in ("Range", "If-Range"):
@@ -208,7 +265,8 @@ async def serve_remote(
             connect_timeout=CONNECT_TIMEOUT_S,
             idle_timeout=IDLE_TIMEOUT_S,
         ) as upstream:
-            return await _relay_body(request, upstream, source, video_id, variant, sent)
+            download = _Download(events, video_id, variant)
+            return await _relay_body(request, upstream, source, download, sent)
     except BlockedAddress:
         log.warning("content of %s points to a private address; refused", video_id)
         raise UpstreamFailed("the upstream result address is not allowed") from None
@@ -228,10 +286,10 @@ async def _relay_body(
     request: web.Request,
     upstream: aiohttp.ClientResponse,
     source: Remote,
-    video_id: str,
-    variant: str,
+    download: _Download,
     sent_to: Sent | None,
 ) -> web.StreamResponse:
+    video_id, variant = download.video_id, download.variant
     status = upstream.status
     if status in (403, 404, 410):
         raise _Expired
@@ -273,9 +331,8 @@ async def _relay_body(
     if request.method == "HEAD":
         return response
     expected = limit if limit is not None else (length - skip if length is not None else None)
-    sent, broken = await _pipe(upstream, response, skip, limit)
-    if sent_to is not None:
-        sent_to("upstream", sent)
+    with download.streaming("upstream"):
+        sent, broken = await _pipe(upstream, response, skip, limit, sent_to)
     if broken or (expected is not None and sent < expected):
         _abort(request, video_id, f"upstream body ended after {sent} of {expected or '?'} bytes")
         return response
@@ -284,9 +341,14 @@ async def _relay_body(
 
 
 async def _pipe(
-    upstream: aiohttp.ClientResponse, response: web.StreamResponse, skip: int, limit: int | None
+    upstream: aiohttp.ClientResponse,
+    response: web.StreamResponse,
+    skip: int,
+    limit: int | None,
+    sent_to: Sent | None = None,
 ) -> tuple[int, bool]:
-    """Copy the body chunk by chunk; returns the bytes written and whether the upstream broke."""
+    """Copy the body chunk by chunk; returns the bytes written and whether the upstream broke.
+    What went out is counted once, also when the client's leaving cancels the copy."""
     sent = 0
     try:
         async for chunk in upstream.content.iter_any():
@@ -308,6 +370,10 @@ async def _pipe(
     except (aiohttp.ClientPayloadError, TimeoutError, aiohttp.ClientConnectionError) as exc:
         log.warning("upstream body broke after %d bytes: %s", sent, type(exc).__name__)
         return sent, True
+    finally:
+        count_body(sent)
+        if sent_to is not None:
+            sent_to("upstream", sent)
     return sent, False
 
 

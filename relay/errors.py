@@ -6,6 +6,7 @@
     ├── PermissionDenied     403     permission_error
     ├── NotFound             404     invalid_request_error
     ├── MethodNotAllowed     405     invalid_request_error
+    ├── RequestTimeout       408     invalid_request_error   (a body too slow; Connection: close)
     ├── RequestTooLarge      413     invalid_request_error
     ├── UnsupportedMediaType 415     invalid_request_error
     ├── RangeNotSatisfiable  416     invalid_request_error
@@ -25,9 +26,10 @@ carry upstream URLs, keys or raw upstream bodies (the log keeps those under the 
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Mapping
 from typing import Any, ClassVar
+
+from relay.scrub import CLIENT_LIMIT, client_text
 
 
 class RelayError(Exception):
@@ -88,6 +90,16 @@ class MethodNotAllowed(RelayError):
     status = 405
     type = "invalid_request_error"
     default_code = "method_not_allowed"
+
+
+class RequestTimeout(RelayError):
+    status = 408
+    type = "invalid_request_error"
+    default_code = "request_timeout"
+
+    def __init__(self, message: str) -> None:
+        # the rest of the body is never read, so the connection cannot carry another request
+        super().__init__(message, headers={"Connection": "close"})
 
 
 class RequestTooLarge(RelayError):
@@ -159,10 +171,8 @@ class ConfigError(Exception):
         self.problems = problems
 
 
-_URL = re.compile(r"\b(?:https?|wss?|gs|s3|oss)://\S+", re.IGNORECASE)
-
-
-def safe_message(text: str, limit: int = 500) -> str:
-    """Upstream text made fit for a client: URLs removed, length bounded."""
-    cleaned = _URL.sub("<url>", text).strip()
-    return cleaned if len(cleaned) <= limit else cleaned[: limit - 3] + "..."
+def safe_message(text: str, limit: int = CLIENT_LIMIT) -> str:
+    """Upstream text made fit for a client: one line, no markup, no traceback or exception dump,
+    no server path, URL or secret, at most `limit` characters ("" when nothing readable is left).
+    The rules are relay/scrub.py's."""
+    return client_text(text, limit)

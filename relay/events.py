@@ -12,6 +12,12 @@ it never fails the use case that emitted.
     ChannelChanged     a channel's health changed (cooling, back, credentials refused, ...)
     PollRan            one upstream status check, with its lag behind the due time
     UpstreamCall       one HTTP call to a channel's upstream, with outcome and duration
+    UpstreamOp         one adapter operation (submit, poll, content, delete, refresh), with what
+                       it raised (None: ok) and its duration; emitted around the adapter call by
+                       `upstream_op`, so it covers adapters without HTTP (the demo) and classes
+                       the provider error, which an HTTP status alone cannot
+    DownloadStarted    a content body starts going out to a client
+    DownloadEnded      ... and has ended, however it ended (one for each DownloadStarted)
     BytesStreamed      content sent to a client (from upstream or from a stored copy)
     CopyStored         a finished video was copied into storage
     WebhookDelivered   a webhook event reached its receiver (or was given up)
@@ -20,10 +26,11 @@ it never fails the use case that emitted.
 from __future__ import annotations
 
 import logging
+import time
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 log = logging.getLogger("relay.events")
 
@@ -42,6 +49,7 @@ class TaskSubmitted:
     channel: str
     provider: str
     next_poll_at: float | None
+    model: str = ""  # the public model
 
 
 @dataclass(frozen=True)
@@ -60,6 +68,8 @@ class ChannelChanged:
     state: str  # ready | cooling | rate_limited | credentials | quota
     until: float | None  # when the pause ends (None: ready)
     why: str  # a short reason, already fit for a log line
+    at: float = 0.0  # when the change happened
+    remote: bool = False  # another relay changed it (adopted here, not published again)
 
 
 @dataclass(frozen=True)
@@ -78,6 +88,29 @@ class UpstreamCall:
     status: int | None  # None: no HTTP answer (timeout, refused connection)
     outcome: str  # "ok", "http_4xx", "http_5xx", or the transport error's name
     duration_s: float
+
+
+@dataclass(frozen=True)
+class UpstreamOp:
+    channel: str
+    provider: str
+    op: str  # submit | poll | content | delete | refresh
+    error: Exception | None  # what the adapter raised (a ProviderError, or a bug); None: ok
+    duration_s: float
+
+
+@dataclass(frozen=True)
+class DownloadStarted:
+    task_id: str
+    variant: str
+    source: str  # "upstream", or "local"
+
+
+@dataclass(frozen=True)
+class DownloadEnded:
+    task_id: str
+    variant: str
+    source: str
 
 
 @dataclass(frozen=True)
@@ -103,6 +136,7 @@ class WebhookDelivered:
 
 
 E = TypeVar("E")
+T = TypeVar("T")
 
 
 class Events:
@@ -120,3 +154,24 @@ class Events:
                 handler(event)
             except Exception:
                 log.exception("a subscriber of %s failed", type(event).__name__)
+
+
+class _Channel(Protocol):
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def provider(self) -> str: ...
+
+
+async def upstream_op(events: Events, channel: _Channel, op: str, call: Awaitable[T]) -> T:
+    """Await one adapter call and emit its UpstreamOp. A cancelled call (the client left, the
+    relay stops) is no upstream outcome and emits nothing."""
+    started = time.monotonic()
+    try:
+        result = await call
+    except Exception as exc:
+        events.emit(UpstreamOp(channel.name, channel.provider, op, exc, time.monotonic() - started))
+        raise
+    events.emit(UpstreamOp(channel.name, channel.provider, op, None, time.monotonic() - started))
+    return result

@@ -1,22 +1,118 @@
 """Log setup, the request id every line of a request carries, the access logger, and the
-log lines that follow events (each state change logged once, not at every poll)."""
+log lines that follow events (each state change logged once, not at every poll). The line
+shapes (plain, journald, JSON) and the scrubber are in logformat.py.
+
+`log_level` (or `$RELAY_LOG_LEVEL`, which wins) applies to the relay's own loggers; other
+libraries stay at INFO or above, so DEBUG shows the relay's decisions, not every SQL statement of
+the database driver. Every line passes `scrub`, a last line of defence for credentials that
+should never have reached a message (the code does not log them in the first place).
+"""
 
 from __future__ import annotations
 
+import asyncio
 import contextvars
 import logging
 import os
-from typing import Any
+import secrets
+import sys
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from typing import IO, Any
 
 from aiohttp import web
 from aiohttp.abc import AbstractAccessLogger
+from aiohttp.http_exceptions import HttpProcessingError
 
-from relay.events import ChannelChanged, Events, TaskFinished
+from relay.errors import ConfigError
+from relay.events import (
+    ChannelChanged,
+    Events,
+    TaskCreated,
+    TaskFinished,
+    TaskSubmitted,
+)
+from relay.logformat import (
+    ACCESS_LOGGER,
+    JsonFormatter,
+    TextFormatter,
+    journald_stream,
+    request_id,
+)
 
-request_id: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="-")
+__all__ = [
+    "TRUST_PROXY",
+    "AccessLogger",
+    "client_address",
+    "count_body",
+    "install",
+    "request_id",
+    "setup_logging",
+    "watch",
+]
+
 TRUST_PROXY = web.AppKey("trust_proxy", bool)  # server.trust_proxy, set by create_app
 
 log = logging.getLogger("relay")
+access_log = logging.getLogger(ACCESS_LOGGER)
+
+LEVELS = {
+    "debug": logging.DEBUG,
+    "info": logging.INFO,
+    "warning": logging.WARNING,
+    "error": logging.ERROR,
+}
+# routes a monitor calls every few seconds: their successes are DEBUG lines
+QUIET_PATHS = frozenset({"/healthz", "/metrics"})
+MAX_PATH = 200
+
+# the body bytes of the current request that went out beside aiohttp's writer (sendfile, pipes)
+_body_sent: contextvars.ContextVar[int | None] = contextvars.ContextVar("body_sent", default=None)
+# why aiohttp's parser refused the current request (the error's class name, never its text)
+_refused: contextvars.ContextVar[str | None] = contextvars.ContextVar("refused", default=None)
+
+
+# --- setup ----------------------------------------------------------------------------------
+
+
+def log_level(configured: str = "info", env: Mapping[str, str] = os.environ) -> int:
+    """The level: $RELAY_LOG_LEVEL when set, else `[server] log_level`."""
+    name = env.get("RELAY_LOG_LEVEL", "").strip().lower() or configured.lower()
+    if name == "warn":
+        name = "warning"
+    if name not in LEVELS:
+        raise ConfigError(
+            [f"RELAY_LOG_LEVEL: must be one of {', '.join(LEVELS)} (got {name[:20]!r})"]
+        )
+    return LEVELS[name]
+
+
+def setup_logging(
+    level: str = "info",
+    fmt: str = "text",
+    *,
+    stream: IO[str] | None = None,
+    env: Mapping[str, str] = os.environ,
+) -> None:
+    """Configure the root logger for `relay serve`: the level, the line shape, the filters."""
+    out = stream if stream is not None else sys.stderr
+    journald = journald_stream(out, env)
+    handler = logging.StreamHandler(out)
+    handler.addFilter(RequestIdFilter())
+    handler.setFormatter(JsonFormatter(journald) if fmt == "json" else TextFormatter(journald))
+    chosen = log_level(level, env)
+    # what no line shows, not worked out for each record (the logging docs' "Optimization")
+    logging._srcfile = None
+    logging.logThreads = logging.logProcesses = logging.logMultiprocessing = False
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(max(chosen, logging.INFO))  # other libraries: INFO at the most
+    log.setLevel(chosen)
+    # aiosqlite logs every statement with its parameters (key digests) at DEBUG
+    logging.getLogger("aiosqlite").setLevel(logging.WARNING)
+    server = logging.getLogger("aiohttp.server")
+    if not any(isinstance(f, ParserErrorFilter) for f in server.filters):
+        server.addFilter(ParserErrorFilter())
 
 
 class RequestIdFilter(logging.Filter):
@@ -25,49 +121,156 @@ class RequestIdFilter(logging.Filter):
         return True
 
 
-def setup_logging() -> None:
-    handler = logging.StreamHandler()
-    handler.addFilter(RequestIdFilter())
-    handler.setFormatter(
-        logging.Formatter("%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s")
-    )
-    root = logging.getLogger()
-    root.handlers[:] = [handler]
-    root.setLevel(os.environ.get("RELAY_LOG_LEVEL", "INFO").upper())
-    logging.getLogger("aiohttp.access").setLevel(logging.INFO)
+class ParserErrorFilter(logging.Filter):
+    """aiohttp logs a request its parser refused with a traceback whose text quotes the bad
+    bytes (the first ~100 of an Authorization header): drop it, keep its class name for the
+    access line that follows (the client got a 400; one line says so)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        if isinstance(exc, HttpProcessingError):
+            _refused.set(type(exc).__name__)
+            return False
+        return True
+
+
+# --- access lines ---------------------------------------------------------------------------
+
+
+def count_body(size: int) -> None:
+    """Body bytes of the current request sent outside aiohttp's writer (sendfile, an upstream
+    pipe), for its access line."""
+    _body_sent.set((_body_sent.get() or 0) + size)
 
 
 def client_address(request: web.BaseRequest) -> str:
     """Who is calling: the peer, or with `server.trust_proxy` the first X-Forwarded-For entry
     (the client as the reverse proxy saw it)."""
+    if refused_by_parser(request):
+        return request.remote or "-"  # no app, no headers
     trusted = isinstance(request, web.Request) and request.app.get(TRUST_PROXY, False)
     if trusted:
         forwarded = request.headers.get("X-Forwarded-For", "").split(",")[0].strip()
         if forwarded:
-            return forwarded[:64]
+            return _printable(forwarded[:64])
     return request.remote or "-"
 
 
+def refused_by_parser(request: web.BaseRequest) -> bool:
+    """aiohttp hands what its parser refused on as a stand-in "UNKNOWN / HTTP/1.0" request with
+    no headers and no route (so no `request.app`)."""
+    return request.method == "UNKNOWN" and not request.headers
+
+
+def _printable(text: str) -> str:
+    if text.isascii() and text.isprintable():
+        return text
+    return text.encode("unicode_escape").decode("ascii")
+
+
+def log_path(raw: str) -> str:
+    """The path as the client sent it, without the query (its values may be secrets), bounded
+    and escaped so a line stays one line."""
+    path = raw.partition("?")[0]
+    if len(path) > MAX_PATH:
+        path = path[:MAX_PATH] + "..."
+    return _printable(path)
+
+
+def body_bytes(request: web.BaseRequest, response: web.StreamResponse) -> int:
+    """The body bytes that really went out: counted by the sender for files and pipes, else
+    the length of a response that was written to its end."""
+    counted = _body_sent.get()
+    if counted is not None:
+        return counted
+    if request.method == "HEAD" or not response.body_length:  # HEAD, or never finished
+        return 0
+    length = response.content_length
+    return length if length is not None else response.body_length
+
+
+def _access(request: web.BaseRequest, status: int, sent: int, seconds: float) -> None:
+    if refused_by_parser(request):
+        request_id.set("req_" + secrets.token_hex(12))  # this task serves this request only
+        why = _refused.get()
+        path = f"(refused by the HTTP parser: {why})" if why else "(refused by the HTTP parser)"
+        method = "-"
+        level = logging.INFO
+    else:
+        method, path = request.method, log_path(request.raw_path)
+        quiet = status < 400 and path in QUIET_PATHS
+        level = logging.DEBUG if quiet else logging.INFO
+    if access_log.isEnabledFor(level):
+        access_log.log(
+            level,
+            "%s %s %s %d %d %.1fms",
+            client_address(request),
+            method,
+            path,
+            status,
+            sent,
+            seconds * 1000,
+        )
+
+
 class AccessLogger(AbstractAccessLogger):
-    """One line per request: never the query string's values or any header but the request id."""
+    """One line per request: client, method, path (never the query), status, body bytes sent,
+    duration; the request id comes with every line. /healthz and /metrics answering fine are
+    DEBUG lines, and a request aiohttp's parser refused gets a line like any other."""
+
+    def __init__(self, logger: logging.Logger, log_format: str) -> None:
+        super().__init__(access_log, log_format)  # ours, whatever aiohttp passes
+
+    @property
+    def enabled(self) -> bool:
+        return self.logger.isEnabledFor(logging.INFO)
 
     def log(self, request: web.BaseRequest, response: web.StreamResponse, time: float) -> None:
-        self.logger.info(
-            "%s %s %s %d %s %.1fms",
-            client_address(request),
-            request.method,
-            request.path,
-            response.status,
-            response.body_length,
-            time * 1000,
-        )
+        _access(request, response.status, body_bytes(request, response), time)
+
+
+_prepared: contextvars.ContextVar[web.StreamResponse | None] = contextvars.ContextVar(
+    "prepared", default=None
+)
+ABANDONED = 499  # nginx's "client closed request": the client left before an answer began
+
+
+def install(app: web.Application) -> None:
+    """Access lines for requests whose client left: aiohttp cancels the handler and logs
+    nothing, so the outermost middleware writes the line (the status already sent, else 499,
+    and the body bytes that went out)."""
+    app.middlewares.insert(0, _abandoned)
+    app.on_response_prepare.append(_remember)
+
+
+async def _remember(request: web.Request, response: web.StreamResponse) -> None:
+    _prepared.set(response)
+
+
+@web.middleware
+async def _abandoned(
+    request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+) -> web.StreamResponse:
+    started = time.monotonic()
+    try:
+        return await handler(request)
+    except asyncio.CancelledError:
+        response = _prepared.get()
+        status = response.status if response is not None else ABANDONED
+        _access(request, status, _body_sent.get() or 0, time.monotonic() - started)
+        raise
+
+
+# --- lines that follow events ---------------------------------------------------------------
 
 
 def watch(events: Events) -> None:
     """The log lines that follow what happened: each channel state change and each finished
-    task, once."""
+    task, once; at DEBUG, where each new task was routed and when it is polled first."""
     events.subscribe(ChannelChanged, _channel_changed)
     events.subscribe(TaskFinished, _task_finished)
+    events.subscribe(TaskCreated, _task_created)
+    events.subscribe(TaskSubmitted, _task_submitted)
 
 
 _CHANNEL_LINES: dict[str, tuple[int, str]] = {
@@ -96,8 +299,6 @@ def _channel_changed(event: ChannelChanged) -> None:
     if event.state == "ready":
         args = (event.channel, event.why)
     else:
-        import time
-
         args = (event.channel, max(0.0, (event.until or 0) - time.time()), event.why)
     log.log(level, text, *args)
 
@@ -105,3 +306,18 @@ def _channel_changed(event: ChannelChanged) -> None:
 def _task_finished(event: TaskFinished) -> None:
     code = f" ({event.error_code})" if event.error_code else ""
     logging.getLogger("relay.tasks").info("task %s %s%s", event.task_id, event.status, code)
+
+
+def _task_created(event: TaskCreated) -> None:
+    logging.getLogger("relay.tasks").debug(
+        "task %s: model %s routed to channel %s", event.task_id, event.model, event.channel
+    )
+
+
+def _task_submitted(event: TaskSubmitted) -> None:
+    due = ""
+    if event.next_poll_at is not None:
+        due = f"; first poll in {max(0.0, event.next_poll_at - time.time()):.1f} s"
+    logging.getLogger("relay.tasks").debug(
+        "task %s: accepted by channel %s (%s)%s", event.task_id, event.channel, event.provider, due
+    )

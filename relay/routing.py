@@ -52,9 +52,9 @@ READY, COOLING, RATE_LIMITED, CREDENTIALS, QUOTA = (
     "credentials",
     "quota",
 )
-_PROBED = frozenset(
-    {COOLING, CREDENTIALS, QUOTA}
-)  # left one request at a time, when the pause ends
+_STATES = frozenset({READY, COOLING, RATE_LIMITED, CREDENTIALS, QUOTA})
+# when the pause ends, these are left one request at a time (a probe)
+_PROBED = frozenset({COOLING, CREDENTIALS, QUOTA})
 _SHAPE_FALLBACK: Mapping[Shape, tuple[Shape, ...]] = {
     "text": ("text",),
     "image": ("image", "text"),
@@ -108,6 +108,7 @@ class Health:
     probing: bool = False  # a half-open request is in flight
     last_error: str | None = None  # the error class of the last failure, for the operator
     last_error_at: float | None = None
+    changed_at: float = 0.0  # when the state last changed, here or on another relay
 
 
 @dataclass
@@ -326,14 +327,33 @@ class ChannelTable:
         if health.state != state:
             self._change(channel, state, why)
 
-    def _change(self, channel: Channel, state: str, why: str) -> None:
+    def _change(self, channel: Channel, state: str, why: str, *, remote: bool = False) -> None:
         health = channel.health
         health.state = state
+        health.changed_at = self._clock()
         if state == READY:
             health.until = 0.0
         if self._events is not None:
             until = health.until if state != READY else None
-            self._events.emit(ChannelChanged(channel.name, state, until, why))
+            self._events.emit(
+                ChannelChanged(channel.name, state, until, why, health.changed_at, remote)
+            )
+
+    def adopt(
+        self, channel_name: str, state: str, until: float | None, why: str, at: float
+    ) -> None:
+        """Another relay changed a channel's health: take the newer of its change and ours."""
+        channel = self._channels.get(channel_name)
+        if channel is None or at <= channel.health.changed_at or state not in _STATES:
+            return
+        health = channel.health
+        health.probing = False
+        if state == READY:
+            health.failures = health.openings = 0
+        else:
+            health.until = until or 0.0
+        self._change(channel, state, why, remote=True)
+        health.changed_at = at
 
     def retry_after(self, admission: Admission) -> float:
         """Seconds until the first channel of a refused request is back, at least 1."""

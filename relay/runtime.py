@@ -9,9 +9,10 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from relay.auth import Authenticator, RateLimiter
+from relay.auth import Authenticator
 from relay.config import Config
 from relay.events import Events
+from relay.limits import RateLimits
 from relay.providers.base import Provider
 from relay.routing import Channel, ChannelTable, build_adapter
 from relay.store import Store
@@ -23,7 +24,7 @@ class Parts:
     config: Config
     channels: ChannelTable
     auth: Authenticator
-    limiter: RateLimiter
+    limiter: RateLimits
 
 
 def build_parts(
@@ -47,7 +48,7 @@ def build_parts(
         config=config,
         channels=channels,
         auth=Authenticator(store, config.keys),
-        limiter=RateLimiter(config.limits.requests_per_minute),
+        limiter=RateLimits(store, config.limits.requests_per_minute),
     )
 
 
@@ -74,7 +75,7 @@ class Runtime:
         return self._parts.auth
 
     @property
-    def limiter(self) -> RateLimiter:
+    def limiter(self) -> RateLimits:
         return self._parts.limiter
 
     def swap(self, parts: Parts) -> None:

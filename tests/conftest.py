@@ -23,6 +23,7 @@ from relay.tasks import Videos
 from relay.tasks.refresh import Lifecycle
 from relay.web import keys
 from relay.workers.copier import Copier
+from relay.workers.health import HealthSync
 from relay.workers.poller import Poller
 from relay.workers.webhooks import Sender
 
@@ -123,6 +124,10 @@ class Relay:
     @property
     def sender(self) -> Sender:
         return self.app[keys.SENDER]
+
+    @property
+    def health(self) -> HealthSync:
+        return self.app[keys.HEALTH]
 
     def clock(self) -> float:
         return self.videos.ctx.clock()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import urllib.parse
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
@@ -76,7 +77,7 @@ async def test_json_create(relay: Relay):
     assert (body["status"], body["model"], body["seconds"], body["size"]) == (
         "queued",
         "sora-2",
-        "8",
+        "4",  # what the demo's landscape clip really is; the request's 8 is kept below
         "1280x720",
     )
     assert body["task_id"] == body["id"] and body["error"] is None and body["url"] is None
@@ -106,8 +107,9 @@ async def test_multipart_text_only(relay: Relay):
     resp = await relay.client.post("/v1/videos", data=data, headers=auth())
     body = await resp.json()
     assert resp.status == 200, body
-    assert body["seconds"] == "8"
+    assert body["seconds"] == "4"  # the demo's clip
     row = await stored(relay, body["id"])
+    assert row.request["seconds"] == 8 and row.request["size"] == "16:9"
     assert row.request["seed"] == 12 and row.request["generate_audio"] is False
     assert row.request["metadata"] == {"watermark": False}
     assert row.request["images"] == []
@@ -218,8 +220,9 @@ async def test_form_urlencoded_create(relay: Relay):
     )
     body = await resp.json()
     assert resp.status == 200, body
-    assert body["seconds"] == "12"
+    assert body["seconds"] == "4"  # the demo's clip
     row = await stored(relay, body["id"])
+    assert row.request["seconds"] == 12
     assert row.request["images"] == [{"role": None, "url": URL}]
 
 
@@ -391,6 +394,142 @@ async def test_malformed_multipart_is_a_client_error(relay: Relay, ctype: str, b
     )
     error = await error_of(resp, 400)
     assert error["code"] == "invalid_body"
+
+
+def part(headers: bytes, value: bytes) -> bytes:
+    return b"--b\r\n" + headers + b"\r\n\r\n" + value + b"\r\n"
+
+
+def multipart(*parts: bytes) -> bytes:
+    return b"".join(parts) + b"--b--\r\n"
+
+
+PROMPT_PART = part(b'Content-Disposition: form-data; name="prompt"', b"a fox")
+MULTIPART_B = "multipart/form-data; boundary=b"
+
+
+@pytest.mark.parametrize("char", [b"\x00", b"\r", b"\n"])
+async def test_a_control_character_in_an_upload_file_name_is_400(relay: Relay, char: bytes):
+    # a bare LF ends the header line early: the rest is a malformed line of no known part
+    body = multipart(
+        PROMPT_PART,
+        part(
+            b'Content-Disposition: form-data; name="input_reference"; filename="a'
+            + char
+            + b'.png"\r\nContent-Type: image/png',
+            png(),
+        ),
+    )
+    resp = await relay.client.post(
+        "/v1/videos", data=body, headers={**auth(), "Content-Type": MULTIPART_B}
+    )
+    error = await error_of(resp, 400)
+    assert error["param"] == (None if char == b"\n" else "input_reference"), error
+    assert (error["type"], error["code"]) == ("invalid_request_error", "invalid_body")
+    assert await alice_rows(relay) == []
+
+
+async def test_a_control_character_in_an_unnamed_part_header_is_400(relay: Relay):
+    body = multipart(part(b'Content-Disposition: form-data\x00; name="x\x01y"', b"v"))
+    resp = await relay.client.post(
+        "/v1/videos", data=body, headers={**auth(), "Content-Type": MULTIPART_B}
+    )
+    error = await error_of(resp, 400)
+    assert (error["code"], error["param"]) == ("invalid_body", None)
+
+
+async def test_an_upload_file_name_that_is_not_utf8_is_400(relay: Relay):
+    body = multipart(
+        PROMPT_PART,
+        part(
+            b'Content-Disposition: form-data; name="input_reference"; filename="\xff.png"',
+            png(),
+        ),
+    )
+    resp = await relay.client.post(
+        "/v1/videos", data=body, headers={**auth(), "Content-Type": MULTIPART_B}
+    )
+    error = await error_of(resp, 400)
+    assert error["param"] == "input_reference" and "UTF-8" in error["message"]
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        (b"prompt", b"a \xff fox"),
+        (b"prompt", b"cut short \xe2\x82"),
+        (b"metadata[note]", b"\xc0\xaf"),  # an overlong '/': not UTF-8 either
+    ],
+)
+async def test_a_multipart_text_field_that_is_not_utf8_is_400(
+    relay: Relay, name: bytes, value: bytes
+):
+    fields = [part(b'Content-Disposition: form-data; name="' + name + b'"', value)]
+    if name != b"prompt":
+        fields.insert(0, PROMPT_PART)
+    resp = await relay.client.post(
+        "/v1/videos", data=multipart(*fields), headers={**auth(), "Content-Type": MULTIPART_B}
+    )
+    error = await error_of(resp, 400)
+    assert error["param"] == name.decode()
+    assert "UTF-8" in error["message"]
+    assert await alice_rows(relay) == []
+
+
+async def test_a_multipart_field_name_that_is_not_utf8_is_400(relay: Relay):
+    body = multipart(PROMPT_PART, part(b'Content-Disposition: form-data; name="n\xffte"', b"v"))
+    resp = await relay.client.post(
+        "/v1/videos", data=body, headers={**auth(), "Content-Type": MULTIPART_B}
+    )
+    error = await error_of(resp, 400)
+    assert error["param"] is None and "UTF-8" in error["message"]
+
+
+@pytest.mark.parametrize(
+    ("body", "param"),
+    [
+        (b'{"prompt": "a \xff fox"}', "prompt"),
+        (b'{"prompt": "p", "metadata": {"note": "\xfe"}}', "metadata.note"),
+        (
+            b'{"prompt": "p", "input_reference": {"content": [{"type": "text", "text": "\xff"}]}}',
+            "input_reference.content[0].text",
+        ),
+    ],
+)
+async def test_a_json_string_that_is_not_utf8_is_400_naming_the_field(
+    relay: Relay, body: bytes, param: str
+):
+    resp = await relay.client.post(
+        "/v1/videos", data=body, headers={**auth(), "Content-Type": "application/json"}
+    )
+    error = await error_of(resp, 400)
+    assert error["param"] == param and "UTF-8" in error["message"]
+    assert await alice_rows(relay) == []
+
+
+@pytest.mark.parametrize("body", [b"prompt=a%FFfox", b"prompt=a\xfffox"])
+async def test_a_urlencoded_field_that_is_not_utf8_is_400(relay: Relay, body: bytes):
+    resp = await relay.client.post(
+        "/v1/videos",
+        data=body,
+        headers={**auth(), "Content-Type": "application/x-www-form-urlencoded"},
+    )
+    error = await error_of(resp, 400)
+    assert error["param"] == "prompt"
+    assert await alice_rows(relay) == []
+
+
+async def test_utf8_text_in_every_form_still_passes(relay: Relay):
+    prompt = "un renard — 狐狸 🦊"
+    resp = await relay.client.post("/v1/videos", data=form(("prompt", prompt)), headers=auth())
+    assert resp.status == 200, await resp.text()
+    resp = await relay.client.post(
+        "/v1/videos",
+        data="prompt=" + urllib.parse.quote(prompt),
+        headers={**auth(), "Content-Type": "application/x-www-form-urlencoded"},
+    )
+    assert resp.status == 200, await resp.text()
+    assert [t.request["prompt"] for t in await alice_rows(relay)] == [prompt, prompt]
 
 
 # --- the stored row and Idempotency-Key -------------------------------------------------------

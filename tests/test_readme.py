@@ -17,7 +17,9 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 README = (ROOT / "README.md").read_text()
-VIDEO = (ROOT / "relay" / "providers" / "assets" / "video.mp4").read_bytes()
+ASSETS = ROOT / "relay" / "providers" / "assets"
+VIDEO = (ASSETS / "video.mp4").read_bytes()  # the demo's portrait clip, the default 720x1280
+LANDSCAPE = (ASSETS / "video-landscape.mp4").read_bytes()  # what size=1280x720 gets
 
 
 def example(name: str) -> str:
@@ -76,8 +78,22 @@ def test_quick_start_examples_work_as_written(tmp_path: Path):
             check=False,
         )
         assert curl.returncode == 0, curl.stderr
-        assert (tmp_path / "video.mp4").read_bytes() == VIDEO
+        assert curl.stdout.split()[-1] == "completed"
+        assert (tmp_path / "video.mp4").read_bytes() == LANDSCAPE
         (tmp_path / "video.mp4").unlink()
+        failing = example("curl").replace("over a lake", "over a lake #fail")
+        curl = subprocess.run(
+            ["bash", "-euo", "pipefail", "-c", failing],
+            cwd=tmp_path,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        assert curl.returncode == 0, curl.stderr  # the loop ends on "failed"
+        assert "failed" in curl.stdout and "moderation_blocked" in curl.stdout
+        assert not (tmp_path / "video.mp4").exists()  # no error JSON saved as a video
         env["RELAY_KEY"] = (tmp_path / "data" / "admin.key").read_text().strip()
         sdk = subprocess.run(
             [sys.executable, "-c", example("sdk")],
@@ -90,6 +106,7 @@ def test_quick_start_examples_work_as_written(tmp_path: Path):
         )
         assert sdk.returncode == 0, sdk.stderr
         assert sdk.stdout.strip().endswith("completed")
+        assert "Sora API" not in sdk.stderr  # the warning is explained and silenced
         assert (tmp_path / "video.mp4").read_bytes() == VIDEO
     finally:
         server.terminate()

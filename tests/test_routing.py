@@ -474,3 +474,28 @@ async def test_in_flight_is_recounted_from_the_store(
     assert (
         await relay.client.post("/v1/videos", json={"prompt": "x"}, headers=auth())
     ).status == 200
+
+
+async def test_two_relays_on_one_store_share_a_channels_health(
+    vidu: ViduFake, start_relay: Callable[[Config], Any], make_config: Callable[..., Config]
+):
+    config = make_config(storage={"keep_videos": False}, channels=[vidu.channel(vidu.base_url)])
+    one: Relay = await start_relay(config)
+    two: Relay = await start_relay(config)  # the same data_dir: the same SQLite store
+    vidu.fail_next_submit(401, "Unauthorized", "unauthorized")
+    resp = await one.client.post("/v1/videos", json={"prompt": "x"}, headers=auth())
+    assert resp.status == 502
+    assert one.runtime.channels.get("vidu").health.state == "credentials"  # type: ignore[union-attr]
+    await one.health.round()  # publishes the change
+    await two.health.round()  # adopts it
+    theirs = two.runtime.channels.get("vidu")
+    assert theirs is not None and theirs.health.state == "credentials"
+    creates = len(vidu.creates())
+    resp = await two.client.post("/v1/videos", json={"prompt": "x"}, headers=auth())
+    assert resp.status == 503  # spared by the relay that never saw the 401 itself
+    assert len(vidu.creates()) == creates
+    one.runtime.channels.record(one.runtime.channels.get("vidu"), ChannelEffect.ALIVE)  # type: ignore[arg-type]
+    await one.health.round()
+    await two.health.round()
+    assert theirs.health.state == "ready"
+    assert (await two.client.post("/v1/videos", json={"prompt": "x"}, headers=auth())).status == 200

@@ -27,7 +27,7 @@ def with_store(args: argparse.Namespace, work: Callable[[Store], Awaitable[int]]
     config = load(args)
 
     async def run() -> int:
-        store = await open_store(config.store.url)
+        store = await open_store(config.store.url, pool_size=config.store.pool_size)
         try:
             return await work(store)
         finally:

@@ -17,7 +17,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from relay.config import sections
+from relay.config import envfile, sections
 from relay.config.sections import ProviderClasses, invalid_name
 from relay.config.toml import Problems, Recorder, Table, expand
 from relay.config.types import (
@@ -93,6 +93,8 @@ def load(
         raise ConfigError([f"{path}: cannot read ({exc.strerror})"]) from None
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise ConfigError([f"{path}: not valid TOML ({exc})"]) from None
+    if env is None:
+        env = envfile.environment(path)  # relay.env beside the file, as the service sees it
     return parse(raw, env=env, source=str(path), providers=providers)
 
 

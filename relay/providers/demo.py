@@ -2,8 +2,14 @@
 
 A task runs for `finish_after_s` seconds, reckoned from its submit time (kept in the task's state,
 so a restart does not reset it); the poller drives it like any upstream. A prompt containing
-`#fail` ends as failed with `moderation_blocked`. The content is three small files shipped in the
-package: a 4-second H.264 MP4, a WebP still and a JPEG grid of stills.
+`#fail` ends as failed with `moderation_blocked`.
+
+The content is one of two real clips shipped in the package, each a 4-second H.264 MP4 with a
+WebP still and a JPEG grid of stills: landscape 1280x720 and portrait 720x1280. The request's
+shape picks the clip (wider than tall: landscape), and the video object says what the clip
+really is: its size and its 4 seconds, whatever was asked. An honest demo beats one that reports
+8 seconds at 1920x1080 and serves something else; generating clips to order would need a video
+encoder the relay does not carry.
 """
 
 from __future__ import annotations
@@ -38,10 +44,36 @@ if TYPE_CHECKING:
 
 ASSETS = Path(__file__).parent / "assets"
 FAIL_MARKER = "#fail"
-DEFAULT_SHORT_SIDE = 720
-# It takes any duration and size; a form offers a short clip to a long one, in common sizes.
-OFFERED_SECONDS = (4, 8, 12, 16, 20)
-OFFERED_SIZES = ("720x1280", "1280x720", "1080x1920", "1920x1080", "720x720", "1080x1080")
+
+
+@dataclass(frozen=True)
+class Clip:
+    size: str  # WxH, as the files really are
+    seconds: str
+    files: dict[str, str]  # variant -> file name in ASSETS
+
+
+CLIPS = {
+    "portrait": Clip(
+        "720x1280",
+        "4",
+        {"video": "video.mp4", "thumbnail": "thumbnail.webp", "spritesheet": "spritesheet.jpg"},
+    ),
+    "landscape": Clip(
+        "1280x720",
+        "4",
+        {
+            "video": "video-landscape.mp4",
+            "thumbnail": "thumbnail-landscape.webp",
+            "spritesheet": "spritesheet-landscape.jpg",
+        },
+    ),
+}
+
+
+def clip_for(size: Size) -> str:
+    """The clip whose shape is nearest: wider than tall is landscape."""
+    return "landscape" if size.aspect > 1 else "portrait"
 
 
 @dataclass(frozen=True)
@@ -65,7 +97,9 @@ class DemoProvider(Provider[DemoOptions]):
         self.typical_run_s = float(channel.options.finish_after_s)
 
     def accepts(self, model: str) -> Accepts:
-        return OFFERED_SECONDS, OFFERED_SIZES
+        """What the clips really are: any request gets one of them."""
+        seconds = sorted({int(clip.seconds) for clip in CLIPS.values()})
+        return tuple(seconds), tuple(clip.size for clip in CLIPS.values())
 
     async def submit(self, request: VideoRequest, model: str) -> Submitted:
         return self._start(request)
@@ -74,17 +108,20 @@ class DemoProvider(Provider[DemoOptions]):
         return self._start(request, source=source.upstream_id)
 
     def _start(self, request: VideoRequest, source: str | None = None) -> Submitted:
+        shape = clip_for(request.dimensions)
         state: dict[str, Any] = {
             "started_at": now(),
             "finish_after_s": float(self.channel.options.finish_after_s),
             "fail": FAIL_MARKER in request.prompt,
+            "clip": shape,
         }
         if source:
             state["remix_of"] = source
+        clip = CLIPS[shape]
         return Submitted(
             upstream_id="demo_" + secrets.token_hex(12),
-            seconds=str(request.duration),
-            size=pixel_size(request.dimensions),
+            seconds=clip.seconds,
+            size=clip.size,
             state=state,
         )
 
@@ -107,20 +144,6 @@ class DemoProvider(Provider[DemoOptions]):
 
     async def content(self, task: TaskRef, variant: str) -> ContentSource:
         self.variant_check(variant)
-        content_type, ext = VARIANTS[variant]
-        return LocalFile(ASSETS / f"{variant}.{ext}", content_type)
-
-
-def pixel_size(size: Size) -> str:
-    """WxH as requested; a bare ratio becomes the 720p size of that shape (16:9 -> 1280x720)."""
-    if size.width and size.height:
-        return f"{size.width}x{size.height}"
-    assert size.ratio is not None
-    a, b = size.ratio
-    if a >= b:
-        return f"{_even(DEFAULT_SHORT_SIDE * a / b)}x{DEFAULT_SHORT_SIDE}"
-    return f"{DEFAULT_SHORT_SIDE}x{_even(DEFAULT_SHORT_SIDE * b / a)}"
-
-
-def _even(value: float) -> int:
-    return int(round(value / 2) * 2)
+        # tasks made before there were two clips have no "clip": the portrait set is the old one
+        clip = CLIPS.get(str(task.state.get("clip", "portrait")), CLIPS["portrait"])
+        return LocalFile(ASSETS / clip.files[variant], VARIANTS[variant][0])

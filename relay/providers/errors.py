@@ -17,26 +17,53 @@ channel, the task and the client is decided in one place, relay/policy.py.
     ├── VariantUnavailable  the provider does not produce this variant
     └── Unsupported         a feature this provider/model lacks (raised before any network call)
 
-The message is safe to show a client; `detail` is for the log only.
+The message is what a client reads: it is cleaned when the error is made (relay/scrub.py: no
+markup, traceback, path, URL or secret; at most 300 characters), so every path that shows it is
+safe. `detail` holds the raw answer for the operator: `for_log` is what INFO and WARNING lines
+print (the message, the HTTP status or the transport failure's class, never the body), and
+`excerpt` a scrubbed, capped look at the body for DEBUG lines.
 """
 
 from __future__ import annotations
 
-from relay.errors import safe_message
+import re
+from typing import Any
+
+from relay.scrub import client_text, log_excerpt
+
+NATIVE_LIMIT = 200  # an upstream's own message inside one the relay writes
+_STATUS = re.compile(r"\s*(HTTP \d{3})\b")
+_CLASS_NAME = re.compile(r"\s*([A-Z][A-Za-z0-9]*)\s*(?::|$)")  # ClientPayloadError
+
+
+def native_text(value: Any, limit: int = NATIVE_LIMIT) -> str:
+    """An upstream's own code or message, as a message the relay builds may quote it: a string
+    cleaned and capped; anything else (a number, an object, null) as ""."""
+    return client_text(value, limit) if isinstance(value, str) else ""
 
 
 class ProviderError(Exception):
     code: str = "upstream_error"
 
     def __init__(self, message: str, *, detail: str | None = None) -> None:
+        message = client_text(message) or "the upstream gave no readable reason"
         super().__init__(message)
         self.message = message
         self.detail = detail  # for the log only (raw native body, status); may hold upstream text
 
     @property
     def for_log(self) -> str:
-        """The detail (else the message) as a log line may hold it: URLs removed, bounded."""
-        return safe_message(self.detail or self.message, limit=1000)
+        """The message and what kind of answer it came from (`HTTP 500`, `ClientPayloadError`),
+        as an INFO or WARNING line may hold them; the body itself only in `excerpt`."""
+        found = _STATUS.match(self.detail or "") or _CLASS_NAME.match(self.detail or "")
+        kind = found[1] if found else ""
+        return f"{self.message} ({kind})" if kind and kind not in self.message else self.message
+
+    @property
+    def excerpt(self) -> str:
+        """The detail for a DEBUG line: markup stripped, URLs and secrets masked, one line,
+        capped ("" without one)."""
+        return log_excerpt(self.detail) if self.detail else ""
 
 
 class AuthFailed(ProviderError):

@@ -3,10 +3,12 @@
 
     Library              where copies live: write one (streamed, never whole in memory),
                          name its source for serving, remove it, clean up after a crash
-    local.LocalLibrary   `<data_dir>/videos/<id>/<variant>.<ext>` (the default)
+    local.LocalLibrary   `<data_dir>/videos/<id>/<variant>.<ext>` (the default), served from disk
+    s3.S3Library         an S3-compatible bucket (`[storage] backend = "s3"`), served through a
+                         presigned URL, so every relay of a group serves every copy
 
 The copier (relay/workers/copier.py) fills the library from the upstream; content serving reads
-what `local()` names.
+what `source()` names.
 """
 
 from __future__ import annotations
@@ -14,11 +16,24 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import Protocol
 
-from relay.domain import LocalFile
+import aiohttp
+
+from relay.config import Config
+from relay.domain import ContentSource
+from relay.storage.errors import StorageError
 from relay.storage.local import LocalLibrary
+from relay.storage.s3 import S3Library
 from relay.store import Copy
 
-__all__ = ["CopyFailed", "Library", "LocalLibrary", "copy_variants"]
+__all__ = [
+    "CopyFailed",
+    "Library",
+    "LocalLibrary",
+    "S3Library",
+    "StorageError",
+    "copy_variants",
+    "open_library",
+]
 
 
 class CopyFailed(Exception):
@@ -42,18 +57,26 @@ class Library(Protocol):
         expected: int | None,
     ) -> tuple[str, int]:
         """Store one variant from a stream; returns (its path, its size). Only a complete body
-        of the expected length becomes a copy; raises ValueError for a short one."""
+        of the expected length becomes a copy; raises StorageError otherwise."""
         ...
 
-    def local(self, copy: Copy) -> LocalFile | None:
+    def source(self, copy: Copy) -> ContentSource | None:
         """Where to serve a stored copy from; None when it is missing."""
 
-    def remove(self, task_id: str) -> None:
+    async def remove(self, task_id: str) -> None:
         """Every copy of a task (it was deleted)."""
 
-    def forget(self, path: str) -> None:
+    async def forget(self, path: str) -> None:
         """One copy (retention removed it)."""
 
-    def clean_partials(self) -> int:
+    async def clean_partials(self) -> int:
         """Delete what a stopped copy left half-written; returns how many."""
         ...
+
+
+def open_library(config: Config, session: aiohttp.ClientSession) -> Library:
+    """The library `[storage] backend` names; S3 uses the given (trusted) HTTP session."""
+    if config.storage.backend == "s3":
+        assert config.storage.s3 is not None, "validated by the config loader"
+        return S3Library(config.storage.s3, session)
+    return LocalLibrary(config.server.data_dir)

@@ -16,6 +16,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 from relay.domain import VARIANTS, LocalFile
+from relay.storage.errors import StorageError
 from relay.store import Copy
 
 log = logging.getLogger("relay.storage")
@@ -45,7 +46,7 @@ class LocalLibrary:
         relative = self.relative(task_id, variant, content_type)
         return relative, await _write(self.path(relative), body, expected)
 
-    def local(self, copy: Copy) -> LocalFile | None:
+    def source(self, copy: Copy) -> LocalFile | None:
         if copy.path is None:
             return None
         path = self.path(copy.path)
@@ -54,16 +55,16 @@ class LocalLibrary:
             return None
         return LocalFile(path, copy.content_type or VARIANTS[copy.variant][0])
 
-    def remove(self, task_id: str) -> None:
+    async def remove(self, task_id: str) -> None:
         shutil.rmtree(self.root / task_id, ignore_errors=True)
 
-    def forget(self, path: str) -> None:
+    async def forget(self, path: str) -> None:
         file = self.path(path)
         file.unlink(missing_ok=True)
         with contextlib.suppress(OSError):
             file.parent.rmdir()  # only once it is empty
 
-    def clean_partials(self) -> int:
+    async def clean_partials(self) -> int:
         count = 0
         if self.root.is_dir():
             for part in self.root.glob("*/*.part"):
@@ -84,7 +85,7 @@ async def _write(path: Path, body: AsyncIterator[bytes], expected: int | None) -
             await loop.run_in_executor(None, _write_all, fd, chunk)
             size += len(chunk)
         if expected is not None and size != expected:
-            raise ValueError(f"the upstream sent {size} of {expected} bytes")
+            raise StorageError(f"the upstream sent {size} of {expected} bytes")
         await loop.run_in_executor(None, os.fsync, fd)
     except BaseException:
         os.close(fd)

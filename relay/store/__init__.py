@@ -1,9 +1,10 @@
 """The task store: the one interface the relay keeps its state behind, and `open_store(url)`.
 
-All SQL lives under this package. Every backend implements `Store`; one contract suite
-(tests/store/) runs over each. Writes are named for what happened (a task was created, an
-upstream accepted it, a poll brought news, a task finished), never "set these columns", so
-callers do not know the schema and a backend may keep things its own way.
+All SQL lives under this package: SQLite in sqlite/, PostgreSQL (several relays, one database)
+in postgres/. Every backend implements `Store`; one contract suite (tests/store/) runs over each.
+Writes are named for what happened (a task was created, an upstream accepted it, a poll brought
+news, a task finished), never "set these columns", so callers do not know the schema and a
+backend may keep things its own way.
 
 Guarantees every backend keeps:
 - The task row exists before its upstream call (`create_task`), under a submit lease: a process
@@ -25,13 +26,24 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from relay.domain import Outcome, Task
-from relay.store.rows import ApiKey, Copy, Delivery, NewDelivery, NewTask, Session, User
+from relay.errors import ConfigError
+from relay.store.rows import (
+    ApiKey,
+    Copy,
+    Delivery,
+    HealthChange,
+    NewDelivery,
+    NewTask,
+    Session,
+    User,
+)
 from relay.store.sqlite import SqliteStore
 
 __all__ = [
     "ApiKey",
     "Copy",
     "Delivery",
+    "HealthChange",
     "NewDelivery",
     "NewTask",
     "Session",
@@ -40,6 +52,11 @@ __all__ = [
     "open_store",
     "sqlite_url",
 ]
+
+POSTGRES_EXTRA = (
+    "store.url: a postgresql:// URL needs asyncpg, which the postgres extra installs:"
+    " pip install 'video-relay[postgres]'"
+)
 
 
 class Store(Protocol):
@@ -145,15 +162,24 @@ class Store(Protocol):
         """Queued and running tasks per channel (the in-flight counts of every process)."""
         ...
 
+    async def count_by_status(self) -> dict[str, int]:
+        """Tasks per status (every process's); a status with no task is 0 or missing."""
+        ...
+
     # --- tasks: what happens to them -------------------------------------------------------
 
-    async def create_task(self, task: NewTask) -> None:
-        """Write a queued task before its upstream call, under the submitter's lease."""
+    async def create_task(self, task: NewTask, *, limit: int = 0) -> bool:
+        """Write a queued task before its upstream call, under the submitter's lease; False
+        (nothing written) when its channel already runs `limit` tasks (0: no limit). The count
+        and the write are one step for every relay on the store: max_in_flight holds."""
+        ...
 
     async def move_to_channel(
-        self, task_id: str, *, channel: str, provider: str, upstream_model: str
-    ) -> None:
-        """Failover at submit: the next channel is trying the task."""
+        self, task_id: str, *, channel: str, provider: str, upstream_model: str, limit: int = 0
+    ) -> bool:
+        """Failover at submit: the next channel is trying the task; False when that channel
+        runs `limit` tasks already (the task stays where it was)."""
+        ...
 
     async def record_submitted(
         self,
@@ -273,6 +299,23 @@ class Store(Protocol):
 
     async def next_delivery_at(self) -> float | None: ...
 
+    # --- what several relays share ----------------------------------------------------------
+
+    async def publish_health(self, change: HealthChange) -> None:
+        """A channel's health as this relay changed it (the newest change wins)."""
+
+    async def health_changes(self, since: float) -> list[HealthChange]:
+        """Every channel's health changed after `since`, oldest first."""
+        ...
+
+    async def take_token(self, key_id: str, per_minute: int, now: float) -> float:
+        """Take a token of a key's rate-limit bucket: 0 when taken, else the seconds until
+        one is there."""
+        ...
+
+    async def give_token(self, key_id: str, per_minute: int) -> None:
+        """Give a token back (the request was refused; refused requests do not count)."""
+
     # --- stored copies --------------------------------------------------------------------
 
     async def claim_copies(
@@ -308,9 +351,20 @@ def sqlite_url(path: Path) -> str:
     return f"sqlite:///{path}"
 
 
-async def open_store(url: str) -> Store:
-    """Open (and migrate) the store a URL names: `sqlite:///relative/path.db` or
-    `sqlite:////absolute/path.db`."""
+async def open_store(url: str, *, pool_size: int = 10) -> Store:
+    """Open (and migrate) the store a URL names: `sqlite:///relative/path.db`,
+    `sqlite:////absolute/path.db`, or `postgresql://user:password@host:port/database` (a pool of
+    `pool_size` connections; asyncpg, the `postgres` extra, is imported only here)."""
     if url.startswith("sqlite:///"):
         return await SqliteStore.open(Path(url.removeprefix("sqlite:///")))
-    raise ValueError(f"unsupported store URL {url.split(':', 1)[0]!r}: use sqlite:///path")
+    if url.startswith(("postgresql://", "postgres://")):
+        try:
+            from relay.store.postgres import PostgresStore
+        except ModuleNotFoundError as exc:
+            if exc.name != "asyncpg":
+                raise
+            raise ConfigError([POSTGRES_EXTRA]) from None
+        return await PostgresStore.open(url, pool_size=pool_size)
+    raise ValueError(
+        f"unsupported store URL {url.split(':', 1)[0]!r}: use sqlite:///path or postgresql://..."
+    )

@@ -92,4 +92,16 @@ class Copy:
     stored_at: float | None
 
 
+@dataclass(frozen=True)
+class HealthChange:
+    """A channel's health as one relay last changed it; the others adopt the newest."""
+
+    channel: str
+    state: str  # ready | cooling | rate_limited | credentials | quota
+    until: float | None  # when the pause ends
+    why: str
+    instance: str  # which relay changed it
+    changed_at: float
+
+
 COPY_COLUMNS = "task_id, variant, state, path, content_type, bytes, attempts, created_at, stored_at"

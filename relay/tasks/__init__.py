@@ -13,7 +13,9 @@ import logging
 
 from relay.domain import Principal, Task
 from relay.errors import InvalidRequest, PermissionDenied
+from relay.events import upstream_op
 from relay.providers.errors import ProviderError
+from relay.storage import StorageError
 from relay.tasks.content import Contents
 from relay.tasks.context import Context
 from relay.tasks.create import Creator
@@ -80,9 +82,14 @@ class Videos:
         channel = self.ctx.runtime.channels.get(task.channel)
         if channel is not None and task.upstream_id is not None:
             try:
-                await channel.adapter.delete(task.ref())
+                await upstream_op(
+                    self.ctx.events, channel, "delete", channel.adapter.delete(task.ref())
+                )
             except ProviderError as exc:  # best effort: the local record goes either way
                 log.info("upstream delete of %s failed: %s", task.id, exc.for_log)
         await self.ctx.store.delete_task(task.id)
         if self.ctx.library is not None:
-            self.ctx.library.remove(task.id)
+            try:
+                await self.ctx.library.remove(task.id)
+            except StorageError as exc:  # the record is gone; retention cannot find it now
+                log.warning("could not remove the stored copies of %s: %s", task.id, exc)

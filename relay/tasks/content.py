@@ -8,6 +8,7 @@ import logging
 
 from relay.domain import ContentSource, Principal, Task
 from relay.errors import NotFound, RelayError, UpstreamFailed, safe_message
+from relay.events import upstream_op
 from relay.policy import ChannelEffect, Phase, decide
 from relay.providers.errors import ProviderError
 from relay.routing import Channel
@@ -26,12 +27,14 @@ class Contents:
         library = self.ctx.library
         if task.status == "completed" and library is not None:
             copy = await self.ctx.store.stored_copy(task.id, variant)
-            local = library.local(copy) if copy is not None else None
-            if local is not None:
-                return local
+            stored = library.source(copy) if copy is not None else None
+            if stored is not None:
+                return stored
         task, channel = self._finished(task, variant)
         try:
-            return await channel.adapter.content(task.ref(), variant)
+            return await upstream_op(
+                self.ctx.events, channel, "content", channel.adapter.content(task.ref(), variant)
+            )
         except ProviderError as exc:
             raise self._client_error(video_id, channel, exc) from None
 
@@ -39,7 +42,8 @@ class Contents:
         """A fresh source after the upstream URL expired, when the provider has a way."""
         task, channel = self._finished(await self.ctx.find(who, video_id), variant)
         try:
-            return await channel.adapter.refresh_content(task.ref(), variant)
+            call = channel.adapter.refresh_content(task.ref(), variant)
+            return await upstream_op(self.ctx.events, channel, "refresh", call)
         except ProviderError as exc:
             log.info("refresh of %s failed: %s", video_id, exc.for_log)
             return None
@@ -51,7 +55,8 @@ class Contents:
         channel = self.ctx.runtime.channels.get(task.channel) if task is not None else None
         if task is None or task.status != "completed" or channel is None:
             return None
-        return await channel.adapter.content(task.ref(), variant)
+        call = channel.adapter.content(task.ref(), variant)
+        return await upstream_op(self.ctx.events, channel, "content", call)
 
     async def refresh_for_copy(self, video_id: str, variant: str) -> ContentSource | None:
         task = await self.ctx.store.get_task(video_id)
@@ -59,7 +64,8 @@ class Contents:
         if task is None or channel is None:
             return None
         try:
-            return await channel.adapter.refresh_content(task.ref(), variant)
+            call = channel.adapter.refresh_content(task.ref(), variant)
+            return await upstream_op(self.ctx.events, channel, "refresh", call)
         except ProviderError:
             return None
 

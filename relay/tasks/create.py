@@ -21,25 +21,23 @@ from relay.errors import (
     InvalidRequest,
     NoAvailableChannel,
     NotFound,
-    RateLimitExceeded,
-    UpstreamFailed,
     safe_message,
 )
-from relay.events import TaskCreated, TaskSubmitted
+from relay.events import TaskCreated, TaskSubmitted, upstream_op
 from relay.policy import ChannelEffect, Phase, TaskEffect, decide
 from relay.providers.base import Provider, Submitted
 from relay.providers.errors import ProviderError, RateLimited
-from relay.routing import RATE_LIMIT_PAUSE_S, Admission, ChannelTable, Route
+from relay.routing import RATE_LIMIT_PAUSE_S, ChannelTable, Route
 from relay.store import NewTask
 from relay.tasks.context import Context
 from relay.tasks.idempotency import IdempotencyKeys
 from relay.tasks.refresh import Lifecycle
+from relay.tasks.refusals import all_failed, capable, refused
 
 log = logging.getLogger("relay.tasks.create")
 
 SUBMIT_LEASE_MARGIN_S = 30.0
 DISABLED_RETRY_AFTER_S = 60.0  # every channel of the model is disabled: the config must change
-RATE_LIMITED_WAIT_S = (1.0, 300.0)  # every channel answered 429: their wait, clamped to this
 
 
 def new_video_id() -> str:
@@ -81,7 +79,7 @@ class Creator:
             raise NoAvailableChannel(
                 f"every channel serving {model!r} is disabled", retry_after=DISABLED_RETRY_AFTER_S
             )
-        routes = _capable(request, channels.routes(request))
+        routes = capable(request, channels.routes(request))
         return await self._submit_new(who, request, channels, routes, idempotency_key, None)
 
     async def remix(
@@ -127,7 +125,7 @@ class Creator:
                 f"{request.public_model!r}",
                 param="model",
             )
-        routes = _capable(request, channels.routes(request, [channel]))
+        routes = capable(request, channels.routes(request, [channel]))
         return await self._submit_new(who, request, channels, routes, idempotency_key, source)
 
     # --- idempotency and the rate budget -------------------------------------------------
@@ -146,11 +144,11 @@ class Creator:
             earlier = await self.keys.replay(who, key, request)
             if earlier is not None:
                 return earlier, True  # a replay creates nothing, so it costs no rate budget
-        limiter.take(who.key_id, self.ctx.clock())  # a token now, so a burst cannot all pass
+        await limiter.take(who.key_id, self.ctx.clock())  # now, so a burst cannot all pass
         try:
             return await self._submit_taken(who, request, channels, routes, key, source)
         except BaseException:
-            limiter.give_back(who.key_id)  # rejected requests do not count
+            await limiter.give_back(who.key_id)  # rejected requests do not count
             raise
 
     async def _submit_taken(
@@ -163,37 +161,45 @@ class Creator:
         source: Task | None,
     ) -> tuple[Task, bool]:
         ctx = self.ctx
-        admission = channels.admit(routes)
-        if admission.route is None:
-            raise _refused(request, channels, admission, ctx.runtime.config.polling.interval_s)
-        route = admission.route
-        now = ctx.clock()
         video_id = new_video_id()
-        try:
-            async with channels.placing(route.channel):
-                await ctx.store.create_task(
-                    NewTask(
-                        id=video_id,
-                        owner=who.user,
-                        channel=route.channel.name,
-                        provider=route.channel.provider,
-                        model=request.public_model,
-                        upstream_model=route.upstream_model,
-                        request=request.stored(),
-                        prompt=request.prompt,
-                        seconds=str(request.duration),
-                        size=str(request.dimensions),
-                        remixed_from=source.id if source else None,
-                        created_at=now,
-                        lease_owner=ctx.instance,
-                        lease_until=now
-                        + sum(r.channel.config.timeout_s for r in routes)
-                        + SUBMIT_LEASE_MARGIN_S,
+        full: set[str] = set()  # channels the store found at max_in_flight (any relay's tasks)
+        while True:
+            admission = channels.admit(r for r in routes if r.channel.name not in full)
+            if admission.route is None:
+                interval = ctx.runtime.config.polling.interval_s
+                raise refused(request, channels, admission, interval, full=bool(full))
+            route = admission.route
+            now = ctx.clock()
+            task = NewTask(
+                id=video_id,
+                owner=who.user,
+                channel=route.channel.name,
+                provider=route.channel.provider,
+                model=request.public_model,
+                upstream_model=route.upstream_model,
+                request=request.stored(),
+                prompt=request.prompt,
+                seconds=str(request.duration),
+                size=str(request.dimensions),
+                remixed_from=source.id if source else None,
+                created_at=now,
+                lease_owner=ctx.instance,
+                lease_until=now
+                + sum(r.channel.config.timeout_s for r in routes)
+                + SUBMIT_LEASE_MARGIN_S,
+            )
+            try:
+                async with channels.placing(route.channel):
+                    placed = await ctx.store.create_task(
+                        task, limit=route.channel.config.max_in_flight
                     )
-                )
-        except BaseException:
+            except BaseException:
+                channels.release(route.channel)
+                raise
+            if placed:
+                break
             channels.release(route.channel)
-            raise
+            full.add(route.channel.name)
         ctx.events.emit(TaskCreated(video_id, who.user, request.public_model, route.channel.name))
         owns_key = False
         try:
@@ -234,12 +240,13 @@ class Creator:
             channel = route.channel
             try:
                 if source is not None:
-                    submitted = await channel.adapter.remix(
-                        source.ref(), request, route.upstream_model
-                    )
+                    call = channel.adapter.remix(source.ref(), request, route.upstream_model)
                 else:
-                    submitted = await channel.adapter.submit(request, route.upstream_model)
+                    call = channel.adapter.submit(request, route.upstream_model)
+                submitted = await upstream_op(self.ctx.events, channel, "submit", call)
             except ProviderError as exc:
+                if exc.excerpt:  # INFO and WARNING lines below carry exc.for_log, never a body
+                    log.debug("channel %s answered for %s: %s", channel.name, video_id, exc.excerpt)
                 decision = decide(exc, Phase.SUBMIT)
                 retry_after = exc.retry_after if isinstance(exc, RateLimited) else None
                 channels.record(
@@ -268,25 +275,39 @@ class Creator:
             else:
                 channels.record(channel, ChannelEffect.ALIVE)
                 return await self._record_submitted(video_id, route, submitted)
+            next_route = await self._fail_over(video_id, channels, routes, tried)
+            if next_route is None:
+                log.warning("no channel accepted %s: %s", video_id, "; ".join(failures))
+                raise all_failed(len(failures), limited)
+            route = next_route
+
+    async def _fail_over(
+        self, video_id: str, channels: ChannelTable, routes: list[Route], tried: set[str]
+    ) -> Route | None:
+        """Move the task to the next route that may take it (holding its slot), or None."""
+        while True:
             admission = channels.admit(
                 (r for r in routes if r.channel.name not in tried), early_probe=False
             )
-            if admission.route is None:
-                log.warning("no channel accepted %s: %s", video_id, "; ".join(failures))
-                raise _all_failed(len(failures), limited)
             route = admission.route
+            if route is None:
+                return None
             tried.add(route.channel.name)
             try:
                 async with channels.placing(route.channel):
-                    await self.ctx.store.move_to_channel(
+                    moved = await self.ctx.store.move_to_channel(
                         video_id,
                         channel=route.channel.name,
                         provider=route.channel.provider,
                         upstream_model=route.upstream_model,
+                        limit=route.channel.config.max_in_flight,
                     )
             except BaseException:
                 channels.release(route.channel)
                 raise
+            if moved:
+                return route
+            channels.release(route.channel)  # full, counting every relay's tasks
 
     async def _record_submitted(self, video_id: str, route: Route, submitted: Submitted) -> Task:
         ctx = self.ctx
@@ -309,7 +330,9 @@ class Creator:
             assert found is not None
             return found
         ctx.events.emit(
-            TaskSubmitted(video_id, route.channel.name, route.channel.provider, task.next_poll_at)
+            TaskSubmitted(
+                video_id, route.channel.name, route.channel.provider, task.next_poll_at, task.model
+            )
         )
         return task
 
@@ -336,45 +359,3 @@ class Creator:
 class _Replayed(Exception):
     def __init__(self, task: Task) -> None:
         self.task = task
-
-
-def _capable(request: VideoRequest, routes: list[Route]) -> list[Route]:
-    """The routes whose provider can do the request, checked before any upstream call."""
-    capable, refusal = [], None
-    for route in routes:
-        why = route.channel.adapter.refusal(request, route.upstream_model)
-        if why:
-            refusal = refusal or why
-        else:
-            capable.append(route)
-    if not capable:
-        assert refusal is not None
-        raise InvalidRequest(safe_message(refusal), code="unsupported_feature")
-    return capable
-
-
-def _refused(
-    request: VideoRequest, channels: ChannelTable, admission: Admission, interval_s: float
-) -> Exception:
-    """No channel may take the request now: all full (429) or cooling (503), with a wait."""
-    if admission.full and admission.back_at is None:
-        return RateLimitExceeded(
-            "every channel for this model is running as many tasks as it may; retry soon",
-            retry_after=interval_s,
-        )
-    return NoAvailableChannel(
-        f"no channel can take {request.public_model!r} right now; retry later",
-        retry_after=channels.retry_after(admission),
-    )
-
-
-def _all_failed(failures: int, limited: list[float]) -> Exception:
-    """Every channel failed and nothing was created: a 429 when they all rate limited (a retry
-    is then safe, after their shortest wait), else a 502."""
-    if limited and len(limited) == failures:
-        low, high = RATE_LIMITED_WAIT_S
-        return RateLimitExceeded(
-            "every upstream channel for this model is rate limiting; nothing was created",
-            retry_after=max(low, min(high, min(limited))),
-        )
-    return UpstreamFailed("every upstream channel for this model failed; nothing was created")

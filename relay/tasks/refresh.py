@@ -15,11 +15,12 @@ from typing import Any
 
 from relay.domain import TERMINAL, Outcome, Task
 from relay.errors import safe_message
-from relay.events import PollRan, TaskFinished
+from relay.events import PollRan, TaskFinished, upstream_op
 from relay.policy import ChannelEffect, Phase, TaskEffect, decide
 from relay.providers.base import Update
 from relay.providers.errors import ProviderError, RateLimited
 from relay.routing import Channel
+from relay.scrub import log_excerpt
 from relay.storage import copy_variants
 from relay.tasks.context import Context
 from relay.workers.webhooks import deliveries
@@ -28,6 +29,15 @@ log = logging.getLogger("relay.tasks.refresh")
 
 POLL_BACKOFF = 1.5  # the next interval after news
 ERROR_BACKOFF = 2.0  # the next interval after an error
+
+
+def _reason(task_id: str, native: str) -> str:
+    """The upstream's reason for a failed task as the client reads it; what the cleaning took
+    out stays at DEBUG, scrubbed."""
+    shown = safe_message(native) or "the upstream gave no readable reason"
+    if shown != native:
+        log.debug("task %s: the upstream's reason: %s", task_id, log_excerpt(native))
+    return shown
 
 
 def next_progress(
@@ -45,9 +55,14 @@ def next_progress(
     return max(old, value)
 
 
+MAX_REMEMBERED_ERRORS = 10_000  # tasks whose failing polls are remembered for log-once
+
+
 class Lifecycle:
     def __init__(self, ctx: Context) -> None:
         self.ctx = ctx
+        # the poll error last logged per task: a failing poll is logged when it changes
+        self._poll_errors: dict[str, str] = {}
 
     async def refresh(self, task: Task, lease: str) -> None:
         """Poll one leased task upstream and record what changed."""
@@ -56,16 +71,22 @@ class Lifecycle:
         now = ctx.clock()
         if channel is None:
             log.warning("task %s: channel %s is no longer configured", task.id, task.channel)
-            await self._reschedule(task, lease, ctx.runtime.config.polling.max_interval_s)
+            await self._reschedule(
+                task, lease, ctx.runtime.config.polling.max_interval_s, why="no such channel"
+            )
             return
         lag = max(0.0, now - (task.next_poll_at or now))
         try:
-            update = await channel.adapter.poll(task.ref())
+            update = await upstream_op(
+                ctx.events, channel, "poll", channel.adapter.poll(task.ref())
+            )
         except ProviderError as exc:
             ctx.events.emit(PollRan(task.id, channel.name, lag, type(exc).__name__))
             await self._poll_failed(task, lease, channel, exc, now)
             return
         ctx.events.emit(PollRan(task.id, channel.name, lag, "ok"))
+        if self._poll_errors.pop(task.id, None) is not None:
+            log.info("task %s: polls answer again", task.id)
         if update.unknown_status:
             channel.adapter.note_unknown_status(update.unknown_status)
         await self._apply(task, lease, update, channel, now)
@@ -73,6 +94,8 @@ class Lifecycle:
     async def _poll_failed(
         self, task: Task, lease: str, channel: Channel, exc: ProviderError, now: float
     ) -> None:
+        if exc.excerpt:  # INFO and WARNING lines carry exc.for_log, never a body
+            log.debug("task %s: channel %s answered: %s", task.id, channel.name, exc.excerpt)
         decision = decide(exc, Phase.POLL)
         if decision.channel is not ChannelEffect.NONE:
             self.ctx.runtime.channels.record(
@@ -84,7 +107,8 @@ class Lifecycle:
             young = now - (task.submitted_at or task.created_at) < rules.not_found_window_s
             if young and task.poll_errors < len(rules.not_found_backoff):
                 wait = rules.not_found_backoff[task.poll_errors]
-                await self._reschedule(task, lease, wait, errors=errors, exact=True)
+                why = "the upstream does not know the new id yet"
+                await self._reschedule(task, lease, wait, errors=errors, exact=True, why=why)
                 return
             await self._fail(task, lease, decision.code, safe_message(exc.message))
         elif decision.task is TaskEffect.COUNT:
@@ -95,13 +119,32 @@ class Lifecycle:
                     message += f" ({errors} polls in a row)"
                 await self._fail(task, lease, decision.code, message)
             else:
-                await self._reschedule(task, lease, None, errors=errors)
+                self._poll_failing(task, exc)
+                why = f"the poll failed: {type(exc).__name__}"
+                await self._reschedule(task, lease, None, errors=errors, why=why)
         else:
-            if not isinstance(exc, RateLimited):
-                log.info("task %s: poll failed, will retry: %s", task.id, exc.for_log)
+            if not isinstance(exc, RateLimited):  # a rate limit is the channel's line, not ours
+                self._poll_failing(task, exc)
             await self._reschedule(
-                task, lease, exc.retry_after if isinstance(exc, RateLimited) else None
+                task,
+                lease,
+                exc.retry_after if isinstance(exc, RateLimited) else None,
+                why=f"the poll failed: {type(exc).__name__}",
             )
+
+    def _poll_failing(self, task: Task, exc: ProviderError) -> None:
+        """One INFO line when a task's polls start failing or fail differently, not one a
+        poll; the detail of every failure is a DEBUG line."""
+        what = f"{type(exc).__name__}: {exc.for_log}"
+        log.debug("task %s: poll failed: %s", task.id, exc.for_log)
+        if self._poll_errors.get(task.id) == what:
+            return
+        if task.id not in self._poll_errors and len(self._poll_errors) >= MAX_REMEMBERED_ERRORS:
+            self._poll_errors.pop(next(iter(self._poll_errors)))
+        self._poll_errors[task.id] = what
+        log.info(
+            "task %s: polls fail (%s); retrying, logged again when this changes", task.id, what
+        )
 
     async def _fail(self, task: Task, lease: str, code: str | None, message: str) -> None:
         outcome = Outcome.failed(code or "generation_failed", message)
@@ -121,7 +164,7 @@ class Lifecycle:
             outcome = Outcome(
                 "completed" if status == "completed" else "failed",
                 (error.code if error else "generation_failed") if status == "failed" else None,
-                safe_message(error.message) if error else None,
+                _reason(task.id, error.message) if error else None,
                 completed_at=update.completed_at,
                 expires_at=update.expires_at,
             )
@@ -142,6 +185,14 @@ class Lifecycle:
         )
         if update.poll_after_s:
             interval = max(interval, update.poll_after_s)
+        log.debug(
+            "task %s: %s, %d%%; next poll in %.1f s%s",
+            task.id,
+            status,
+            progress,
+            interval,
+            " (the upstream asked for that wait)" if interval == update.poll_after_s else "",
+        )
         await self.ctx.store.record_poll(
             task.id,
             lease,
@@ -163,6 +214,7 @@ class Lifecycle:
         *,
         errors: int | None = None,
         exact: bool = False,
+        why: str,
     ) -> None:
         polling = self.ctx.runtime.config.polling
         interval = min(
@@ -170,6 +222,7 @@ class Lifecycle:
         )
         if at_least:
             interval = at_least if exact else max(interval, at_least)
+        log.debug("task %s: next poll in %.1f s (%s)", task.id, interval, why)
         await self.ctx.store.reschedule(
             task.id,
             lease,
@@ -203,6 +256,7 @@ class Lifecycle:
         )
         if finished is None:
             return None
+        self._poll_errors.pop(task_id, None)
         ctx.events.emit(
             TaskFinished(
                 finished.id,

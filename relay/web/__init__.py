@@ -50,6 +50,7 @@ def setup_routes(app: web.Application) -> None:
     add.add_get("/v1/videos/{video_id}/content", videos.content)  # HEAD too
     add.add_get("/v1/models", admin.models)
     add.add_get("/healthz", admin.healthz)
+    add.add_get("/metrics", admin.metrics)
 
     _mirror(add, "/v1/videos", "/api/videos")  # the same handlers, dashboard credentials
     if app[CONFIG].dashboard.enabled:  # no sign-in, so no new sessions or tokens, when off

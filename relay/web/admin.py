@@ -1,5 +1,5 @@
-"""The operator's routes: liveness with a database check, and the models the channel table
-serves."""
+"""The operator's routes: liveness with a database check, the models the channel table serves,
+and the Prometheus metrics."""
 
 from __future__ import annotations
 
@@ -7,8 +7,9 @@ import logging
 
 from aiohttp import web
 
-from relay.errors import ServiceUnavailable
-from relay.web.keys import RUNTIME, STARTED_AT, STORE
+from relay.errors import PermissionDenied, ServiceUnavailable
+from relay.metrics import METRICS, from_loopback
+from relay.web.keys import CONFIG, RUNTIME, STARTED_AT, STORE
 from relay.web.middleware import json_response, public
 
 log = logging.getLogger("relay.web")
@@ -31,3 +32,17 @@ async def models(request: web.Request) -> web.Response:
         for name in request.app[RUNTIME].channels.models()
     ]
     return json_response({"object": "list", "data": data})
+
+
+@public  # it checks its own key: an admin's, or none from loopback with metrics_loopback
+async def metrics(request: web.Request) -> web.StreamResponse:
+    """Prometheus text exposition. A key sent from loopback is checked all the same."""
+    header = request.headers.get("Authorization")
+    keyless = header is None and request.app[CONFIG].server.metrics_loopback
+    if not (keyless and from_loopback(request)):
+        who = await request.app[RUNTIME].auth.authenticate(header)
+        if not who.admin:
+            raise PermissionDenied("the metrics are for an admin key")
+    registry = request.app[METRICS]
+    await registry.read_store(request.app[STORE])
+    return await registry.expose(request)

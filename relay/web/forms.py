@@ -2,21 +2,31 @@
 names (`input_reference[content][][type]`) and at most one uploaded image.
 
 Limits hold while reading: a body announcing more than the limit is refused before it is read,
-a chunked one is cut off as soon as it passes the limit, and an upload is checked by its magic
-bytes, never by the client's Content-Type.
+a chunked one is cut off as soon as it passes the limit, one that arrives too slowly is cut with a
+408 (`web.timeouts.paced`), and an upload is checked by its magic bytes, never by the client's
+Content-Type.
+
+Text is UTF-8 in every form. A field whose bytes are not (the prompt, a metadata value, a field's
+name) is a 400 naming the field, never turned into U+FFFD and sent on; a JSON body names it by its
+path (`metadata.note`), a form by the name it was sent under. A multipart part whose headers are
+malformed (a CR, LF or NUL in its file name) is a 400 naming that part.
 """
 
 from __future__ import annotations
 
+import json
 import re
 from typing import Any
+from urllib.parse import parse_qsl
 
 import orjson
-from aiohttp import BodyPartReader, web
+from aiohttp import BodyPartReader, MultipartReader, web
+from aiohttp.http_exceptions import BadHttpMessage, InvalidHeader
 
 from relay.domain import sniff_image
 from relay.errors import InvalidRequest, RequestTooLarge, UnsupportedMediaType
 from relay.video import Upload
+from relay.web.timeouts import paced
 
 MULTIPART_OVERHEAD = 1024 * 1024  # the text around an image: prompt (<= 128 KiB), metadata
 MAX_FORM_INDEX = 1000  # a[5000][b] would otherwise allocate the list up to it
@@ -30,6 +40,8 @@ _ROLE_TYPES = {
     "reference_audio": "audio_url",
 }
 _BRACKETS = re.compile(r"\[([^\[\]]*)\]")
+_SURROGATE = re.compile("[\ud800-\udfff]")  # what undecodable bytes become (surrogateescape)
+_PART_NAME = re.compile(r'\bname="([\w\[\].-]{1,200})"')
 
 
 # --- reading the HTTP body --------------------------------------------------------------------
@@ -62,6 +74,7 @@ async def read_body(
         try:
             body = orjson.loads(raw)
         except orjson.JSONDecodeError:
+            _check_json_utf8(raw)
             raise InvalidRequest(
                 "the request body is not valid JSON", code="invalid_json"
             ) from None
@@ -71,9 +84,10 @@ async def read_body(
     if ctype == "application/x-www-form-urlencoded":
         _check_length(request, json_limit)
         raw = await _read_limited(request, json_limit)
-        from urllib.parse import parse_qsl
-
-        pairs = parse_qsl(raw.decode("utf-8", "replace"), keep_blank_values=True)
+        text = raw.decode("utf-8", "surrogateescape")
+        pairs = parse_qsl(text, keep_blank_values=True, errors="surrogateescape")
+        for name, value in pairs:
+            _check_text(name, value)
         return unflatten(pairs), None
     raise UnsupportedMediaType(
         f"unsupported content type {ctype!r}: send application/json or multipart/form-data "
@@ -98,11 +112,12 @@ def _check_length(request: web.Request, limit: int) -> None:
 
 async def _read_limited(request: web.Request, limit: int) -> bytes:
     chunks, size = [], 0
-    async for chunk in request.content.iter_chunked(64 * 1024):
-        size += len(chunk)
-        if size > limit:
-            raise RequestTooLarge(f"the request body is larger than {_size_text(limit)}")
-        chunks.append(chunk)
+    async with paced(request, limit):
+        async for chunk in request.content.iter_chunked(64 * 1024):
+            size += len(chunk)
+            if size > limit:
+                raise RequestTooLarge(f"the request body is larger than {_size_text(limit)}")
+            chunks.append(chunk)
     return b"".join(chunks)
 
 
@@ -113,16 +128,25 @@ async def _read_multipart(
         reader = await request.multipart()
     except (ValueError, AssertionError, KeyError):
         raise InvalidRequest("the multipart body is malformed", code="invalid_body") from None
+    async with paced(request, max_upload + _text_limit(max_upload)):
+        return await _read_parts(reader, max_upload)
+
+
+async def _read_parts(
+    reader: MultipartReader, max_upload: int
+) -> tuple[dict[str, Any], Upload | None]:
     pairs: list[tuple[str, str]] = []
     upload: Upload | None = None
     text_total = 0
     try:
-        while (part := await reader.next()) is not None:
+        while (part := await _next_part(reader)) is not None:
             if not isinstance(part, BodyPartReader):
                 raise InvalidRequest(
                     "nested multipart bodies are not supported", code="invalid_body"
                 )
             name = part.name or ""
+            if _SURROGATE.search(name):
+                raise InvalidRequest("a form field's name is not valid UTF-8", code="invalid_body")
             if part.filename is not None:
                 if name != "input_reference":
                     raise InvalidRequest(
@@ -140,6 +164,11 @@ async def _read_multipart(
                 )
                 if not data and not part.filename:
                     continue  # a browser's file input left empty
+                if _SURROGATE.search(part.filename):
+                    raise InvalidRequest(
+                        "the file name of input_reference is not valid UTF-8",
+                        param="input_reference",
+                    )
                 mime = sniff_image(data)
                 if mime is None:
                     raise UnsupportedMediaType(
@@ -156,10 +185,33 @@ async def _read_multipart(
                 param=name or None,
             )
             text_total += len(value)
-            pairs.append((name, value.decode("utf-8", "replace")))
+            try:
+                pairs.append((name, value.decode("utf-8")))
+            except UnicodeDecodeError:
+                raise _not_utf8(name) from None
     except ValueError:
         raise InvalidRequest("the multipart body is malformed", code="invalid_body") from None
     return unflatten(pairs), upload
+
+
+async def _next_part(reader: MultipartReader) -> Any:
+    """The next part, its headers checked by aiohttp's parser: a bad header is the client's."""
+    try:
+        return await reader.next()
+    except InvalidHeader as exc:
+        # the header line is all there is to go on; the part's name, when it is a plain one
+        found = _PART_NAME.search(exc.hdr)
+        name = found.group(1) if found else None
+        where = f"the part {name!r}" if name else "a part"
+        raise InvalidRequest(
+            f"the headers of {where} hold a CR, LF or NUL character",
+            code="invalid_body",
+            param=name,
+        ) from None
+    except BadHttpMessage:
+        raise InvalidRequest(
+            "the headers of a part of the multipart body are malformed", code="invalid_body"
+        ) from None
 
 
 async def _read_part(
@@ -172,6 +224,66 @@ async def _read_part(
             raise RequestTooLarge(too_large, param=param)
         chunks.append(chunk)
     return b"".join(chunks)
+
+
+# --- text that is not UTF-8 ----------------------------------------------------------------
+
+
+def _not_utf8(name: str) -> InvalidRequest:
+    return InvalidRequest(f"{name} is not valid UTF-8 text", param=name)
+
+
+def _check_text(name: str, value: str) -> None:
+    """A form field decoded with surrogateescape: its name and value must have been UTF-8."""
+    if _SURROGATE.search(name):
+        raise InvalidRequest("a form field's name is not valid UTF-8", code="invalid_body")
+    if _SURROGATE.search(value):
+        raise _not_utf8(name)
+
+
+def _check_json_utf8(raw: bytes) -> None:
+    """For a body orjson refused: when the cause is a string that is not UTF-8, name its field
+    (orjson's error does not say where)."""
+    try:
+        raw.decode("utf-8")
+        return
+    except UnicodeDecodeError:
+        pass
+    try:
+        # the standard parser keeps undecodable bytes as lone surrogates, so they can be found
+        body = json.loads(raw.decode("utf-8", "surrogateescape"))
+    except ValueError:
+        return  # not JSON either way: the generic answer
+    path = _bad_text_path(body, "")
+    if path is None:
+        return
+    if _SURROGATE.search(path):
+        raise InvalidRequest(
+            "a field name in the JSON body is not valid UTF-8", code="invalid_json"
+        )
+    raise _not_utf8(path or "the JSON body")
+
+
+def _bad_text_path(node: Any, path: str) -> str | None:
+    """The path (`metadata.note`, `input_reference.content[0].text`) of the first string or key
+    holding a lone surrogate; None when there is none."""
+    if isinstance(node, str):
+        return path if _SURROGATE.search(node) else None
+    if isinstance(node, dict):
+        for key, value in node.items():
+            inner = f"{path}.{key}" if path else key
+            if _SURROGATE.search(key):
+                return inner
+            if (found := _bad_text_path(value, inner)) is not None:
+                return found
+    if isinstance(node, list):
+        for i, value in enumerate(node):
+            if (found := _bad_text_path(value, f"{path}[{i}]")) is not None:
+                return found
+    return None
+
+
+# --- bracket names ------------------------------------------------------------------------
 
 
 def unflatten(pairs: list[tuple[str, str]]) -> dict[str, Any]:

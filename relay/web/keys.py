@@ -14,6 +14,7 @@ from relay.store import Store
 from relay.tasks import Videos
 from relay.upstream import Http
 from relay.workers.copier import Copier
+from relay.workers.health import HealthSync
 from relay.workers.poller import Poller
 from relay.workers.webhooks import Sender
 
@@ -26,6 +27,7 @@ VIDEOS = web.AppKey("videos", Videos)
 POLLER = web.AppKey("poller", Poller)
 COPIER = web.AppKey("copier", Copier)
 SENDER = web.AppKey("sender", Sender)
+HEALTH = web.AppKey("health", HealthSync)
 STARTED_AT = web.AppKey("started_at", float)
 SIGNIN = web.AppKey("signin", SignIn)  # sessions, tokens, sign-in throttles (survive reloads)
 

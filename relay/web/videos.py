@@ -148,4 +148,5 @@ async def content(request: web.Request) -> web.StreamResponse:
         http=request.app[HTTP],
         refresh=lambda: contents.refresh(who, video_id, variant),
         sent=lambda kind, size: events.emit(BytesStreamed(video_id, variant, kind, size)),
+        events=events,
     )

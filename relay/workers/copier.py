@@ -21,7 +21,7 @@ from relay.domain import VARIANTS, LocalFile, Remote
 from relay.events import CopyStored, Events
 from relay.policy import Phase, TaskEffect, decide
 from relay.providers.errors import ProviderError
-from relay.storage import CopyFailed, Library
+from relay.storage import CopyFailed, Library, StorageError
 from relay.store import Copy, Store
 from relay.tasks.content import Contents
 from relay.upstream import BlockedAddress, Http
@@ -69,10 +69,15 @@ class Copier(Worker):
         self.instance = instance
         self._last_retention = 0.0
 
-    def start(self) -> None:
-        if cleaned := self.library.clean_partials():
+    async def clean(self) -> None:
+        """Remove what a copy cut off by a stop left half-written (before the first round)."""
+        try:
+            cleaned = await self.library.clean_partials()
+        except StorageError as exc:
+            log.warning("could not clean half-written copies: %s", exc)
+            return
+        if cleaned:
             log.info("removed %d half-written copies from an earlier run", cleaned)
-        super().start()
 
     async def stop(self) -> None:
         """Stop copying; a copy cut off here leaves no file and starts again at the next run."""
@@ -139,7 +144,7 @@ class Copier(Worker):
             now=self.clock(),
         )
         if not recorded:  # deleted while we copied
-            self.library.remove(job.task_id)
+            await self.library.remove(job.task_id)
             return None
         self.wake()  # retention may have work now
         return size
@@ -169,7 +174,7 @@ class Copier(Worker):
                     expected,
                 )
                 return relative, content_type, size
-        except ValueError as exc:  # a short body
+        except StorageError as exc:  # a short body, or the library failed
             raise CopyFailed(str(exc)) from None
         except BlockedAddress:
             raise CopyFailed("the upstream result address is not allowed", final=True) from None
@@ -218,7 +223,12 @@ class Copier(Worker):
     async def _forget(self, copy: Copy, now: float) -> None:
         await self.store.forget_copy(copy, now)
         if copy.path:
-            self.library.forget(copy.path)
+            try:
+                await self.library.forget(copy.path)
+            except StorageError as exc:
+                log.warning(
+                    "could not remove the stored %s of %s: %s", copy.variant, copy.task_id, exc
+                )
 
 
 def _media_type(header: str | None, source: Remote, variant: str) -> str:

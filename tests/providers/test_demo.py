@@ -10,7 +10,7 @@ import pytest
 
 from relay.config import Config
 from relay.domain import Size
-from relay.providers.demo import ASSETS, DemoProvider, pixel_size
+from relay.providers.demo import ASSETS, CLIPS, DemoProvider, clip_for
 from tests.conftest import Relay, auth
 
 
@@ -61,21 +61,56 @@ def test_thumbnail_and_spritesheet_are_real_images():
     assert jpg[:3] == b"\xff\xd8\xff" and jpg[-2:] == b"\xff\xd9"
 
 
+def mp4_facts(data: bytes) -> tuple[str, float]:
+    """(WxH of the H.264 track, duration in seconds), read from the file's own boxes."""
+    s, _ = find(data, [b"moov", b"mvhd"])
+    if data[s] == 0:
+        timescale, duration = struct.unpack(">II", data[s + 12 : s + 20])
+    else:
+        timescale, duration = struct.unpack(">IQ", data[s + 20 : s + 32])
+    s, _ = find(data, [b"moov", b"trak", b"mdia", b"minf", b"stbl", b"stsd"])
+    entry = s + 8  # version/flags, entry count
+    width, height = struct.unpack(">HH", data[entry + 32 : entry + 36])
+    return f"{width}x{height}", duration / timescale
+
+
+@pytest.mark.parametrize("shape", sorted(CLIPS))
+def test_each_clip_is_what_it_says(shape: str):
+    clip = CLIPS[shape]
+    size, seconds = mp4_facts((ASSETS / clip.files["video"]).read_bytes())
+    assert size == clip.size
+    assert round(seconds) == int(clip.seconds)
+
+
 @pytest.mark.parametrize(
-    ("size", "expected"),
+    ("size", "shape"),
     [
-        ("1280x720", "1280x720"),
-        ("16:9", "1280x720"),
-        ("9:16", "720x1280"),
-        ("1:1", "720x720"),
-        ("4:3", "960x720"),
-        ("21:9", "1680x720"),
+        ("1280x720", "landscape"),
+        ("16:9", "landscape"),
+        ("1920x1080", "landscape"),
+        ("21:9", "landscape"),
+        ("9:16", "portrait"),
+        ("720x1280", "portrait"),
+        ("1:1", "portrait"),
     ],
 )
-def test_sizes(size: str, expected: str):
+def test_the_request_shape_picks_the_clip(size: str, shape: str):
     parsed = Size.parse(size)
     assert parsed is not None
-    assert pixel_size(parsed) == expected
+    assert clip_for(parsed) == shape
+
+
+@pytest.mark.parametrize(("size", "seconds"), [("1920x1080", "8"), ("9:16", "12"), (None, None)])
+async def test_the_video_object_says_what_is_served(
+    relay: Relay, size: str | None, seconds: str | None
+):
+    fields = {k: v for k, v in (("size", size), ("seconds", seconds)) if v is not None}
+    video = await relay.create(**fields)
+    done = await relay.wait(video["id"])
+    resp = await relay.client.get(f"/v1/videos/{video['id']}/content", headers=auth())
+    served_size, served_seconds = mp4_facts(await resp.read())
+    assert done["size"] == served_size == video["size"]
+    assert done["seconds"] == str(round(served_seconds)) == video["seconds"]
 
 
 def test_declares_everything():

@@ -5,8 +5,10 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
 from relay.domain import Outcome
-from relay.store import NewDelivery, NewTask, Store
+from relay.store import HealthChange, NewDelivery, NewTask, Store
 
 
 def new(video_id: str, *, owner: str = "alice", at: float = 1000.0, **extra: Any) -> NewTask:
@@ -239,6 +241,37 @@ async def test_active_counts_by_channel(store: Store):
     assert await store.count_active_by_channel() == {"one": 2}
 
 
+async def test_counts_by_status(store: Store):
+    assert not any((await store.count_by_status()).values())
+    await store.create_task(new("q"))
+    await submitted(store, "r")
+    assert [t.id for t in await store.claim_due(now=10.0, lease_owner="p", lease_s=30, limit=5)]
+    assert await store.record_poll(
+        "r",
+        "p",
+        status="in_progress",
+        progress=5,
+        upstream_state=None,
+        seconds=None,
+        size=None,
+        now=10.0,
+        next_poll_at=20.0,
+        interval=5.0,
+    )
+    for video_id, status in (("c1", "completed"), ("c2", "completed"), ("f", "failed")):
+        await submitted(store, video_id)
+        outcome = Outcome(status) if status == "completed" else Outcome.failed("x", "y")
+        await store.finish(video_id, None, outcome, now=1.0)
+    await store.delete_task("c2")
+    counts = await store.count_by_status()
+    assert {k: v for k, v in counts.items() if v} == {
+        "queued": 1,
+        "in_progress": 1,
+        "completed": 1,
+        "failed": 1,
+    }
+
+
 async def test_idempotency_keys(store: Store):
     assert await store.claim_idempotency_key("alice", "k", "h1", "v1", 100.0, 50)
     assert not await store.claim_idempotency_key("alice", "k", "h2", "v2", 110.0, 50)
@@ -345,6 +378,71 @@ async def test_copy_leases_are_released_and_jobs_dropped(store: Store):
     [job] = await store.claim_copies(now=3.0, lease_owner="d", lease_s=600, limit=5)
     await store.drop_copy(job.task_id, job.variant)
     assert await store.next_copy_at() is None
+
+
+# --- what several relays share --------------------------------------------------------------
+
+
+async def test_a_channel_is_full_for_every_relay_at_its_limit(store: Store):
+    assert await store.create_task(new("a", channel="c"), limit=2)
+    assert await store.create_task(new("b", channel="c"), limit=2)
+    assert not await store.create_task(new("x", channel="c"), limit=2)  # full: nothing written
+    assert await store.get_task("x") is None
+    assert await store.create_task(new("y", channel="other"), limit=2)
+    assert await store.create_task(new("z", channel="c"))  # no limit
+    assert not await store.move_to_channel(
+        "y", channel="c", provider="demo", upstream_model="m", limit=2
+    )
+    moved = await store.get_task("y")
+    assert moved is not None and moved.channel == "other"  # stays where it was
+    await store.record_submitted(
+        "a",
+        upstream_id="u",
+        upstream_state={},
+        seconds="4",
+        size="1x1",
+        status="queued",
+        progress=0,
+        now=1.0,
+        next_poll_at=2.0,
+        interval=1.0,
+    )
+    await store.finish("a", None, Outcome("completed"), now=3.0)
+    assert await store.move_to_channel(
+        "y", channel="c", provider="demo", upstream_model="m", limit=3
+    )
+
+
+async def test_concurrent_creates_never_pass_the_limit(store: Store):
+    import asyncio
+
+    results = await asyncio.gather(
+        *(store.create_task(new(f"t{i}", channel="c"), limit=3) for i in range(12))
+    )
+    assert sum(results) == 3
+    assert (await store.count_active_by_channel()) == {"c": 3}
+
+
+async def test_health_changes_newest_wins(store: Store):
+    old = HealthChange("c", "cooling", 50.0, "503", "relay-a", 10.0)
+    new_ = HealthChange("c", "ready", None, "it answered again", "relay-b", 20.0)
+    await store.publish_health(new_)
+    await store.publish_health(old)  # older than what is there: ignored
+    assert await store.health_changes(0.0) == [new_]
+    assert await store.health_changes(20.0) == []
+    other = HealthChange("d", "credentials", 900.0, "401", "relay-a", 30.0)
+    await store.publish_health(other)
+    assert await store.health_changes(15.0) == [new_, other]
+
+
+async def test_rate_buckets_refill_and_give_back(store: Store):
+    assert await store.take_token("k", 2, 0.0) == 0
+    assert await store.take_token("k", 2, 0.0) == 0
+    assert await store.take_token("k", 2, 1.0) == pytest.approx(29.0)  # 1 s brought 1/30
+    assert await store.take_token("other", 2, 1.0) == 0  # per key
+    await store.give_token("k", 2)  # a refused request returns its token
+    assert await store.take_token("k", 2, 1.0) == 0
+    assert await store.take_token("k", 2, 31.0) == 0  # a token came back with time
 
 
 async def test_passwords_roles_and_the_disabled_flag(store: Store):

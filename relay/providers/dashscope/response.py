@@ -20,7 +20,7 @@ from relay.providers.dashscope.models import (
     snap_size,
     tier_of_short_side,
 )
-from relay.providers.errors import ProviderError, TaskNotFound
+from relay.providers.errors import ProviderError, TaskNotFound, native_text
 from relay.providers.normalize import (
     error_of,
     explain,
@@ -73,7 +73,8 @@ def classify(
     """The exception for an error answer (any HTTP status, a 200 carrying an error body too)."""
     found = native_error(body)
     code, message = found or ("", "")
-    text = f"{code}: {message}" if code else f"HTTP {status}"
+    shown = native_text(message)
+    text = f"{native_text(code, 64)}: {shown}" if code else f"HTTP {status}"
     detail = f"HTTP {status}: {raw}"
     kind = code_class(code) if code else None
     if kind is None and code and moderation_words(message, MODERATION_WORDS):
@@ -162,13 +163,15 @@ def task_error(output: Mapping[str, Any]) -> TaskError:
     code, message = output.get("code"), output.get("message")
     code = code if isinstance(code, str) else ""
     message = message if isinstance(message, str) else ""
+    shown = native_text(message)
     if not code:
-        return TaskError("generation_failed", f"FAILED: {message or 'the upstream gave no reason'}")
+        return TaskError("generation_failed", f"FAILED: {shown or 'the upstream gave no reason'}")
     kind = code_class(code)
     if kind is None:
         moderated = moderation_words(message, MODERATION_WORDS)
         kind = "moderation_blocked" if moderated else "generation_failed"
-    return TaskError(kind, f"{code}: {message}" if message else code)
+    code = native_text(code, 64)
+    return TaskError(kind, f"{code}: {shown}" if shown else code)
 
 
 def produced_seconds(usage: Mapping[str, Any]) -> str | None:

@@ -20,6 +20,7 @@ from relay.providers.errors import (
     TaskNotFound,
     TransientError,
     Unavailable,
+    native_text,
 )
 from relay.providers.http import Reply
 from relay.providers.normalize import created_id, error_of, explain, moderation_words, retry_after
@@ -90,7 +91,7 @@ def classify(reply: Reply, *, submitting: bool) -> ProviderError:
     gateway = gateway_error(body)
     if gateway is not None:
         number, code, message = gateway
-        text = f"{code or number}: {message}"
+        text = f"{native_text(code, 64) or number}: {native_text(message)}"
         if number in GATEWAY_AUTH or code in GATEWAY_AUTH_NAMES:
             return AuthFailed(f"the upstream refused the credentials ({text})", detail=detail)
         if number == 100006 or code == "InvalidTimestamp":
@@ -128,7 +129,7 @@ def business_error(
     detail: str,
     maybe_created: bool = False,
 ) -> ProviderError:
-    text = f"{code}: {message}"
+    text = f"{code}: {native_text(message)}"
     kind = code_class(code, status, message)
     return error_of(
         kind,
@@ -194,9 +195,9 @@ def parse_result(reply: Reply, *, now: float) -> Update:
         kind = code_class(code, reply.status, message)
         if kind == "rate_limit_exceeded":
             kind = "upstream_error"
-        return Update(status="failed", error=TaskError(kind, f"{code}: {message}"))
+        return Update(status="failed", error=TaskError(kind, f"{code}: {native_text(message)}"))
     if code in COUNTED_CODES:
-        raise TransientError(f"{code}: {message}", detail=_detail(reply))
+        raise TransientError(f"{code}: {native_text(message)}", detail=_detail(reply))
     raise business_error(code, message, reply.status, reply.headers, _detail(reply))
 
 

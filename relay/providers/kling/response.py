@@ -19,6 +19,7 @@ from relay.providers.errors import (
     Rejected,
     TaskNotFound,
     Unavailable,
+    native_text,
 )
 from relay.providers.http import Reply
 from relay.providers.kling.request import NativeRequest
@@ -136,9 +137,9 @@ def first_video(data: Mapping[str, Any]) -> Mapping[str, Any] | None:
 
 
 def task_failure(reason: str) -> TaskError:
-    message = reason.strip() or "the Kling task failed without a reason"
+    message = native_text(reason) or "the Kling task failed without a reason"
     code = (
-        "moderation_blocked" if moderation_words(message, MODERATION_WORDS) else "generation_failed"
+        "moderation_blocked" if moderation_words(reason, MODERATION_WORDS) else "generation_failed"
     )
     return TaskError(code, message)
 
@@ -168,7 +169,9 @@ def classify(reply: Reply, payload: Any, *, submitting: bool) -> ProviderError:
     code = code if isinstance(code, int) and not isinstance(code, bool) else None
     native = payload.get("message") if isinstance(payload, dict) else None
     native = native if isinstance(native, str) else ""
-    message = f"{code}: {native}" if code is not None else f"Kling answered HTTP {status}"
+    message = f"Kling answered HTTP {status}"
+    if code is not None:
+        message = f"{code}: {native_text(native)}"
     detail = f"HTTP {status}: {reply.text()}"
     if (code is not None and (1000 <= code <= 1004 or code in _AUTH_CODES)) or status == 401:
         return AuthFailed(message, detail=detail)

@@ -20,6 +20,7 @@ from relay.providers.errors import (
     TaskNotFound,
     TransientError,
     Unavailable,
+    native_text,
 )
 from relay.providers.normalize import created_id, error_of, retry_after
 
@@ -87,7 +88,7 @@ def native_code(body: Any) -> tuple[int, str] | None:
 
 def message(code: int, msg: str) -> str:
     """`"<status_code>: <status_msg>"`, the form the page gives for a client-facing error."""
-    return f"{code}: {(msg or CODES.get(code, ('', 'error'))[1])[:200]}"
+    return f"{code}: {native_text(msg) or CODES.get(code, ('', 'error'))[1]}"
 
 
 def normalized(code: int) -> str:

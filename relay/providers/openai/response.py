@@ -19,6 +19,7 @@ from relay.providers.errors import (
     Rejected,
     TaskNotFound,
     Unavailable,
+    native_text,
 )
 from relay.providers.normalize import (
     moderation_words,
@@ -121,9 +122,12 @@ class Native:
     param: str | None = None
 
     def text(self) -> str:
-        if self.code and self.message and self.code != self.message:
-            return f"{self.code}: {self.message}"
-        return self.message or self.code
+        """The code and message as a client may read them (cleaned, capped): the raw ones stay
+        for classification, which reads words a cleaned message may have lost."""
+        code, message = native_text(self.code, 64), native_text(self.message)
+        if code and message and code != message:
+            return f"{code}: {message}"
+        return message or code
 
 
 def native_error(body: Any) -> Native:

@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from relay.providers.base import TaskError, Update
-from relay.providers.errors import ProviderError
+from relay.providers.errors import ProviderError, native_text
 from relay.providers.normalize import error_of, explain, retry_after, unix_seconds, whole_seconds
 from relay.providers.seedance.models import FPS, URL_TTL_S, Family, pixel_size
 
@@ -50,6 +50,11 @@ def native_error(body: Any) -> tuple[str, str, str] | None:
     )
 
 
+def shown(code: str, message: str) -> str:
+    """A native `code: message` as a client may read it (cleaned, capped)."""
+    return f"{native_text(code, 64)}: {native_text(message)}"
+
+
 def classify(
     status: int, headers: Mapping[str, str], body: Any, raw: str, *, on_task: bool
 ) -> ProviderError:
@@ -60,7 +65,7 @@ def classify(
     """
     found = native_error(body)
     code, message, param = found or ("", "", "")
-    text = f"{code}: {message}" if code else f"HTTP {status}"
+    text = shown(code, message) if code else f"HTTP {status}"
     detail = f"HTTP {status}: {raw}"
     kind = code_class(code) if code else None
     if kind is None:
@@ -159,7 +164,7 @@ def task_error(task: Mapping[str, Any]) -> TaskError:
     status = str(task.get("status"))
     found = native_error({"error": task.get("error")})
     if status == "expired":
-        reason = f"{found[0]}: {found[1]}" if found else "the task did not run before it expired"
+        reason = shown(*found[:2]) if found else "the task did not run before it expired"
         return TaskError("task_expired", f"expired: {reason}")
     if status == "cancelled":
         return TaskError("cancelled", "cancelled: the task was cancelled upstream")
@@ -169,4 +174,4 @@ def task_error(task: Mapping[str, Any]) -> TaskError:
     kind = code_class(code)
     if kind in (None, "task_expired"):
         kind = "generation_failed"  # NotFound.* inside a task names an input, not the task
-    return TaskError(kind, f"{code}: {message}")
+    return TaskError(kind, shown(code, message))

@@ -19,6 +19,7 @@ from relay.providers.errors import (
     Rejected,
     TaskNotFound,
     Unavailable,
+    native_text,
 )
 from relay.providers.normalize import moderation_words, percent, retry_after
 
@@ -108,7 +109,9 @@ class GoogleError:
 
     @property
     def label(self) -> str:
-        return f"{self.name or 'error'}: {self.message or 'the upstream gave no message'}"
+        """`STATUS: message` as a client may read it (the message cleaned and capped)."""
+        shown = native_text(self.message) or "the upstream gave no message"
+        return f"{native_text(self.name, 64) or 'error'}: {shown}"
 
     def safety(self) -> bool:
         return moderation_words(self.message, SAFETY_WORDS)
@@ -282,7 +285,7 @@ def _finished(response: Any, now: float) -> Update:
     count = result.get("raiMediaFilteredCount")
     listed = result.get("raiMediaFilteredReasons")
     listed = listed if isinstance(listed, list) else []
-    reasons = [r.strip() for r in listed if isinstance(r, str) and r.strip()]
+    reasons = [shown for r in listed if (shown := native_text(r))]
     if (isinstance(count, int) and count > 0) or reasons:
         message = "; ".join(reasons) or "the video was blocked by the upstream's safety filters"
         return Update(

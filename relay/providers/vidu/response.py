@@ -9,7 +9,7 @@ from typing import Any
 
 from relay.domain import Status
 from relay.providers.base import TaskError, Update
-from relay.providers.errors import ProviderError, Unavailable
+from relay.providers.errors import ProviderError, Unavailable, native_text
 from relay.providers.normalize import error_of, from_rfc3339, percent, retry_after
 
 STATES: Mapping[str, Status] = {
@@ -86,7 +86,7 @@ def task_error(err_code: Any) -> TaskError:
         return TaskError("generation_failed", "failed: the upstream gave no reason")
     code = CODES.get(name, "generation_failed")
     described = DESCRIPTIONS.get(name)
-    return TaskError(code, f"{name}: {described}" if described else name)
+    return TaskError(code, f"{name}: {described}" if described else native_text(name, 64))
 
 
 def native_name(body: Any) -> str | None:
@@ -122,9 +122,9 @@ def error_from(status: int, headers: Mapping[str, str], body: Any, raw: str = ""
         status = code  # an error inside a 200: its own code is the best status there is
     kind = CODES.get(name or "") or _by_status(status)
     native_message = body.get("message") if isinstance(body, dict) else None
-    label = name or f"HTTP {status}"
-    if isinstance(native_message, str) and native_message.strip():
-        message = f"{label}: {native_message.strip()[:200]}"
+    label = native_text(name, 64) or f"HTTP {status}"
+    if native_text(native_message):
+        message = f"{label}: {native_text(native_message)}"
     else:
         message = f"{label}: {DESCRIPTIONS.get(name or '', 'the upstream refused the request')}"
     detail = f"HTTP {status}: {raw[:500]}" if raw else f"HTTP {status}"

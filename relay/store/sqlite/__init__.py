@@ -12,20 +12,23 @@ from pathlib import Path
 
 import aiosqlite
 
+from relay.store.buckets import Buckets
 from relay.store.sqlite.accounts import Accounts
 from relay.store.sqlite.connection import Connection
 from relay.store.sqlite.outbox import Outbox
 from relay.store.sqlite.schema import MIGRATIONS, statements
 from relay.store.sqlite.sessions import Sessions
+from relay.store.sqlite.shared import Shared
 from relay.store.sqlite.tasks import Tasks, fold
 
 BUSY_TIMEOUT_MS = 5000
 
 
-class SqliteStore(Accounts, Sessions, Tasks, Outbox):
+class SqliteStore(Accounts, Sessions, Tasks, Outbox, Shared):
     def __init__(self, db: aiosqlite.Connection, path: Path) -> None:
         self._db = Connection(db)
         self.path = path
+        self._buckets = Buckets()
 
     @classmethod
     async def open(cls, path: Path) -> SqliteStore:

@@ -116,16 +116,11 @@ MIGRATIONS: tuple[tuple[str, str], ...] = (
         """,
     ),
     (
-        "0005_users_disabled",
+        # sessions.id is AUTOINCREMENT: never reused, so a JWT naming an ended session cannot
+        # come back to life with a later sign-in
+        "0005_sign_in",
         """
         ALTER TABLE users ADD COLUMN disabled INTEGER NOT NULL DEFAULT 0;
-        """,
-    ),
-    (
-        # AUTOINCREMENT: a session id is never reused, so a JWT naming an ended session
-        # cannot come back to life with the next sign-in
-        "0006_sessions",
-        """
         CREATE TABLE sessions (
             id INTEGER PRIMARY KEY AUTOINCREMENT,
             user_id INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
@@ -135,6 +130,21 @@ MIGRATIONS: tuple[tuple[str, str], ...] = (
         );
         CREATE INDEX sessions_by_user ON sessions (user_id);
         CREATE INDEX sessions_by_expiry ON sessions (expires_at);
+        """,
+    ),
+    (
+        "0006_shared_state",
+        """
+        CREATE INDEX tasks_active_by_channel ON tasks (channel)
+            WHERE status IN ('queued', 'in_progress');
+        CREATE TABLE channel_health (
+            channel TEXT PRIMARY KEY,
+            state TEXT NOT NULL,
+            until REAL,
+            why TEXT NOT NULL DEFAULT '',
+            instance TEXT NOT NULL,
+            changed_at REAL NOT NULL
+        );
         """,
     ),
 )

@@ -16,6 +16,13 @@ from relay.store.sqlite.connection import Part
 TASK_COLUMNS = [f.name for f in fields(Task)]
 JSON_COLUMNS = frozenset({"upstream_state", "request"})
 _ACTIVE = "status IN ('queued', 'in_progress')"
+_COUNT_STATUSES = ("queued", "in_progress", "completed", "failed")
+_COUNT_BY_STATUS = (
+    "SELECT count(*) FILTER (WHERE status = 'queued'),"
+    " count(*) FILTER (WHERE status = 'in_progress'),"
+    " count(*) FILTER (WHERE status = 'completed'),"
+    " count(*) FILTER (WHERE status = 'failed') FROM tasks"
+)
 _CLAIM_DUE = (
     "UPDATE tasks SET lease_owner = ?, lease_until = ? WHERE seq IN ("
     " SELECT seq FROM tasks WHERE status IN ('queued', 'in_progress')"
@@ -89,6 +96,12 @@ class Tasks(Part):
         )
         return {row[0]: int(row[1]) for row in rows}
 
+    async def count_by_status(self) -> dict[str, int]:
+        # One pass with no GROUP BY b-tree: 85 ms instead of 115-185 ms over 200,000 tasks (no
+        # index holds the status; one would bring it to about 25 ms).
+        rows = await self._db.execute_fetchall(_COUNT_BY_STATUS)
+        return dict(zip(_COUNT_STATUSES, (int(n) for n in next(iter(rows))), strict=True))
+
     # --- writing: one method per thing that happens -------------------------------------------
 
     async def _set(
@@ -106,24 +119,41 @@ class Tasks(Part):
         cur = await self._db.execute(sql, params)
         return cur.rowcount == 1
 
-    async def create_task(self, task: NewTask) -> None:
+    async def _full(self, channel: str, limit: int) -> bool:
+        if limit <= 0:
+            return False
+        rows = await self._db.execute_fetchall(
+            f"SELECT count(*) FROM tasks WHERE channel = ? AND {_ACTIVE}",  # noqa: S608
+            (channel,),
+        )
+        return int(next(iter(rows))[0]) >= limit
+
+    async def create_task(self, task: NewTask, *, limit: int = 0) -> bool:
         values = {f.name: getattr(task, f.name) for f in fields(task)}
         values["created_at"] = int(task.created_at)
         values.update(status="queued", progress=0, updated_at=task.created_at, upstream_state={})
         encoded = _encoded(values)
         names = ", ".join(encoded)
         marks = ", ".join(f":{k}" for k in encoded)
-        await self._db.execute(f"INSERT INTO tasks ({names}) VALUES ({marks})", encoded)  # noqa: S608
+        async with self._db.transaction():  # the count and the insert: one writer at a time
+            if await self._full(task.channel, limit):
+                return False
+            await self._db.execute(f"INSERT INTO tasks ({names}) VALUES ({marks})", encoded)  # noqa: S608
+        return True
 
     async def move_to_channel(
-        self, task_id: str, *, channel: str, provider: str, upstream_model: str
-    ) -> None:
-        await self._set(
-            task_id,
-            {"channel": channel, "provider": provider, "upstream_model": upstream_model},
-            active=True,
-            lease=None,
-        )
+        self, task_id: str, *, channel: str, provider: str, upstream_model: str, limit: int = 0
+    ) -> bool:
+        async with self._db.transaction():
+            if await self._full(channel, limit):
+                return False
+            await self._set(
+                task_id,
+                {"channel": channel, "provider": provider, "upstream_model": upstream_model},
+                active=True,
+                lease=None,
+            )
+        return True
 
     async def record_submitted(
         self,
