@@ -425,3 +425,10 @@ async def test_pages_can_ask_who_is_signed_in(dash: Dash):
     assert who is not None and (who.user, who.admin) == ("root", True)
     assert await credentials.signed_in(page({})) is None
     assert await credentials.signed_in(page(cookie("stale", None))) is None
+
+
+async def test_guessing_keys_at_metrics_counts_too(dash: Dash):
+    for _ in range(20):
+        assert (await dash.client.get("/metrics", headers=auth("sk-wrong"))).status == 401
+    assert (await dash.client.get("/metrics", headers=auth("sk-wrong"))).status == 429
+    assert (await dash.client.get("/metrics", headers=auth(ROOT))).status == 200
