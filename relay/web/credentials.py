@@ -13,7 +13,8 @@ otherwise 403 before anything happens. No CORS headers are ever sent, so other s
 answers either.
 
 A request that presents a credential that fails counts against its client address (20 a
-minute, then 429); one that presents none is a plain 401 and counts nothing.
+minute, then 429); one that presents none is a plain 401 and counts nothing. With `[dashboard]
+enabled = false` no token or cookie is taken anywhere (sessions made before stay unused).
 """
 
 from __future__ import annotations
@@ -68,6 +69,12 @@ def dashboard_path(request: web.Request) -> bool:
 async def _principal(request: web.Request) -> Principal:
     signin = request.app[SIGNIN]
     if dashboard_path(request):
+        if not request.app[CONFIG].dashboard.enabled:
+            raise AuthenticationFailed(
+                "the dashboard is turned off here ([dashboard] enabled = false): use an API key "
+                "on /v1",
+                code="dashboard_disabled",
+            )
         token = request.headers.get("token")
         if token is None and "Authorization" in request.headers:
             token = bearer_token(request.headers["Authorization"])
@@ -83,7 +90,7 @@ async def _principal(request: web.Request) -> Principal:
             )
         return await _from_cookie(request, cookie)
     header = request.headers.get("Authorization")
-    if header is None and _cookie_allowed(request):
+    if header is None and _cookie_allowed(request) and request.app[CONFIG].dashboard.enabled:
         cookie = request.cookies.get(COOKIE)
         if cookie is not None:
             return await _from_cookie(request, cookie)
