@@ -236,8 +236,16 @@ def _workers(clock: Callable[[], float]) -> Callable[[web.Application], AsyncIte
             sender.wake()
             copier.wake()
 
+        def heard(notice: str) -> None:  # from another relay on the same store
+            if notice == "due":
+                poller.wake()
+            elif notice == "finished":
+                sender.wake()
+                copier.wake()
+
         events.subscribe(TaskSubmitted, first_poll)
         events.subscribe(TaskFinished, finished)
+        await store.listen(heard)
         await poller.sweep()  # cut-off submits from a crash are failed before anything else
         await copier.clean()
         poller.start()

@@ -8,6 +8,14 @@ not the file; a client that leaves cancels the handler, which closes the upstrea
 Ranges follow RFC 9110 with one range per request (a multi-range request gets the whole 200).
 The relay parses Range and If-Range itself, because aiohttp's FileResponse only understands
 dates in If-Range, and so it can serve a range even when an upstream ignores Range.
+
+Headers (api.md "Content"): the Content-Type is one of SERVED_TYPES, whatever a file or an
+upstream claims (an upstream's `image/svg+xml` or `video/x-evil;charset=utf-7` goes out as
+application/octet-stream; a missing or generic one is replaced by the type the adapter knows);
+every answer carries `Cache-Control: private`, because each is one user's video; and no upstream
+header reaches the client but a well-formed Content-Length and Content-Range (an upstream's ETag
+and Last-Modified stay behind too, so a client's If-Range on proxied bytes simply gets the whole
+200 from the upstream's point of view; a stored copy has the relay's own validators).
 """
 
 from __future__ import annotations
@@ -30,14 +38,19 @@ from relay.domain import VARIANTS, ContentSource, LocalFile, Remote
 from relay.errors import NotFound, RangeNotSatisfiable, UpstreamFailed
 from relay.events import DownloadEnded, DownloadStarted, Events
 from relay.logs import count_body
-from relay.upstream import BlockedAddress, Http
+from relay.upstream import BlockedAddress, Http, UnusableUrl
 
 log = logging.getLogger("relay.content")
 
 CONNECT_TIMEOUT_S = 15.0
 IDLE_TIMEOUT_S = 60.0  # between two reads of an upstream body; there is no total cap
 _RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
+_CONTENT_RANGE = re.compile(r"^bytes (\d{1,18})-(\d{1,18})/(\d{1,18}|\*)$")
 _GENERIC_TYPES = frozenset({"", "application/octet-stream", "binary/octet-stream"})
+SERVED_TYPES = frozenset({"video/mp4", "image/webp", "image/jpeg", "image/png"})
+OCTET_STREAM = "application/octet-stream"
+_TYPE_ALIASES = {"image/jpg": "image/jpeg"}  # a common misspelling, not another type
+CACHE_CONTROL = "private"  # a shared cache must never keep one user's video for another
 
 
 @dataclass(frozen=True)
@@ -97,6 +110,23 @@ def if_range_allows(header: str | None, etag: str | None, last_modified: float |
 
 
 _EXTENSIONS = {"video/mp4": "mp4", "image/webp": "webp", "image/jpeg": "jpg", "image/png": "png"}
+
+
+def served_type(claimed: str | None, known: str | None, variant: str) -> str:
+    """The Content-Type a client gets: one of SERVED_TYPES or application/octet-stream.
+
+    `claimed` is what the file or upstream says; when it says nothing specific (missing or
+    octet-stream), `known` (what the adapter knows of this source) or the variant's type stands
+    in. Parameters are dropped: `video/mp4; codecs=...` is video/mp4."""
+    media = (claimed or "").split(";", 1)[0].strip().lower()
+    media = _TYPE_ALIASES.get(media, media)
+    if media in SERVED_TYPES:
+        return media
+    if media not in _GENERIC_TYPES:
+        return OCTET_STREAM
+    if known is not None:
+        return served_type(known, None, variant)
+    return VARIANTS[variant][0]
 
 
 def disposition(video_id: str, variant: str, content_type: str | None = None) -> str:
@@ -200,12 +230,16 @@ async def serve_file(
         headers["Range"] = f"bytes={rng.start}-{rng.end}"
     if sent is not None and request.method != "HEAD":  # sendfile, after the handler returns
         sent("local", rng.length if rng is not None else st.st_size)
+    # the relay chose this type when it stored the file (a copy whose upstream claimed something
+    # off the list was stored as octet-stream); a type off the list is from an older row
+    ctype = source.content_type if source.content_type in SERVED_TYPES else OCTET_STREAM
     return _FileResponse(
         source.path,
         request.clone(headers=headers),
         headers={
-            "Content-Type": source.content_type,
-            "Content-Disposition": disposition(video_id, variant, source.content_type),
+            "Content-Type": ctype,
+            "Content-Disposition": disposition(video_id, variant, ctype),
+            "Cache-Control": CACHE_CONTROL,
         },
         download=_Download(events, video_id, variant),
     )
@@ -270,6 +304,9 @@ async def serve_remote(
     except BlockedAddress:
         log.warning("content of %s points to a private address; refused", video_id)
         raise UpstreamFailed("the upstream result address is not allowed") from None
+    except UnusableUrl as exc:
+        log.warning("content of %s: the upstream result URL is unusable: %s", video_id, exc)
+        raise UpstreamFailed("the upstream result URL is not usable") from None
     except aiohttp.ClientConnectorError as exc:
         if isinstance(exc.os_error, BlockedAddress):
             log.warning("content of %s points to a private address; refused", video_id)
@@ -301,7 +338,7 @@ async def _relay_body(
     ctype = upstream.headers.get("Content-Type", "").lower()
     if ctype.startswith(("application/json", "text/")):
         # an error page with a 200: never pass it off as a video
-        log.warning("content of %s: upstream sent %s instead of media", video_id, ctype)
+        log.warning("content of %s: upstream sent %.60r instead of media", video_id, ctype)
         raise UpstreamFailed("the upstream sent an error instead of the content")
 
     encoded = upstream.headers.get("Content-Encoding", "identity").lower() != "identity"
@@ -309,9 +346,14 @@ async def _relay_body(
     length = None if encoded else _int(upstream.headers.get("Content-Length"))
     skip, limit = 0, None
     headers = _out_headers(upstream.headers, source, video_id, variant)
+    if status == 206 and "Content-Range" not in headers and not encoded:
+        log.warning("content of %s: upstream sent a partial body without a range", video_id)
+        raise UpstreamFailed("the upstream failed to send the content")
     if encoded:
         headers.pop("Content-Length", None)
         headers.pop("Content-Range", None)
+    if status == 200:
+        headers.pop("Content-Range", None)  # a whole body has no range, whatever the upstream says
     out_status = status
     if status == 200 and "If-Range" not in request.headers:
         # The upstream ignored Range: serve the range anyway by skipping and stopping.
@@ -388,22 +430,28 @@ def _abort(request: web.Request, video_id: str, why: str) -> None:
 def _out_headers(
     upstream: Mapping[str, str], source: Remote, video_id: str, variant: str
 ) -> dict[str, str]:
-    ctype = upstream.get("Content-Type", "").split(";")[0].strip().lower()
-    if ctype in _GENERIC_TYPES or not (ctype.startswith(("video/", "image/"))):
-        ctype = source.content_type or VARIANTS[variant][0]
+    """The client's headers: the relay's own, and of the upstream's only a well-formed length
+    and range (a malformed one is left out rather than passed on)."""
+    ctype = served_type(upstream.get("Content-Type"), source.content_type, variant)
     headers = {
         "Content-Type": ctype,
         "Accept-Ranges": "bytes",
         "Content-Disposition": disposition(video_id, variant, ctype),
+        "Cache-Control": CACHE_CONTROL,
     }
-    for name in ("Content-Length", "Content-Range", "ETag", "Last-Modified"):
-        if name in upstream:
-            headers[name] = upstream[name]
+    length = _int(upstream.get("Content-Length"))
+    if length is not None:
+        headers["Content-Length"] = str(length)
+    content_range = (upstream.get("Content-Range") or "").strip()
+    if _CONTENT_RANGE.match(content_range):
+        headers["Content-Range"] = content_range
     return headers
 
 
 def _int(value: str | None) -> int | None:
-    return int(value) if value is not None and value.isdigit() else None
+    value = (value or "").strip()
+    # ASCII digits only: str.isdigit() is also true of "²", which int() refuses
+    return int(value) if value.isascii() and value.isdigit() and len(value) <= 18 else None
 
 
 def _total_from_content_range(value: str | None) -> int | None:

@@ -15,6 +15,10 @@
     ├── UpstreamFailed       502     server_error
     ├── NoAvailableChannel   503     server_error
     └── ServiceUnavailable   503     server_error            (the relay itself: its database)
+        └── StorageUnavailable 503   server_error            storage_unavailable: the database
+                                                             cannot write (disk full, locked by
+                                                             another process, I/O error); with
+                                                             Retry-After
 
     ConfigError                     not an HTTP error: raised at load, names every bad key
 
@@ -161,6 +165,19 @@ class NoAvailableChannel(RelayError):
 class ServiceUnavailable(RelayError):
     status = 503
     default_code = "service_unavailable"
+
+
+class StorageUnavailable(ServiceUnavailable):
+    """The store could not do its part (disk full, another process holding the write lock past
+    the write budget, an I/O error). Nothing was half-done: the statement or transaction that
+    failed was rolled back, so a retry is safe; workers treat it as "try again later"."""
+
+    default_code = "storage_unavailable"
+    RETRY_AFTER_S = 5
+
+    def __init__(self, message: str, *, reason: str = "") -> None:
+        super().__init__(message, headers={"Retry-After": str(self.RETRY_AFTER_S)})
+        self.reason = reason  # for the log: "disk full", "locked", ...
 
 
 class ConfigError(Exception):

@@ -156,6 +156,8 @@ class SignIn:
         session = await self.store.get_session(session_id, now)
         if session is None or session.user != claims["sub"]:
             raise _bad_token()
+        if claims["iat"] < int(session.created_at):  # a token never predates its session
+            raise _bad_token()
         return principal_of(session.user, session.role), session.id
 
     # --- failed authentications from one address (keys, tokens, cookies) ----------------------

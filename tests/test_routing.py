@@ -499,3 +499,22 @@ async def test_two_relays_on_one_store_share_a_channels_health(
     await two.health.round()
     assert theirs.health.state == "ready"
     assert (await two.client.post("/v1/videos", json={"prompt": "x"}, headers=auth())).status == 200
+
+
+async def test_a_relay_started_later_does_not_inherit_an_old_state(
+    vidu: ViduFake, start_relay: Callable[[Config], Any], make_config: Callable[..., Config]
+):
+    config = make_config(storage={"keep_videos": False}, channels=[vidu.channel(vidu.base_url)])
+    one: Relay = await start_relay(config)
+    vidu.fail_next_submit(401, "Unauthorized", "unauthorized")
+    resp = await one.client.post("/v1/videos", json={"prompt": "x"}, headers=auth())
+    assert resp.status == 502
+    await one.health.round()  # published
+    # the operator fixes the key and restarts: the new relay tries the channel again
+    later: Relay = await start_relay(config)
+    await later.health.round()
+    mine = later.runtime.channels.get("vidu")
+    assert mine is not None and mine.health.state == "ready"
+    assert (
+        await later.client.post("/v1/videos", json={"prompt": "x"}, headers=auth())
+    ).status == 200

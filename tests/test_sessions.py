@@ -180,6 +180,9 @@ async def test_tokens_are_checked(dash: Dash, data_dir: Path):
         "longer than a day": forge(
             {"alg": "HS256", "typ": "JWT"}, {**claims, "exp": claims["iat"] + 86401}, key
         ),
+        "older than its session": forge(
+            {"alg": "HS256", "typ": "JWT"}, {**claims, "iat": claims["iat"] - 60}, key
+        ),
         "no session": forge(
             {"alg": "HS256", "typ": "JWT"}, {k: v for k, v in claims.items() if k != "sid"}, key
         ),

@@ -371,3 +371,71 @@ async def test_slow_client_on_a_stored_copy(
         await asyncio.sleep(0.2)
         rest = await resp.read()
     assert first + rest == VIDEO
+
+
+@pytest.mark.parametrize(
+    ("method", "rng", "status"),
+    [("GET", None, 200), ("GET", "bytes=0-9", 206), ("HEAD", None, 200)],
+)
+async def test_a_stored_copy_is_private(
+    kept: Callable[..., Config],
+    start_relay: Callable[[Config], Any],
+    method: str,
+    rng: str | None,
+    status: int,
+):
+    relay: Relay = await start_relay(kept())
+    video_id = await finished(relay)
+    await stored(relay, video_id)
+    for variant in ("video", "thumbnail"):
+        resp = await relay.client.request(
+            method,
+            f"/v1/videos/{video_id}/content",
+            params={"variant": variant},
+            headers={**auth(), **({"Range": rng} if rng else {})},
+        )
+        assert resp.status == status
+        assert resp.headers["Cache-Control"] == "private"
+
+
+async def test_a_copy_keeps_only_an_allowed_type(
+    kept: Callable[..., Config],
+    start_relay: Callable[[Config], Any],
+    cdn: FakeUpstream,
+    data_dir: Path,
+):
+    cdn.cdn.content_type = "image/svg+xml"  # what the upstream claims for both files
+    relay: Relay = await start_relay(kept())
+    video_id = await finished(relay)
+    copies = {c.variant: c for c in await stored(relay, video_id)}
+    assert {c.content_type for c in copies.values()} == {"application/octet-stream"}
+    assert (data_dir / f"videos/{video_id}/video.mp4").read_bytes() == VIDEO
+    before = cdn.cdn_stats.requests
+    for variant, ext, data in (("video", "mp4", VIDEO), ("thumbnail", "webp", THUMB)):
+        resp = await relay.client.get(
+            f"/v1/videos/{video_id}/content", params={"variant": variant}, headers=auth()
+        )
+        assert await resp.read() == data
+        assert resp.headers["Content-Type"] == "application/octet-stream"
+        assert resp.headers["Content-Disposition"] == f'attachment; filename="{video_id}.{ext}"'
+    assert cdn.cdn_stats.requests == before  # from the copies
+
+
+async def test_an_error_page_sent_with_a_200_is_never_a_copy(
+    kept: Callable[..., Config],
+    start_relay: Callable[[Config], Any],
+    cdn: FakeUpstream,
+):
+    cdn.cdn.content_type = "application/json"
+    relay: Relay = await start_relay(kept())
+    video_id = await finished(relay)
+
+    async def attempted() -> bool:
+        copies = await copies_of(relay.store, video_id)
+        return len(copies) == 2 and all(c.attempts >= 1 for c in copies)
+
+    await until(attempted)
+    assert all(c.state == "pending" for c in await copies_of(relay.store, video_id))
+    cdn.cdn.content_type = None
+    copies = {c.variant: c for c in await stored(relay, video_id)}
+    assert copies["video"].content_type == "video/mp4"

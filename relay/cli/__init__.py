@@ -3,6 +3,8 @@
 serve.py     serve (the relay itself), and the admin key of a first start
 check.py     check-config
 accounts.py  users and keys
+migrate.py   migrate (SQLite to PostgreSQL, local videos to S3)
+backup.py    backup (an online copy of the SQLite database)
 common.py    what they share: the config search, the store, one-line errors
 """
 
@@ -12,7 +14,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from relay.cli import accounts, check, serve
+from relay.cli import accounts, backup, check, migrate, serve
 from relay.cli.common import config_source
 from relay.cli.serve import bootstrap_key
 from relay.errors import ConfigError
@@ -51,4 +53,6 @@ def _parser() -> argparse.ArgumentParser:
     serve.register(sub, common)
     check.register(sub, common)
     accounts.register(sub, common)
+    migrate.register(sub, common)
+    backup.register(sub, common)
     return parser

@@ -7,6 +7,7 @@ import argparse
 import asyncio
 import time
 from collections.abc import Awaitable, Callable
+from urllib.parse import urlsplit
 
 from relay import config as config_mod
 from relay.config import Config
@@ -38,3 +39,19 @@ def with_store(args: argparse.Namespace, work: Callable[[Store], Awaitable[int]]
 
 def date(ts: float | None) -> str:
     return time.strftime("%Y-%m-%d %H:%M", time.localtime(ts)) if ts else "-"
+
+
+def database_name(url: str) -> str:
+    """Where a store URL points, never its password: the SQLite URL itself, or
+    `postgresql://host:port/database`."""
+    if url.startswith("sqlite:"):
+        return url
+    parts = urlsplit(url)
+    port = f":{parts.port}" if parts.port else ""
+    return f"postgresql://{parts.hostname or 'localhost'}{port}{parts.path}"
+
+
+def one_line(exc: BaseException) -> str:
+    """A driver's error message on one short line (they name the cause: host, password, ...)."""
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    return text if len(text) <= 200 else text[:197] + "..."

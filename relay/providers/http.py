@@ -16,7 +16,7 @@ from yarl import URL
 
 from relay.events import Events, UpstreamCall
 from relay.providers.errors import Rejected, Unavailable
-from relay.upstream import BlockedAddress, Http
+from relay.upstream import BlockedAddress, Http, UnusableUrl
 
 MAX_REPLY_BYTES = 16 * 1024 * 1024  # a JSON answer larger than this is not a status answer
 
@@ -136,7 +136,10 @@ class ChannelHttp:
                 )
 
     async def fetch_image(self, url: str, limit: int) -> bytes:
-        """Download a client-supplied image URL through the guard, at most `limit` bytes."""
+        """Download a client-supplied image URL through the guard, at most `limit` bytes.
+
+        Every refusal is a Rejected naming input_reference: an address the guard refuses (also
+        after a redirect or through DNS; nothing is fetched), a URL that cannot be fetched."""
         try:
             async with self.http.open(
                 url, headers={}, trusted=False, connect_timeout=10, idle_timeout=30
@@ -156,6 +159,10 @@ class ChannelHttp:
         except BlockedAddress:
             raise Rejected(
                 "the image URL points to a private or local address", param="input_reference"
+            ) from None
+        except UnusableUrl:
+            raise Rejected(
+                "the image URL is not a usable http(s) URL", param="input_reference"
             ) from None
         except aiohttp.ClientConnectorError as exc:
             blocked = isinstance(exc.os_error, BlockedAddress)

@@ -118,6 +118,17 @@ class S3Library:
         if resp.status not in (200, 204, 404):
             raise await _error(resp, f"delete {path}")
 
+    async def size_of(self, path: str) -> int | None:
+        """The size of the object at `path`; None when there is none (`relay migrate` skips
+        what an earlier run put there)."""
+        resp = await self._request("HEAD", path)
+        if resp.status == 404:
+            return None
+        if resp.status != 200:
+            raise await _error(resp, f"look up {path}")
+        length = resp.headers.get("Content-Length", "")
+        return int(length) if length.isdigit() else None
+
     async def clean_partials(self) -> int:
         """Abort multipart uploads under videos/ older than STALE_UPLOAD_S: a crash cut them
         off (a younger one may be another relay's copy in progress)."""

@@ -14,6 +14,10 @@ Guarantees every backend keeps:
   `record_poll`, `reschedule` and `finish` take the lease they hold and do nothing without it.
 - `finish` is the one transition out of queued/in_progress: it succeeds once, whoever tries, and
   writes the task's webhook deliveries and copy jobs in the same transaction.
+- When the storage cannot serve a call (a full disk, the write lock held elsewhere past the
+  write budget, an I/O error) the call raises `relay.errors.StorageUnavailable` (503
+  `storage_unavailable`) and has changed nothing, so it may be retried; reads do not wait for
+  writes, so they go on while writes fail.
 - A change that takes a right away from a user (a new password, disabling, revoking admin)
   ends that user's sessions in the same transaction; a disabled user's sessions and stored keys
   are not found.
@@ -21,7 +25,7 @@ Guarantees every backend keeps:
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -300,6 +304,10 @@ class Store(Protocol):
     async def next_delivery_at(self) -> float | None: ...
 
     # --- what several relays share ----------------------------------------------------------
+
+    async def listen(self, on_notice: Callable[[str], None]) -> None:
+        """Be told ("due", "finished") when another relay submits or finishes a task (PostgreSQL
+        LISTEN/NOTIFY); a store with one relay has nobody to hear and never calls."""
 
     async def publish_health(self, change: HealthChange) -> None:
         """A channel's health as this relay changed it (the newest change wins)."""

@@ -7,7 +7,7 @@ import logging
 
 from aiohttp import web
 
-from relay.errors import PermissionDenied, ServiceUnavailable
+from relay.errors import PermissionDenied, ServiceUnavailable, StorageUnavailable
 from relay.metrics import METRICS, from_loopback
 from relay.web import credentials
 from relay.web.keys import CONFIG, RUNTIME, STARTED_AT, STORE
@@ -18,8 +18,12 @@ log = logging.getLogger("relay.web")
 
 @public
 async def healthz(request: web.Request) -> web.Response:
+    """A read of the database that never waits for a write (the store's ping), so it answers at
+    once while another process holds the write lock; a 503 when the database cannot be read."""
     try:
         await request.app[STORE].ping()
+    except StorageUnavailable:
+        raise  # the store has logged it (once)
     except Exception as exc:
         log.error("health check: database unavailable: %s", exc)
         raise ServiceUnavailable("database unavailable") from None

@@ -3,7 +3,9 @@
 Each turn a worker works through what is due (`round`); when nothing was, it sleeps until the
 next job falls due (`next_at`), at most `idle_s`, or until `wake()`, or until a time `due_at()`
 names when that comes sooner than the sleep would end. A failing turn is logged and tried again;
-`stop()` cancels it and waits.
+`stop()` cancels it and waits. A turn the store could not serve (`StorageUnavailable`: a full
+disk, the database locked by another process) is tried again after `STORAGE_RETRY_S` without a
+traceback; the store logs that state once, when it starts and when it ends.
 """
 
 from __future__ import annotations
@@ -14,7 +16,11 @@ import logging
 import math
 from collections.abc import Callable
 
+from relay.errors import StorageUnavailable
+
 log = logging.getLogger("relay.workers")
+
+STORAGE_RETRY_S = 2.0
 
 
 class Worker:
@@ -75,6 +81,9 @@ class Worker:
                     delay = min(self.idle_s, max(0.005, due - self.clock()))
             except asyncio.CancelledError:
                 raise
+            except StorageUnavailable as exc:
+                log.debug("%s round: %s; retrying", self.name, exc.reason)
+                delay = max(delay, STORAGE_RETRY_S)
             except Exception:
                 log.exception("%s round failed; retrying", self.name)
             self._sleep_until = self.clock() + delay

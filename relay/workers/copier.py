@@ -6,6 +6,11 @@ library a couple at a time; a failed copy is retried with backoff and never fail
 a copy exists, content comes from upstream. What a provider error means for a copy is policy
 (phase copy). Retention: copies older than `keep_days` go, and past `max_gb` the oldest go first;
 `expires_at` is null while the relay holds the video, and the time it was removed once it is gone.
+
+A copy that can never succeed is dropped at once with one log line: a result URL that does not
+parse or is not http(s), or one the private-network guard refuses (nothing is fetched). A copy
+is stored with the type content.served_type allows, so a stored copy never carries a type an
+upstream made up; an error page sent with a 200 (JSON or text) is a failed attempt, not a copy.
 """
 
 from __future__ import annotations
@@ -17,14 +22,15 @@ from collections.abc import Callable
 import aiohttp
 
 from relay.config import StorageConfig
-from relay.domain import VARIANTS, LocalFile, Remote
+from relay.content import served_type
+from relay.domain import LocalFile, Remote
 from relay.events import CopyStored, Events
 from relay.policy import Phase, TaskEffect, decide
 from relay.providers.errors import ProviderError
 from relay.storage import CopyFailed, Library, StorageError
 from relay.store import Copy, Store
 from relay.tasks.content import Contents
-from relay.upstream import BlockedAddress, Http
+from relay.upstream import BlockedAddress, Http, UnusableUrl
 from relay.workers.base import Worker
 
 log = logging.getLogger("relay.workers.copier")
@@ -100,19 +106,27 @@ class Copier(Worker):
     async def _attempt(self, job: Copy) -> None:
         try:
             stored = await self._copy(job)
-        except CopyFailed as exc:
-            if exc.final or job.attempts + 1 >= GIVE_UP_AFTER:
-                log.warning("giving up the copy of %s %s: %s", job.task_id, job.variant, exc)
-                await self.store.drop_copy(job.task_id, job.variant)
-                return
-            wait = min(MAX_RETRY_S, FIRST_RETRY_S * 2.0**job.attempts)
-            if job.attempts == 0:
-                log.info("copy of %s %s failed (%s); retrying", job.task_id, job.variant, exc)
-            await self.store.retry_copy(job.task_id, job.variant, self.clock() + wait, str(exc))
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # a bug: keep it to this job, and retry it like any failure
+            if not isinstance(exc, CopyFailed):
+                log.exception("copy of %s %s broke", job.task_id, job.variant)
+                exc = CopyFailed(f"the copy broke ({type(exc).__name__})")
+            await self._failed(job, exc)
             return
         if stored is not None:
             log.info("stored %s of %s (%d bytes)", job.variant, job.task_id, stored)
             self.events.emit(CopyStored(job.task_id, job.variant, stored))
+
+    async def _failed(self, job: Copy, exc: CopyFailed) -> None:
+        if exc.final or job.attempts + 1 >= GIVE_UP_AFTER:
+            log.warning("giving up the copy of %s %s: %s", job.task_id, job.variant, exc)
+            await self.store.drop_copy(job.task_id, job.variant)
+            return
+        wait = min(MAX_RETRY_S, FIRST_RETRY_S * 2.0**job.attempts)
+        if job.attempts == 0:
+            log.info("copy of %s %s failed (%s); retrying", job.task_id, job.variant, exc)
+        await self.store.retry_copy(job.task_id, job.variant, self.clock() + wait, str(exc))
 
     async def _copy(self, job: Copy) -> int | None:
         """Copy one variant; returns its size, or None when there is nothing to store."""
@@ -162,7 +176,10 @@ class Copier(Worker):
                     raise _Expired
                 if resp.status != 200:
                     raise CopyFailed(f"the upstream answered HTTP {resp.status}")
-                content_type = _media_type(resp.headers.get("Content-Type"), source, job.variant)
+                claimed = resp.headers.get("Content-Type", "").lower()
+                if claimed.startswith(("application/json", "text/")):
+                    raise CopyFailed("the upstream sent an error page instead of the content")
+                content_type = served_type(claimed, source.content_type, job.variant)
                 encoded = resp.headers.get("Content-Encoding", "identity").lower() != "identity"
                 length = resp.headers.get("Content-Length", "")
                 expected = int(length) if length.isdigit() and not encoded else None
@@ -174,6 +191,8 @@ class Copier(Worker):
                     expected,
                 )
                 return relative, content_type, size
+        except UnusableUrl as exc:
+            raise CopyFailed(f"the upstream result URL is unusable: {exc}", final=True) from None
         except StorageError as exc:  # a short body, or the library failed
             raise CopyFailed(str(exc)) from None
         except BlockedAddress:
@@ -229,10 +248,3 @@ class Copier(Worker):
                 log.warning(
                     "could not remove the stored %s of %s: %s", copy.variant, copy.task_id, exc
                 )
-
-
-def _media_type(header: str | None, source: Remote, variant: str) -> str:
-    ctype = (header or "").split(";")[0].strip().lower()
-    if ctype.startswith(("video/", "image/")):
-        return ctype
-    return source.content_type or VARIANTS[variant][0]

@@ -34,7 +34,10 @@ class HealthSync(Worker):
         self.runtime = runtime
         self.instance = instance
         self._pending: list[HealthChange] = []
-        self._seen = 0.0  # the newest change read so far
+        # the newest change read so far. A relay starts on its own view: a state published
+        # before it started is not adopted, so a restart (after fixing a key, say) retries every
+        # channel as a reload does; later changes by others are adopted as they come
+        self._seen = clock()
         events.subscribe(ChannelChanged, self._changed)
 
     def _changed(self, event: ChannelChanged) -> None:

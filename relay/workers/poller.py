@@ -11,10 +11,12 @@ Everything it needs is in the database, so after a restart it picks up where it 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Callable
 
 from relay.domain import Task
+from relay.errors import StorageUnavailable
 from relay.runtime import Runtime
 from relay.store import Store
 from relay.tasks.idempotency import IDEMPOTENCY_TTL_S
@@ -89,6 +91,8 @@ class Poller(Worker):
             await self.lifecycle.refresh(task, self.lease)
         except asyncio.CancelledError:
             raise
+        except StorageUnavailable as exc:  # the store logs that once; the lease runs out
+            log.debug("refresh of task %s not recorded: %s", task.id, exc.reason)
         except Exception:
             log.exception("refresh of task %s failed", task.id)
             # the lease runs out and a later round retries it
@@ -101,4 +105,6 @@ class Poller(Worker):
             job.cancel()
         if self._running:
             await asyncio.gather(*self._running, return_exceptions=True)
-        await self.store.release_leases(self.lease)
+        # on a full disk the leases run out by themselves; another start polls those tasks then
+        with contextlib.suppress(StorageUnavailable):
+            await self.store.release_leases(self.lease)

@@ -2,7 +2,8 @@
 `postgresql` package: /usr/lib/postgresql/<version>/bin): `initdb` into a temporary directory,
 one `postgres` process on a free 127.0.0.1 port, with TLS on (a self-signed certificate, so
 `?sslmode=` can be tested), durability off (it is thrown away), trust authentication for the
-superuser `postgres`. A fresh database per test comes from `create_database`.
+superuser `postgres` and passwords for every other role. A fresh database per test comes from
+`create_database`.
 
 initdb refuses to run as root, so as root the server runs as the `postgres` system user the
 package creates (or `nobody`), through subprocess's `user=`/`group=`; the temporary directory is
@@ -140,6 +141,15 @@ class Cluster:
             cwd=self.dir,
             **self._as_server(),
         )
+        # the superuser needs no password; any other role must give its own, so a wrong
+        # password can be tested
+        hba = self.data / "pg_hba.conf"
+        hba.write_text(
+            "local all all trust\n"
+            f"host all {SUPERUSER} 127.0.0.1/32 trust\n"
+            "host all all 127.0.0.1/32 scram-sha-256\n"
+        )
+        self._chown(hba)
         key = self.dir / "server.key"
         subprocess.run(
             [

@@ -331,3 +331,23 @@ def test_without_postgresql_its_tests_skip_saying_why_or_fail_in_ci(ci: bool, tm
     else:
         assert run.returncode == 0, run.stdout
         assert reason in run.stdout and "1 passed, 1 skipped" in run.stdout
+
+
+async def test_relays_hear_each_other_through_notify(two: tuple[Store, Store]):
+    one, other = two
+    heard: list[str] = []
+    await other.listen(heard.append)
+    await submitted(one, "v", due=5.0)  # a task any relay may poll
+    await one.finish(
+        "v",
+        None,
+        Outcome("completed"),
+        now=6.0,
+        deliveries=[NewDelivery("evt_1", "https://a.test/h", "{}")],
+        copies=["video"],
+    )
+    for _ in range(100):
+        if heard == ["due", "finished"]:
+            break
+        await asyncio.sleep(0.02)
+    assert heard == ["due", "finished"]

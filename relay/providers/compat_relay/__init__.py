@@ -158,7 +158,10 @@ class CompatRelayProvider(VideosApiProvider[CompatRelayOptions]):
         url = state.get("thumbnail_url")
         if not isinstance(url, str):
             raise VariantUnavailable("the gateway gave no thumbnail for this video")
-        extension = urlsplit(url).path.rsplit(".", 1)[-1].lower()
+        try:
+            extension = urlsplit(url).path.rsplit(".", 1)[-1].lower()
+        except ValueError:  # a URL that does not parse: fetching it is an upstream error
+            extension = ""
         return Remote(url, content_type=IMAGE_TYPES.get(extension))
 
     async def serves(self, source: Remote) -> bool:

@@ -202,7 +202,10 @@ def produced_size(usage: Mapping[str, Any], requested: str) -> str | None:
 
 def url_expiry(url: str) -> float | None:
     """The `Expires` (Unix seconds) of a signed OSS URL, when it has one."""
-    values = parse_qs(urlsplit(url).query).get("Expires")
+    try:
+        values = parse_qs(urlsplit(url).query).get("Expires")
+    except ValueError:  # a URL that does not parse: fetching it is an upstream error, later
+        return None
     if not values:
         return None
     try:

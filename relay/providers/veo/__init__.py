@@ -165,9 +165,9 @@ class VeoProvider(Provider[NoOptions]):
 
 
 def _origin(url: str) -> tuple[str, str, int | None]:
-    parts = urlsplit(url)
     try:
+        parts = urlsplit(url)
         port = parts.port or {"https": 443, "http": 80}.get(parts.scheme.lower())
-    except ValueError:  # a port that is not a number: matches no origin
+    except ValueError:  # a bad port or IPv6 literal: matches no origin (the fetch refuses it)
         return "", "", None
     return parts.scheme.lower(), (parts.hostname or "").lower(), port

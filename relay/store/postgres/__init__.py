@@ -20,7 +20,10 @@ verify-ca, verify-full; `prefer` when absent) and its `sslrootcert`, `sslcert`, 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
+from collections.abc import Callable
+from typing import Any
 
 import asyncpg
 
@@ -35,11 +38,29 @@ from relay.store.postgres.tasks import Tasks
 # pg_advisory_lock key: instances starting together migrate one after the other
 MIGRATION_LOCK = 0x72656C6179  # "relay"
 CLOSE_TIMEOUT_S = 10.0
+NOTICES = "relay"  # the LISTEN/NOTIFY channel the relays tell each other on
 
 
 class PostgresStore(Accounts, Sessions, Tasks, Outbox, Shared):
     def __init__(self, pool: asyncpg.Pool) -> None:
         self._pool = pool
+        self._listener: asyncpg.Connection | None = None
+
+    @property
+    def pool(self) -> asyncpg.Pool:
+        """For `relay migrate`, which writes every table in one transaction."""
+        return self._pool
+
+    async def listen(self, on_notice: Callable[[str], None]) -> None:
+        """Hear what other relays do at once: NOTIFY on the `relay` channel says "due" (a task
+        was submitted) or "finished" (its webhooks and copies are queued). A lost notice only
+        delays: the workers also look every few seconds."""
+
+        def heard(_con: Any, _pid: int, _channel: str, payload: str) -> None:
+            on_notice(payload)
+
+        self._listener = await self._pool.acquire()
+        await self._listener.add_listener(NOTICES, heard)
 
     @classmethod
     async def open(cls, url: str, *, pool_size: int = 10) -> PostgresStore:
@@ -55,6 +76,11 @@ class PostgresStore(Accounts, Sessions, Tasks, Outbox, Shared):
         return store
 
     async def close(self) -> None:
+        if self._listener is not None:
+            listener, self._listener = self._listener, None
+            with contextlib.suppress(Exception):
+                await listener.reset()
+            await self._pool.release(listener)
         # a connection still held (a query stuck on a dead network) must not hold up shutdown
         try:
             await asyncio.wait_for(self._pool.close(), CLOSE_TIMEOUT_S)

@@ -184,7 +184,10 @@ class Tasks(Part):
             " RETURNING *",
             *args.values,
         )
-        return task_of(row) if row is not None else None
+        if row is None:
+            return None
+        await self._pool.execute("SELECT pg_notify('relay', 'due')")  # any relay may poll it
+        return task_of(row)
 
     async def record_poll(
         self,
@@ -288,6 +291,8 @@ class Tasks(Part):
                     " VALUES ($1, $2, 'pending', $3, $3) ON CONFLICT DO NOTHING",
                     jobs,
                 )
+            if events or jobs:  # told at commit: any relay's sender and copier start at once
+                await con.execute("SELECT pg_notify('relay', 'finished')")
         return task_of(row)
 
     async def delete_task(self, task_id: str) -> bool:

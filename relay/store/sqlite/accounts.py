@@ -37,7 +37,7 @@ class Accounts(Part):
         return _user(row) if row is not None else None
 
     async def list_users(self) -> list[User]:
-        rows = await self._db.execute_fetchall(_USER + " ORDER BY name")
+        rows = await self._db.read_all(_USER + " ORDER BY name")
         return [_user(row) for row in rows]
 
     async def password_hash(self, name: str) -> str | None:
@@ -113,7 +113,7 @@ class Accounts(Part):
         if user is not None:
             sql += " WHERE u.name = ?"
             args = (user,)
-        rows = await self._db.execute_fetchall(sql + " ORDER BY k.id", args)
+        rows = await self._db.read_all(sql + " ORDER BY k.id", args)
         return [ApiKey(*row) for row in rows]
 
     async def revoke_key(self, key_id: int, now: float) -> bool:
@@ -124,7 +124,5 @@ class Accounts(Part):
         return cur.rowcount == 1
 
     async def count_active_keys(self) -> int:
-        rows = await self._db.execute_fetchall(
-            "SELECT count(*) FROM api_keys WHERE revoked_at IS NULL"
-        )
+        rows = await self._db.read_all("SELECT count(*) FROM api_keys WHERE revoked_at IS NULL")
         return int(next(iter(rows))[0])

@@ -37,7 +37,7 @@ class Outbox(Part):
         )
 
     async def next_delivery_at(self) -> float | None:
-        rows = await self._db.execute_fetchall(
+        rows = await self._db.read_all(
             "SELECT min(next_attempt_at) FROM webhook_deliveries WHERE lease_owner IS NULL"
         )
         value = next(iter(rows))[0]
@@ -52,7 +52,7 @@ class Outbox(Part):
         return [Copy(*row) for row in rows]
 
     async def next_copy_at(self) -> float | None:
-        rows = await self._db.execute_fetchall(
+        rows = await self._db.read_all(
             "SELECT min(next_attempt_at) FROM copies WHERE state = 'pending'"
             " AND lease_owner IS NULL"
         )
@@ -105,7 +105,7 @@ class Outbox(Part):
         )
 
     async def stored_copy(self, task_id: str, variant: str) -> Copy | None:
-        rows = await self._db.execute_fetchall(
+        rows = await self._db.read_all(
             f"SELECT {COPY_COLUMNS} FROM copies"  # noqa: S608
             " WHERE task_id = ? AND variant = ? AND state = 'stored'",
             (task_id, variant),
@@ -115,7 +115,7 @@ class Outbox(Part):
         return None
 
     async def stored_copies_oldest_first(self, limit: int) -> list[Copy]:
-        rows = await self._db.execute_fetchall(
+        rows = await self._db.read_all(
             f"SELECT {COPY_COLUMNS} FROM copies WHERE state = 'stored'"  # noqa: S608
             " ORDER BY stored_at LIMIT ?",
             (limit,),
@@ -123,7 +123,7 @@ class Outbox(Part):
         return [Copy(*row) for row in rows]
 
     async def stored_bytes(self) -> int:
-        rows = await self._db.execute_fetchall(
+        rows = await self._db.read_all(
             "SELECT coalesce(sum(bytes), 0) FROM copies WHERE state = 'stored'"
         )
         return int(next(iter(rows))[0])

@@ -4,6 +4,8 @@ anyway, so the same code runs on every backend."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from relay.store.buckets import Buckets
 from relay.store.rows import HealthChange
 from relay.store.sqlite.connection import Part
@@ -11,6 +13,9 @@ from relay.store.sqlite.connection import Part
 
 class Shared(Part):
     _buckets: Buckets
+
+    async def listen(self, on_notice: Callable[[str], None]) -> None:
+        """One relay owns a SQLite database: there is nobody else to hear."""
 
     async def publish_health(self, change: HealthChange) -> None:
         await self._db.execute(

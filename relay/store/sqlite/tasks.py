@@ -84,14 +84,14 @@ class Tasks(Part):
             args += [after.created_at, after.created_at, after.seq]
         where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
         order = "created_at DESC, seq DESC" if descending else "created_at ASC, seq ASC"
-        rows = await self._db.execute_fetchall(
+        rows = await self._db.read_all(
             f"SELECT * FROM tasks {where} ORDER BY {order} LIMIT ?",  # noqa: S608
             (*args, limit),
         )
         return [task_of(row) for row in rows]
 
     async def count_active_by_channel(self) -> dict[str, int]:
-        rows = await self._db.execute_fetchall(
+        rows = await self._db.read_all(
             f"SELECT channel, count(*) FROM tasks WHERE {_ACTIVE} GROUP BY channel"  # noqa: S608
         )
         return {row[0]: int(row[1]) for row in rows}
@@ -327,7 +327,7 @@ class Tasks(Part):
         )
 
     async def stale_submissions(self, now: float) -> list[Task]:
-        rows = await self._db.execute_fetchall(
+        rows = await self._db.read_all(
             "SELECT * FROM tasks WHERE status = 'queued' AND upstream_id IS NULL"
             " AND (lease_until IS NULL OR lease_until < ?)",
             (now,),
@@ -335,7 +335,7 @@ class Tasks(Part):
         return [task_of(row) for row in rows]
 
     async def overdue(self, created_before: float) -> list[Task]:
-        rows = await self._db.execute_fetchall(
+        rows = await self._db.read_all(
             f"SELECT * FROM tasks WHERE {_ACTIVE}"  # noqa: S608
             " AND upstream_id IS NOT NULL AND created_at < ?",
             (created_before,),
@@ -347,7 +347,7 @@ class Tasks(Part):
     async def find_idempotency_key(
         self, owner: str, key: str, newer_than: float
     ) -> tuple[str, str] | None:
-        rows = await self._db.execute_fetchall(
+        rows = await self._db.read_all(
             "SELECT request_hash, task_id FROM idempotency_keys"
             " WHERE owner = ? AND key = ? AND created_at >= ?",
             (owner, key, newer_than),
