@@ -16,6 +16,7 @@ upstream made up; an error page sent with a 200 (JSON or text) is a failed attem
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Callable
 
@@ -24,6 +25,7 @@ import aiohttp
 from relay.config import StorageConfig
 from relay.content import served_type
 from relay.domain import LocalFile, Remote
+from relay.errors import StorageUnavailable
 from relay.events import CopyStored, Events
 from relay.policy import Phase, TaskEffect, decide
 from relay.providers.errors import ProviderError
@@ -88,7 +90,9 @@ class Copier(Worker):
     async def stop(self) -> None:
         """Stop copying; a copy cut off here leaves no file and starts again at the next run."""
         await super().stop()
-        await self.store.release_copy_leases(self.instance)
+        # with the database gone the leases run out by themselves; another start copies then
+        with contextlib.suppress(StorageUnavailable):
+            await self.store.release_copy_leases(self.instance)
 
     async def next_at(self) -> float | None:
         return await self.store.next_copy_at()

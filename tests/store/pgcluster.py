@@ -249,6 +249,18 @@ class Cluster:
             capture_output=True,
         )
 
+    def halt(self) -> None:
+        """Stop the server (a fast shutdown, as a restart does), keeping its data."""
+        if self.process is not None:
+            self.process.send_signal(signal.SIGINT)
+            self.process.wait(timeout=30)
+            self.process = None
+
+    def resume(self) -> None:
+        """Start it again on the same port."""
+        if not self._run():
+            raise RuntimeError(f"PostgreSQL did not start again:\n{self.log.read_text()[-2000:]}")
+
     def stop(self) -> None:
         if self.process is not None:
             self.process.send_signal(signal.SIGINT)  # PostgreSQL's fast shutdown

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import time
 from collections.abc import Callable
 from typing import Any
@@ -28,7 +29,7 @@ from typing import Any
 import asyncpg
 
 from relay.store.postgres.accounts import Accounts
-from relay.store.postgres.connection import setup_connection
+from relay.store.postgres.connection import GuardedPool, quiet_pool_logs, setup_connection
 from relay.store.postgres.outbox import Outbox
 from relay.store.postgres.schema import MIGRATIONS
 from relay.store.postgres.sessions import Sessions
@@ -39,31 +40,66 @@ from relay.store.postgres.tasks import Tasks
 MIGRATION_LOCK = 0x72656C6179  # "relay"
 CLOSE_TIMEOUT_S = 10.0
 NOTICES = "relay"  # the LISTEN/NOTIFY channel the relays tell each other on
+RELISTEN_S = 2.0
+
+log = logging.getLogger("relay.store")
 
 
 class PostgresStore(Accounts, Sessions, Tasks, Outbox, Shared):
     def __init__(self, pool: asyncpg.Pool) -> None:
-        self._pool = pool
+        self._pool = GuardedPool(pool)
         self._listener: asyncpg.Connection | None = None
+        self._on_notice: Callable[[str], None] | None = None
+        self._relisten: asyncio.Task[None] | None = None
 
     @property
     def pool(self) -> asyncpg.Pool:
         """For `relay migrate`, which writes every table in one transaction."""
-        return self._pool
+        return self._pool.raw
 
     async def listen(self, on_notice: Callable[[str], None]) -> None:
         """Hear what other relays do at once: NOTIFY on the `relay` channel says "due" (a task
         was submitted) or "finished" (its webhooks and copies are queued). A lost notice only
-        delays: the workers also look every few seconds."""
+        delays: the workers also look every few seconds. A listening connection the database
+        dropped (a restart) is replaced within seconds."""
+        self._on_notice = on_notice
+        await self._start_listening()
 
+    async def _start_listening(self) -> None:
         def heard(_con: Any, _pid: int, _channel: str, payload: str) -> None:
-            on_notice(payload)
+            if self._on_notice is not None:
+                self._on_notice(payload)
 
-        self._listener = await self._pool.acquire()
-        await self._listener.add_listener(NOTICES, heard)
+        def lost(_con: Any) -> None:
+            if self._listener is not None and self._relisten is None:
+                self._listener = None
+                self._relisten = asyncio.get_running_loop().create_task(self._listen_again())
+
+        listener = await self._pool.raw.acquire()
+        try:
+            await listener.add_listener(NOTICES, heard)
+        except BaseException:
+            await self._pool.raw.release(listener)
+            raise
+        listener.add_termination_listener(lost)
+        self._listener = listener
+
+    async def _listen_again(self) -> None:
+        try:
+            while True:
+                await asyncio.sleep(RELISTEN_S)
+                try:
+                    await self._start_listening()
+                except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutError):
+                    continue
+                log.info("listening to the other relays again")
+                return
+        finally:
+            self._relisten = None
 
     @classmethod
     async def open(cls, url: str, *, pool_size: int = 10) -> PostgresStore:
+        quiet_pool_logs()
         # min_size=1: a wrong host, password or sslmode fails here, at start, not at the
         # first request
         pool = await asyncpg.create_pool(url, min_size=1, max_size=pool_size, init=setup_connection)
@@ -76,16 +112,22 @@ class PostgresStore(Accounts, Sessions, Tasks, Outbox, Shared):
         return store
 
     async def close(self) -> None:
+        self._on_notice = None
+        if self._relisten is not None:
+            self._relisten.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._relisten
         if self._listener is not None:
             listener, self._listener = self._listener, None
             with contextlib.suppress(Exception):
                 await listener.reset()
-            await self._pool.release(listener)
+            with contextlib.suppress(Exception):
+                await self._pool.raw.release(listener)
         # a connection still held (a query stuck on a dead network) must not hold up shutdown
         try:
             await asyncio.wait_for(self._pool.close(), CLOSE_TIMEOUT_S)
         except TimeoutError:
-            self._pool.terminate()
+            self._pool.raw.terminate()
 
     async def migrate(self) -> list[str]:
         """Apply the steps not yet recorded, each in one transaction, under an advisory lock

@@ -1,12 +1,152 @@
 """The asyncpg pool every part of the PostgreSQL store shares, and the two helpers its SQL needs:
-numbered parameters for queries built from a dict, and the row count of a command tag."""
+numbered parameters for queries built from a dict, and the row count of a command tag.
+
+The pool is wrapped so that losing the database (restarting, unreachable, disk full, out of
+connections, read-only) leaves the store as `StorageUnavailable`: a 503 with Retry-After for a
+request, "try again" for a worker, one log line when it starts and one when it ends, as with
+SQLite. asyncpg's pool replaces a dead connection by itself, so nothing needs a restart.
+"""
 
 from __future__ import annotations
 
+import logging
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 import asyncpg
 import orjson
+
+from relay.errors import StorageUnavailable
+
+log = logging.getLogger("relay.store")
+
+REPEAT_AFTER_S = 60.0  # the same trouble again within this is said at DEBUG
+
+
+def trouble(exc: BaseException) -> str | None:
+    """What is wrong with the database when `exc` says it cannot serve (None: a bug or a
+    constraint, which stays what it is)."""
+    errors = asyncpg.exceptions
+    if isinstance(exc, errors.DiskFullError):
+        return "disk full"
+    if isinstance(exc, errors.TooManyConnectionsError):
+        return "out of connections"
+    if isinstance(exc, errors.InsufficientResourcesError):
+        return "out of resources"
+    if isinstance(exc, errors.ReadOnlySQLTransactionError):
+        return "read-only (a standby?)"
+    if isinstance(exc, errors.QueryCanceledError):
+        return "a statement timed out"
+    if isinstance(exc, errors.OperatorInterventionError):
+        return "shutting down or starting"
+    if isinstance(exc, errors.PostgresConnectionError | OSError | TimeoutError):
+        return "unreachable"
+    if isinstance(exc, asyncpg.InterfaceError) and "closed" in str(exc):
+        return "unreachable"  # the connection went away in the middle of a call
+    return None
+
+
+class QuietPool(logging.Filter):
+    """asyncpg's pool logs each failed reconnect with a traceback; while the database is gone
+    that is the relay's own one line (Health), so those records are dropped."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        return exc is None or trouble(exc) is None
+
+
+def quiet_pool_logs() -> None:
+    pool_log = logging.getLogger("asyncpg.pool")
+    if not any(isinstance(f, QuietPool) for f in pool_log.filters):
+        pool_log.addFilter(QuietPool())
+
+
+class Health:
+    """Says once when the database stops serving and once when it serves again."""
+
+    def __init__(self) -> None:
+        self.trouble: str | None = None
+        self._said: dict[str, float] = {}
+
+    def failed(self, exc: BaseException) -> StorageUnavailable | None:
+        reason = trouble(exc)
+        if reason is None:
+            return None
+        if reason != self.trouble:
+            self.trouble = reason
+            now = time.monotonic()
+            loud = now - self._said.get(reason, -REPEAT_AFTER_S) >= REPEAT_AFTER_S
+            if loud:
+                self._said[reason] = now
+            log.log(
+                logging.ERROR if loud else logging.DEBUG,
+                "database %s (%s); requests answer 503 and work waits until it is back",
+                reason,
+                type(exc).__name__,
+            )
+        return StorageUnavailable(
+            f"the relay's database is unavailable ({reason}); retry later", reason=reason
+        )
+
+    def served(self) -> None:
+        if self.trouble is not None:
+            log.warning("database reachable again (was: %s)", self.trouble)
+            self.trouble = None
+
+
+class GuardedPool:
+    """The asyncpg pool's calls the store makes, with the database's trouble as
+    StorageUnavailable."""
+
+    def __init__(self, pool: asyncpg.Pool, health: Health | None = None) -> None:
+        self.raw = pool
+        self.health = health or Health()
+
+    async def _call(self, name: str, *args: Any, **kwargs: Any) -> Any:
+        try:
+            result = await getattr(self.raw, name)(*args, **kwargs)
+        except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutError) as exc:
+            unavailable = self.health.failed(exc)
+            if unavailable is None:
+                raise
+            raise unavailable from exc
+        self.health.served()
+        return result
+
+    async def execute(self, query: str, *args: Any, **kwargs: Any) -> str:
+        return str(await self._call("execute", query, *args, **kwargs))
+
+    async def executemany(self, query: str, args: Any, **kwargs: Any) -> None:
+        await self._call("executemany", query, args, **kwargs)
+
+    async def fetch(self, query: str, *args: Any, **kwargs: Any) -> list[asyncpg.Record]:
+        return list(await self._call("fetch", query, *args, **kwargs))
+
+    async def fetchrow(self, query: str, *args: Any, **kwargs: Any) -> asyncpg.Record | None:
+        row: asyncpg.Record | None = await self._call("fetchrow", query, *args, **kwargs)
+        return row
+
+    async def fetchval(self, query: str, *args: Any, **kwargs: Any) -> Any:
+        return await self._call("fetchval", query, *args, **kwargs)
+
+    @asynccontextmanager
+    async def acquire(self) -> AsyncIterator[asyncpg.Connection]:
+        """A connection for a transaction; the database failing anywhere inside (the block's
+        statements, COMMIT) comes out as StorageUnavailable, after asyncpg rolled back."""
+        try:
+            async with self.raw.acquire() as con:
+                yield con
+        except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutError) as exc:
+            unavailable = self.health.failed(exc)
+            if unavailable is None:
+                raise
+            raise unavailable from exc
+        self.health.served()
+
+    async def close(self) -> None:
+        await self.raw.close()
 
 
 async def setup_connection(con: asyncpg.Connection) -> None:
@@ -40,4 +180,4 @@ class Part:
     """What every part of the Store shares: the pool (each call takes a connection and gives it
     back; a transaction holds one connection from BEGIN to COMMIT)."""
 
-    _pool: asyncpg.Pool
+    _pool: GuardedPool

@@ -48,6 +48,7 @@ class Shared(Part):
         row = await self._pool.fetchrow(
             "SELECT tokens, at FROM rate_buckets WHERE key_id = $1", key_id
         )
+        assert row is not None, "_TAKE inserts the bucket"
         tokens = min(per_minute, row["tokens"] + (now - row["at"]) * per_minute / 60.0)
         return float(max(0.0, (1.0 - tokens) * 60.0 / per_minute))
 
