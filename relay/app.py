@@ -2,7 +2,8 @@
 
 Nothing happens at import time. Each resource is one `cleanup_ctx`, opened in this order and
 closed in reverse: the store -> outbound HTTP -> the runtime (channels, keys, limits, the use
-cases) -> the workers (poller, webhook sender, copier). A failure while opening one leaves the
+cases) -> sign-in (the token key in data_dir, sessions, throttles) -> the workers (poller,
+webhook sender, copier). A failure while opening one leaves the
 ones before it to be closed by the app's cleanup.
 """
 
@@ -27,9 +28,11 @@ from relay.metrics import METRICS, Metrics, measure, prepared
 from relay.providers import REGISTRY
 from relay.providers.base import Provider
 from relay.runtime import Runtime, build_parts
+from relay.signin import SignIn
 from relay.storage import open_library
 from relay.store import open_store
 from relay.tasks import Context, Videos
+from relay.tokens import load_secret
 from relay.upstream import Http
 from relay.web import setup_routes, timeouts
 from relay.web.keys import (
@@ -41,6 +44,7 @@ from relay.web.keys import (
     POLLER,
     RUNTIME,
     SENDER,
+    SIGNIN,
     STARTED_AT,
     STORE,
     VIDEOS,
@@ -80,6 +84,7 @@ def create_app(
     app.cleanup_ctx.append(_store)
     app.cleanup_ctx.append(_http)
     app.cleanup_ctx.append(_runtime(providers, clock))
+    app.cleanup_ctx.append(_signin(clock))
     app.cleanup_ctx.append(_workers(clock))
     setup_routes(app)
     return app
@@ -175,6 +180,20 @@ def _runtime(
         yield
 
     return runtime
+
+
+def _signin(clock: Callable[[], float]) -> Callable[[web.Application], AsyncIterator[None]]:
+    async def signin(app: web.Application) -> AsyncIterator[None]:
+        runtime = app[RUNTIME]
+        app[SIGNIN] = SignIn(
+            app[STORE],
+            load_secret(app[CONFIG].server.data_dir),
+            settings=lambda: runtime.config.dashboard,
+            clock=clock,
+        )
+        yield
+
+    return signin
 
 
 def _workers(clock: Callable[[], float]) -> Callable[[web.Application], AsyncIterator[None]]:

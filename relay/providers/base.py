@@ -18,6 +18,10 @@ Declare (class attributes):
     result_ttl_s      how long an upstream result URL lives (expires_at without a stored copy)
     poll_rules        PollRules: lifecycle rules the upstream needs (an error streak that fails
                       a task, a grace window for a brand-new id the upstream does not know yet)
+    accepts(model)    (durations, WxH sizes) an upstream model takes, from the provider's own
+                      tables in models.py: what the dashboard's form offers (other values are
+                      snapped as usual); default: the OpenAI Videos API's own values
+    can_remix(model)  whether the upstream model can remix (default: "remix" in features)
 
 Implement (async unless noted):
     refusal(request, model)    pure: why this model cannot do the request, or None (no network);
@@ -61,6 +65,12 @@ if TYPE_CHECKING:
 log = logging.getLogger("relay.providers")
 
 UNKNOWN_NOTED_MAX = 100  # distinct unknown statuses remembered per channel
+# What a provider that declares nothing more takes: the OpenAI Videos API's basic values (sora-2's),
+# which every server imitating it knows.
+DEFAULT_SECONDS: tuple[int, ...] = (4, 8, 12)
+DEFAULT_SIZES: tuple[str, ...] = ("720x1280", "1280x720")
+
+Accepts = tuple[tuple[int, ...], tuple[str, ...]]  # (whole seconds, "WxH" sizes)
 
 
 # --- declared options ---------------------------------------------------------------------
@@ -260,6 +270,13 @@ class Provider(Generic[OptionsT]):
         if missing:
             return f"provider {self.name!r} does not support {missing[0].replace('_', ' ')}"
         return None
+
+    def accepts(self, model: str) -> Accepts:
+        """The durations and WxH sizes this upstream model takes (what a form should offer)."""
+        return DEFAULT_SECONDS, DEFAULT_SIZES
+
+    def can_remix(self, model: str) -> bool:
+        return "remix" in self.features
 
     def check(self, request: VideoRequest, model: str) -> None:
         """Raise Unsupported with the refusal, if there is one."""

@@ -29,6 +29,7 @@ from relay.domain import (
     VideoRequest,
 )
 from relay.providers.base import (
+    Accepts,
     ChannelView,
     Provider,
     Submitted,
@@ -94,6 +95,11 @@ class DemoProvider(Provider[DemoOptions]):
     def __init__(self, channel: ChannelView[DemoOptions], http: ChannelHttp | None) -> None:
         super().__init__(channel, http)
         self.typical_run_s = float(channel.options.finish_after_s)
+
+    def accepts(self, model: str) -> Accepts:
+        """What the clips really are: any request gets one of them."""
+        seconds = sorted({int(clip.seconds) for clip in CLIPS.values()})
+        return tuple(seconds), tuple(clip.size for clip in CLIPS.values())
 
     async def submit(self, request: VideoRequest, model: str) -> Submitted:
         return self._start(request)

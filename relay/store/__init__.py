@@ -18,6 +18,9 @@ Guarantees every backend keeps:
   write budget, an I/O error) the call raises `relay.errors.StorageUnavailable` (503
   `storage_unavailable`) and has changed nothing, so it may be retried; reads do not wait for
   writes, so they go on while writes fail.
+- A change that takes a right away from a user (a new password, disabling, revoking admin)
+  ends that user's sessions in the same transaction; a disabled user's sessions and stored keys
+  are not found.
 """
 
 from __future__ import annotations
@@ -35,6 +38,7 @@ from relay.store.rows import (
     HealthChange,
     NewDelivery,
     NewTask,
+    Session,
     User,
 )
 from relay.store.sqlite import SqliteStore
@@ -46,6 +50,7 @@ __all__ = [
     "HealthChange",
     "NewDelivery",
     "NewTask",
+    "Session",
     "Store",
     "User",
     "open_store",
@@ -66,7 +71,9 @@ class Store(Protocol):
 
     # --- users and API keys (only hashes of keys) ------------------------------------------
 
-    async def add_user(self, name: str, role: str, now: float) -> User: ...
+    async def add_user(
+        self, name: str, role: str, now: float, password_hash: str | None = None
+    ) -> User: ...
 
     async def ensure_user(self, name: str, role: str, now: float) -> None:
         """Create the user unless it exists (users of static keys, on first use)."""
@@ -75,12 +82,59 @@ class Store(Protocol):
 
     async def list_users(self) -> list[User]: ...
 
+    async def password_hash(self, name: str) -> str | None:
+        """The stored hash of the user's password; None for no such user or no password."""
+
+    async def set_password(self, name: str, password_hash: str | None) -> bool:
+        """A new password (None: API keys only); ends the user's sessions. False: no user."""
+        ...
+
+    async def make_admin(self, name: str) -> bool: ...
+
+    async def revoke_admin(self, name: str) -> bool:
+        """Back to a plain user; ends the user's sessions."""
+        ...
+
+    async def disable_user(self, name: str) -> bool:
+        """No more sign-ins, sessions or stored keys for the user; ends their sessions."""
+        ...
+
+    async def enable_user(self, name: str) -> bool: ...
+
+    async def remove_user(self, name: str) -> bool:
+        """Delete a user with their keys and sessions; their tasks stay."""
+        ...
+
+    # --- dashboard sessions (only hashes of cookie values) ---------------------------------
+
+    async def create_session(
+        self, user_id: int, sha256: str, *, now: float, expires_at: float
+    ) -> int:
+        """A sign-in: a new session, named by the digest of its cookie; returns its id (never
+        reused)."""
+        ...
+
+    async def find_session(self, sha256: str, now: float) -> Session | None:
+        """The live session with this digest, of a user who is not disabled."""
+
+    async def get_session(self, session_id: int, now: float) -> Session | None:
+        """The live session with this id (what a JWT names), of a user who is not disabled."""
+
+    async def end_session(self, session_id: int) -> bool:
+        """Sign-out: the session is gone."""
+        ...
+
+    async def purge_sessions(self, now: float) -> int:
+        """Delete expired sessions; returns how many."""
+        ...
+
     async def add_key(self, user_id: int, name: str, prefix: str, sha256: str, now: float) -> int:
         """Store a key's digest; returns the key's id."""
         ...
 
     async def find_key(self, sha256: str) -> ApiKey | None:
-        """The active key with this digest (looked up by digest, never by the key)."""
+        """The active key with this digest (looked up by digest, never by the key), of a user
+        who is not disabled."""
 
     async def list_keys(self, user: str | None = None) -> list[ApiKey]: ...
 
@@ -94,10 +148,18 @@ class Store(Protocol):
         """A task by public id; with `owner`, only if it belongs to that user."""
 
     async def list_tasks(
-        self, *, owner: str | None, after: Task | None, limit: int, descending: bool
+        self,
+        *,
+        owner: str | None,
+        after: Task | None,
+        limit: int,
+        descending: bool,
+        prompt_contains: str | None = None,
     ) -> list[Task]:
         """A page in created_at order; ties go by creation sequence in the same direction, so
-        "newest first" holds inside one second too. `owner=None` means everyone's."""
+        "newest first" holds inside one second too. `owner=None` means everyone's.
+        `prompt_contains`: only prompts holding this text, case-insensitively, every character
+        taken literally (`%`, `_` and `\\` are no wildcards)."""
         ...
 
     async def count_active_by_channel(self) -> dict[str, int]:

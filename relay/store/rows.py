@@ -13,6 +13,20 @@ class User:
     name: str
     role: str
     created_at: int
+    disabled: bool = False  # no sign-in, no session, no stored key works
+    has_password: bool = False  # False: the user works with API keys only
+
+
+@dataclass(frozen=True)
+class Session:
+    """A dashboard sign-in. The store knows it by the SHA-256 of its cookie value only; `id` is
+    what a JWT names (never reused, so a token cannot outlive its session)."""
+
+    id: int
+    user: str
+    role: str
+    created_at: float
+    expires_at: float
 
 
 @dataclass(frozen=True)

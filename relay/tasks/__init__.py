@@ -41,7 +41,14 @@ class Videos:
         return await self.ctx.find(who, video_id)
 
     async def list_page(
-        self, who: Principal, *, after: str | None, limit: int, order: str, owner: str | None
+        self,
+        who: Principal,
+        *,
+        after: str | None,
+        limit: int,
+        order: str,
+        owner: str | None,
+        query: str | None = None,
     ) -> tuple[list[Task], bool]:
         if owner is not None and not who.admin and owner != who.user:
             raise PermissionDenied("only an admin may list another user's videos")
@@ -55,7 +62,11 @@ class Videos:
                     f"after: no video with id {after!r} in this list", param="after"
                 )
         tasks = await store.list_tasks(
-            owner=scope, after=cursor, limit=limit + 1, descending=order == "desc"
+            owner=scope,
+            after=cursor,
+            limit=limit + 1,
+            descending=order == "desc",
+            prompt_contains=query,
         )
         return tasks[:limit], len(tasks) > limit
 

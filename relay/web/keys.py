@@ -9,6 +9,7 @@ from relay.config import Config
 from relay.domain import Principal
 from relay.events import Events
 from relay.runtime import Runtime
+from relay.signin import SignIn
 from relay.store import Store
 from relay.tasks import Videos
 from relay.upstream import Http
@@ -28,6 +29,8 @@ COPIER = web.AppKey("copier", Copier)
 SENDER = web.AppKey("sender", Sender)
 HEALTH = web.AppKey("health", HealthSync)
 STARTED_AT = web.AppKey("started_at", float)
+SIGNIN = web.AppKey("signin", SignIn)  # sessions, tokens, sign-in throttles (survive reloads)
 
 REQUEST_ID = web.RequestKey("request_id", str)
 PRINCIPAL = web.RequestKey("principal", Principal)
+SESSION = web.RequestKey("session", int)  # the dashboard session a request came with

@@ -2,7 +2,9 @@
 error envelope every failure is rendered in.
 
 A route is authenticated unless its handler is marked `@public`; an unknown path or method is a
-404/405 before any key is asked for.
+404/405 before any key is asked for. Which credential a path takes (API keys on /v1, tokens and
+the session cookie on /api) is relay/web/credentials.py; `@admin_only` handlers answer 403 to
+everyone else.
 """
 
 from __future__ import annotations
@@ -19,11 +21,13 @@ from relay.errors import (
     InternalError,
     MethodNotAllowed,
     NotFound,
+    PermissionDenied,
     RelayError,
     RequestTooLarge,
 )
 from relay.logs import request_id
-from relay.web.keys import PRINCIPAL, REQUEST_ID, RUNTIME
+from relay.web import credentials
+from relay.web.keys import PRINCIPAL, REQUEST_ID
 
 log = logging.getLogger("relay.web")
 
@@ -35,6 +39,19 @@ def public(handler: H) -> H:
     """Mark a handler that needs no key (health checks, pages that sign in)."""
     handler.relay_public = True  # type: ignore[attr-defined]
     return handler
+
+
+def admin_only(handler: H) -> H:
+    """Mark a handler only an admin may call (403 for everyone else)."""
+
+    async def checked(request: web.Request) -> web.StreamResponse:
+        if not request[PRINCIPAL].admin:
+            raise PermissionDenied("only an admin may do this")
+        return await handler(request)
+
+    checked.__name__ = handler.__name__
+    checked.__doc__ = handler.__doc__
+    return checked  # type: ignore[return-value]
 
 
 def new_request_id(request: web.Request) -> str:
@@ -68,8 +85,7 @@ async def authenticate(request: web.Request, handler: Handler) -> web.StreamResp
     """Who is calling, for every matched route that is not public."""
     matched = request.match_info.http_exception is None
     if matched and not getattr(handler, "relay_public", False):
-        auth = request.app[RUNTIME].auth
-        request[PRINCIPAL] = await auth.authenticate(request.headers.get("Authorization"))
+        request[PRINCIPAL] = await credentials.principal(request)
     return await handler(request)
 
 

@@ -23,6 +23,7 @@ T = TypeVar("T")
 DEFAULT_LIMIT = 20
 MAX_LIMIT = 100
 MAX_IDEMPOTENCY_KEY = 255
+MAX_QUERY = 1000  # characters of a prompt search (q=)
 
 
 async def _shielded(work: Awaitable[T]) -> T:
@@ -86,12 +87,16 @@ async def list_videos(request: web.Request) -> web.Response:
     order = query.get("order", "desc")
     if order not in ("asc", "desc"):
         raise InvalidRequest("order must be asc or desc", param="order")
+    search = query.get("q") or None
+    if search is not None and len(search) > MAX_QUERY:
+        raise InvalidRequest(f"q: at most {MAX_QUERY} characters", param="q")
     tasks, has_more = await request.app[VIDEOS].list_page(
         request[PRINCIPAL],
         after=query.get("after") or None,
         limit=int(limit_text) or DEFAULT_LIMIT,
         order=order,
         owner=query.get("owner") or None,
+        query=search,
     )
     data = [_render(request, task) for task in tasks]
     return json_response(

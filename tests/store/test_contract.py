@@ -455,3 +455,124 @@ async def test_rate_buckets_refill_and_give_back(store: Store):
     await store.give_token("k", 2)  # a refused request returns its token
     assert await store.take_token("k", 2, 1.0) == 0
     assert await store.take_token("k", 2, 31.0) == 0  # a token came back with time
+
+
+async def test_passwords_roles_and_the_disabled_flag(store: Store):
+    erin = await store.add_user("erin", "user", 1.0, password_hash="scrypt$h1")
+    assert erin.has_password and not erin.disabled
+    assert await store.password_hash("erin") == "scrypt$h1"
+    assert await store.password_hash("nobody") is None
+    await store.ensure_user("keyonly", "user", 2.0)
+    keyonly = await store.get_user("keyonly")
+    assert keyonly is not None and not keyonly.has_password
+    assert await store.password_hash("keyonly") is None
+    assert await store.set_password("erin", "scrypt$h2")
+    assert await store.password_hash("erin") == "scrypt$h2"
+    assert await store.set_password("erin", None)
+    user = await store.get_user("erin")
+    assert user is not None and not user.has_password
+    assert not await store.set_password("nobody", "x")
+    assert await store.make_admin("erin")
+    assert (await store.get_user("erin")).role == "admin"  # type: ignore[union-attr]
+    assert await store.revoke_admin("erin")
+    assert (await store.get_user("erin")).role == "user"  # type: ignore[union-attr]
+    key_id = await store.add_key(erin.id, "k", "sk-relay-e", "e" * 64, 3.0)
+    assert await store.disable_user("erin")
+    listed = {u.name: u for u in await store.list_users()}
+    assert listed["erin"].disabled and not listed["keyonly"].disabled
+    assert await store.find_key("e" * 64) is None  # a disabled user's keys stop working
+    assert await store.enable_user("erin")
+    found = await store.find_key("e" * 64)
+    assert found is not None and found.id == key_id
+    assert not await store.disable_user("nobody") and not await store.make_admin("nobody")
+
+
+async def test_sessions_live_until_they_expire_or_end(store: Store):
+    frank = await store.add_user("frank", "admin", 1.0, password_hash="h")
+    sid = await store.create_session(frank.id, "a" * 64, now=10.0, expires_at=100.0)
+    found = await store.find_session("a" * 64, 50.0)
+    assert found is not None
+    assert (found.id, found.user, found.role, found.created_at, found.expires_at) == (
+        sid,
+        "frank",
+        "admin",
+        10.0,
+        100.0,
+    )
+    by_id = await store.get_session(sid, 50.0)
+    assert by_id == found
+    assert await store.find_session("b" * 64, 50.0) is None
+    assert await store.find_session("a" * 64, 100.0) is None  # expired
+    assert await store.get_session(sid, 100.0) is None
+    assert await store.purge_sessions(100.0) == 1
+    again = await store.create_session(frank.id, "c" * 64, now=200.0, expires_at=300.0)
+    assert again != sid  # ids are never reused
+    assert await store.end_session(again)
+    assert not await store.end_session(again)
+    assert await store.find_session("c" * 64, 250.0) is None
+
+
+async def test_taking_a_right_away_ends_the_users_sessions(store: Store):
+    gail = await store.add_user("gail", "admin", 1.0, password_hash="h")
+    hugo = await store.add_user("hugo", "user", 1.0, password_hash="h")
+    other = await store.create_session(hugo.id, "h" * 64, now=1.0, expires_at=1e9)
+
+    for take_away in (
+        lambda: store.set_password("gail", "h2"),
+        lambda: store.revoke_admin("gail"),
+        lambda: store.disable_user("gail"),
+    ):
+        await store.enable_user("gail")
+        await store.make_admin("gail")
+        sid = await store.create_session(gail.id, "g" * 64, now=1.0, expires_at=1e9)
+        assert await store.get_session(sid, 2.0) is not None
+        assert await take_away()
+        assert await store.get_session(sid, 2.0) is None
+        assert await store.find_session("g" * 64, 2.0) is None
+    # giving rights does not end anything; nor does another user's change
+    await store.enable_user("gail")
+    sid = await store.create_session(gail.id, "g" * 64, now=1.0, expires_at=1e9)
+    assert await store.make_admin("gail") and await store.enable_user("gail")
+    assert await store.get_session(sid, 2.0) is not None
+    assert await store.get_session(other, 2.0) is not None
+    # removing a user removes their sessions
+    assert await store.remove_user("hugo")
+    assert await store.get_session(other, 2.0) is None
+    assert await store.get_user("hugo") is None
+    assert not await store.remove_user("hugo")
+
+
+async def test_list_searches_prompts_literally_and_without_case(store: Store):
+    prompts = {
+        "a": "A Paper Airplane over a lake",
+        "b": "100% cotton_candy clouds",
+        "c": "a path C:\\videos\\cat",
+        "d": "1000 cotton candy clouds",
+        "e": "plain",
+    }
+    for i, (vid, prompt) in enumerate(prompts.items()):
+        await store.create_task(new(vid, prompt=prompt, at=1000.0 + i))
+    await store.create_task(new("theirs", owner="bob", prompt="paper boat", at=2000.0))
+
+    async def search(text: str, owner: str | None = "alice") -> list[str]:
+        page = await store.list_tasks(
+            owner=owner, after=None, limit=10, descending=True, prompt_contains=text
+        )
+        return [t.id for t in page]
+
+    assert await search("paper airplane") == ["a"]
+    assert await search("PAPER") == ["a"]
+    assert await search("paper", owner=None) == ["theirs", "a"]
+    assert await search("100%") == ["b"]
+    assert await search("%") == ["b"]  # not a wildcard
+    assert await search("cotton_candy") == ["b"]  # "_" is no single-character wildcard
+    assert await search("\\videos\\") == ["c"]
+    assert await search("nothing like it") == []
+    assert await search("") == ["e", "d", "c", "b", "a"]  # empty: no filter
+    first = await store.list_tasks(
+        owner="alice", after=None, limit=1, descending=True, prompt_contains="cotton"
+    )
+    rest = await store.list_tasks(
+        owner="alice", after=first[0], limit=10, descending=True, prompt_contains="cotton"
+    )
+    assert [t.id for t in first + rest] == ["d", "b"]

@@ -14,8 +14,17 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 from relay.domain import ContentSource, Remote, TaskRef, VideoRequest
-from relay.providers.base import ChannelView, PollRules, Provider, Submitted, Update, now, option
-from relay.providers.dashscope.models import RESULT_TTL_S
+from relay.providers.base import (
+    Accepts,
+    ChannelView,
+    PollRules,
+    Provider,
+    Submitted,
+    Update,
+    now,
+    option,
+)
+from relay.providers.dashscope.models import RESULT_TTL_S, accepts
 from relay.providers.dashscope.request import create_body, refusal
 from relay.providers.dashscope.response import classify, native_error, task_update
 from relay.providers.errors import NotReady, ProviderError, TaskNotFound, Unavailable
@@ -67,6 +76,9 @@ class DashScopeProvider(Provider[DashScopeOptions]):
         # the region root is the documented setting; a base_url that already ends in the API
         # root works the same
         self.api = self.base_url.removesuffix(API) + API
+
+    def accepts(self, model: str) -> Accepts:
+        return accepts(model)
 
     def refusal(self, request: VideoRequest, model: str) -> str | None:
         return super().refusal(request, model) or refusal(request, model)

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from relay.domain import Size
+from relay.providers.base import Accepts
 from relay.providers.normalize import tier
 
 Kind = Literal["t2v", "i2v", "kf2v"]
@@ -101,6 +102,19 @@ def spec_for(model: str) -> Spec:
             spec.audio_switch,
         )
     return spec
+
+
+def accepts(model: str) -> Accepts:
+    """Its durations, and the sizes of each of its tiers (image jobs snap to them too) that
+    read as that tier again (the 720P square is 960 px a side, which asks for 1080P)."""
+    spec = spec_for(model)
+    sizes = [
+        f"{w}x{h}"
+        for tier_name in spec.tiers
+        for w, h in TIER_SIZES[tier_name]
+        if pick_tier(Size(width=w, height=h), spec) == tier_name
+    ]
+    return spec.durations, tuple(sizes)
 
 
 def known(model: str) -> bool:

@@ -22,10 +22,19 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from relay.domain import ContentSource, Image, Remote, TaskRef, VideoRequest
-from relay.providers.base import ChannelView, PollRules, Provider, Submitted, Update, now, option
+from relay.providers.base import (
+    Accepts,
+    ChannelView,
+    PollRules,
+    Provider,
+    Submitted,
+    Update,
+    now,
+    option,
+)
 from relay.providers.errors import NotReady, TaskNotFound, Unsupported
 from relay.providers.jimeng.auth import canonical_host, canonical_query, sign
-from relay.providers.jimeng.models import MAX_IMAGE_BYTES, TIERS
+from relay.providers.jimeng.models import MAX_IMAGE_BYTES, TIERS, accepts
 from relay.providers.jimeng.request import build_submit, frames, req_key_for
 from relay.providers.jimeng.response import (
     RECORD_TTL_S,
@@ -71,6 +80,9 @@ class JimengProvider(Provider[JimengOptions]):
     def __init__(self, channel: ChannelView[JimengOptions], http: ChannelHttp | None) -> None:
         super().__init__(channel, http)
         self.clock: Callable[[], float] = now
+
+    def accepts(self, model: str) -> Accepts:
+        return accepts(model)
 
     def refusal(self, request: VideoRequest, model: str) -> str | None:
         why = super().refusal(request, model)

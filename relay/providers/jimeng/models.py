@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from relay.domain import Size
+from relay.providers.base import Accepts
 from relay.providers.errors import Unsupported
 from relay.providers.normalize import tier
 
@@ -112,6 +113,17 @@ def choose_key(model: str, images: int, want: str) -> ReqKey:
     if name is None:
         raise Unsupported(f"jimeng model {model!r} does not take {_MODE_NAMES[images]}")
     return KEYS[name]
+
+
+def accepts(model: str) -> Accepts:
+    """5 and 10 s; the sizes of each tier a family (or a req_key) makes, at its ratios."""
+    family = FAMILIES.get(model)
+    if family is not None:
+        sizes = [SIZES[level][ratio] for level in family for ratio in RATIOS]
+    else:
+        key = KEYS.get(model) or ReqKey(model, (0,), "1080p" if "1080" in model else "720p")
+        sizes = [SIZES[key.tier][ratio] for ratio in key.ratios if ratio in SIZES[key.tier]]
+    return tuple(FRAMES), tuple(dict.fromkeys(sizes))
 
 
 def frames_for(seconds: int) -> int:

@@ -13,10 +13,10 @@ from typing import TYPE_CHECKING
 from urllib.parse import quote
 
 from relay.domain import ContentSource, Remote, TaskRef, VideoRequest
-from relay.providers.base import ChannelView, Provider, Submitted, Update, option
+from relay.providers.base import Accepts, ChannelView, Provider, Submitted, Update, option
 from relay.providers.errors import NotReady
 from relay.providers.kling.auth import TokenCache
-from relay.providers.kling.models import IMAGE_ONLY_MODELS, MODES
+from relay.providers.kling.models import IMAGE_ONLY_MODELS, MODES, accepts
 from relay.providers.kling.request import TEXT2VIDEO, build_request
 from relay.providers.kling.response import RESULT_TTL_S, parse_submitted, parse_task, unwrap
 
@@ -54,6 +54,9 @@ class KlingProvider(Provider[KlingOptions]):
             "Authorization": f"Bearer {self._tokens.token()}",
             "Content-Type": "application/json",
         }
+
+    def accepts(self, model: str) -> Accepts:
+        return accepts(model)
 
     def refusal(self, request: VideoRequest, model: str) -> str | None:
         why = super().refusal(request, model)

@@ -8,6 +8,7 @@ import re
 from collections.abc import Mapping
 
 from relay.domain import Size
+from relay.providers.base import Accepts
 from relay.providers.normalize import tier
 
 MAX_PROMPT = 2500
@@ -46,6 +47,13 @@ def version(model: str) -> tuple[int, int]:
 
 def durations(model: str) -> range | tuple[int, ...]:
     return range(3, 16) if version(model) >= (3, 0) else (5, 10)
+
+
+def accepts(model: str) -> Accepts:
+    """Its durations, and each ratio at each tier one of its modes makes."""
+    levels = [level for level in _TIERS.get(model, _DEFAULT_TIERS) if level is not None]
+    sizes = dict.fromkeys(_PIXELS[level][ratio] for level in levels for ratio in RATIOS)
+    return tuple(durations(model)), tuple(sizes)
 
 
 def has_sound(model: str) -> bool:

@@ -9,7 +9,7 @@ import logging
 from typing import Any
 
 from relay.domain import ContentSource, Remote, TaskRef, VideoRequest
-from relay.providers.base import NoOptions, Provider, Submitted, Update, now
+from relay.providers.base import Accepts, NoOptions, Provider, Submitted, Update, now
 from relay.providers.errors import NotReady, ProviderError, Unavailable
 from relay.providers.http import Reply
 from relay.providers.minimax import models
@@ -39,6 +39,9 @@ class MinimaxProvider(Provider[NoOptions]):
     typical_run_s = 180.0
     result_ttl_s = URL_TTL_S
     poll_rules = POLL_RULES
+
+    def accepts(self, model: str) -> Accepts:
+        return models.accepts(model)
 
     def refusal(self, request: VideoRequest, model: str) -> str | None:
         return super().refusal(request, model) or models.refusal(request, model)

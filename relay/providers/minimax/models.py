@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from relay.domain import VideoRequest
-from relay.providers.base import split_frames
+from relay.providers.base import Accepts, split_frames
 from relay.providers.normalize import snap_seconds
 
 RESOLUTIONS = ("512P", "720P", "768P", "1080P")
@@ -82,6 +82,15 @@ def refusal(request: VideoRequest, model: str) -> str | None:
     if last is not None and not fam.first_last:
         return f"{label} does not take a last frame (MiniMax-Hailuo-02 does)"
     return None
+
+
+def accepts(model: str) -> Accepts:
+    """6 s (and 10 s where the family has it), each resolution as its 16:9 size (text jobs come
+    out landscape, image jobs follow the image; 512P is for one-image jobs only)."""
+    fam = family(model)
+    seconds = (6, 10) if fam.long_durations else (6,)
+    tiers = [res for res in fam.resolutions if res != "512P" or not fam.low_res_i2v]
+    return seconds, tuple(pixel_size(res, portrait=False) for res in tiers)
 
 
 def resolution(fam: Family, wanted_tier: str | None, *, low_res_ok: bool) -> str:

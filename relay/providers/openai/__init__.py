@@ -27,10 +27,10 @@ import aiohttp
 import orjson
 
 from relay.domain import VARIANTS, ContentSource, Image, Remote, Status, TaskRef, VideoRequest
-from relay.providers.base import Provider, Submitted, Update, option, split_frames
+from relay.providers.base import Accepts, Provider, Submitted, Update, option, split_frames
 from relay.providers.errors import ProviderError, TaskNotFound, Unavailable
 from relay.providers.normalize import merge_metadata
-from relay.providers.openai.models import pixel_size, upstream_seconds
+from relay.providers.openai.models import accepts, pixel_size, upstream_seconds
 from relay.providers.openai.request import (
     FilePart,
     dropped_hints,
@@ -70,6 +70,9 @@ class VideosApiProvider(Provider[OptionsT]):
     result_ttl_s = 3600.0
 
     # --- the adapter contract ---------------------------------------------------------------
+
+    def accepts(self, model: str) -> Accepts:
+        return accepts(model)
 
     async def submit(self, request: VideoRequest, model: str) -> Submitted:
         seconds = upstream_seconds(request.duration, model)

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 from relay.domain import FEATURES, ContentSource, Media, Remote, TaskRef, VideoRequest
-from relay.providers.base import Provider, Submitted, Update, now, option
+from relay.providers.base import Accepts, Provider, Submitted, Update, now, option
 from relay.providers.errors import (
     NotReady,
     ProviderError,
@@ -25,7 +25,14 @@ from relay.providers.errors import (
     VariantUnavailable,
 )
 from relay.providers.normalize import created_id
-from relay.providers.seedance.models import FAMILIES, NEWEST, URL_TTL_S, Family, family_of
+from relay.providers.seedance.models import (
+    FAMILIES,
+    NEWEST,
+    URL_TTL_S,
+    Family,
+    accepts,
+    family_of,
+)
 from relay.providers.seedance.request import CreateBody, create_body
 from relay.providers.seedance.response import classify, native_error, task_update
 
@@ -64,6 +71,12 @@ class SeedanceProvider(Provider[SeedanceOptions]):
 
     def family(self, model: str) -> Family:
         return family_of(model, self.channel.options.endpoint_family)
+
+    def accepts(self, model: str) -> Accepts:
+        return accepts(self.family(model))
+
+    def can_remix(self, model: str) -> bool:
+        return self.family(model).takes_media  # a remix references the source video: 2.0 only
 
     def refusal(self, request: VideoRequest, model: str) -> str | None:
         why = super().refusal(request, model)

@@ -12,6 +12,7 @@ import re
 from dataclasses import dataclass
 
 from relay.domain import Size
+from relay.providers.base import Accepts
 from relay.providers.normalize import snap_ratio, tier
 
 FAMILIES = ("1.0-pro", "1.0-pro-fast", "1.0-lite-t2v", "1.0-lite-i2v", "1.5-pro", "2.0", "2.0-fast")
@@ -131,6 +132,20 @@ def family_of(model: str, fallback: str = NEWEST) -> Family:
     if "lite" in words:
         return Family("1.0-lite-t2v" if "t2v" in words else "1.0-lite-i2v")
     return Family("1.0-pro-fast" if "fast" in words else "1.0-pro")
+
+
+def accepts(family: Family) -> Accepts:
+    """Every whole second of the family's range, each ratio at each tier whose size reads as
+    that tier again (a 480p square is 640 px a side, which asks for 720p)."""
+    low, high = family.durations
+    sizes = []
+    for res in RESOLUTIONS:
+        for ratio in RATIOS:
+            found = pixel_size(family.generation, res, ratio)
+            parsed = Size.parse(found) if found else None
+            if parsed is not None and resolution_for(parsed) == res:
+                sizes.append(found)
+    return tuple(range(low, high + 1)), tuple(s for s in sizes if s is not None)
 
 
 def ratio_for(size: Size) -> str:

@@ -24,6 +24,7 @@ from urllib.parse import quote, urlsplit
 
 from relay.domain import ContentSource, Image, Remote, TaskRef, VideoRequest
 from relay.providers.base import (
+    Accepts,
     ChannelView,
     NoOptions,
     Provider,
@@ -33,6 +34,7 @@ from relay.providers.base import (
     split_frames,
 )
 from relay.providers.errors import NotReady, VariantUnavailable
+from relay.providers.veo import models
 from relay.providers.veo.request import Inline, build, inline
 from relay.providers.veo.request import refusal as model_refusal
 from relay.providers.veo.response import (
@@ -71,6 +73,9 @@ class VeoProvider(Provider[NoOptions]):
         super().__init__(channel, http)
         # the paths carry the version; a base_url copied with it would double it
         self.base_url = self.base_url.removesuffix("/v1beta")
+
+    def accepts(self, model: str) -> Accepts:
+        return models.accepts(model)
 
     def refusal(self, request: VideoRequest, model: str) -> str | None:
         return super().refusal(request, model) or model_refusal(request, model)

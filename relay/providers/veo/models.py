@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from relay.providers.base import Accepts
+
 MAX_REFERENCES = 3  # "up to 3 asset images" (Gemini API docs, Veo 3.1)
 PIXELS = {"720p": (1280, 720), "1080p": (1920, 1080), "4k": (3840, 2160)}
 RATIOS = ("16:9", "9:16")
@@ -38,6 +40,14 @@ def family(model: str) -> Family:
     if name.startswith("veo-3.0"):
         return VEO3
     return VEO31
+
+
+def accepts(model: str) -> Accepts:
+    """Its generation's durations, both ratios at each of its resolutions (720p on Veo 2)."""
+    fam = family(model)
+    return fam.durations, tuple(
+        pixel_size(ratio, res) for res in fam.resolutions or ("720p",) for ratio in RATIOS
+    )
 
 
 def resolution(fam: Family, wanted: str | None) -> str | None:

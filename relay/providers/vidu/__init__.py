@@ -13,8 +13,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from relay.domain import ContentSource, Remote, TaskRef, VideoRequest
-from relay.providers.base import Provider, Submitted, Update, now, option
+from relay.providers.base import Accepts, Provider, Submitted, Update, now, option
 from relay.providers.errors import NotReady, VariantUnavailable
+from relay.providers.vidu import models
 from relay.providers.vidu.request import build, refusal
 from relay.providers.vidu.response import error_from, parse_query, parse_submit
 
@@ -46,6 +47,9 @@ class ViduProvider(Provider[ViduOptions]):
     typical_run_s = 90.0
     result_ttl_s = DEFAULT_URL_TTL_S
     # refresh_content is the base class's: a new query signs the URLs afresh (unconfirmed)
+
+    def accepts(self, model: str) -> Accepts:
+        return models.accepts(model)
 
     def refusal(self, request: VideoRequest, model: str) -> str | None:
         return super().refusal(request, model) or refusal(request)

@@ -10,6 +10,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from relay.providers.base import Accepts
+
 NARROW_RATIOS = ("16:9", "9:16", "1:1")
 WIDE_RATIOS = ("16:9", "9:16", "1:1", "3:4", "4:3")
 RESOLUTION_ORDER = ("360p", "540p", "720p", "1080p")
@@ -76,6 +78,13 @@ def family(model: str) -> Family:
     if name.startswith("viduq3"):
         return Q3
     return Q2
+
+
+def accepts(model: str) -> Accepts:
+    """Its family's durations, and each of its ratios at each of its tiers."""
+    fam = family(model)
+    sizes = dict.fromkeys(pixel_size(r, res) for res in fam.resolutions for r in fam.ratios)
+    return fam.durations, tuple(sizes)
 
 
 def resolution(fam: Family, wanted_tier: str | None, duration: int) -> str:

@@ -32,6 +32,7 @@ from relay.store.postgres.accounts import Accounts
 from relay.store.postgres.connection import GuardedPool, quiet_pool_logs, setup_connection
 from relay.store.postgres.outbox import Outbox
 from relay.store.postgres.schema import MIGRATIONS
+from relay.store.postgres.sessions import Sessions
 from relay.store.postgres.shared import Shared
 from relay.store.postgres.tasks import Tasks
 
@@ -44,7 +45,7 @@ RELISTEN_S = 2.0
 log = logging.getLogger("relay.store")
 
 
-class PostgresStore(Accounts, Tasks, Outbox, Shared):
+class PostgresStore(Accounts, Sessions, Tasks, Outbox, Shared):
     def __init__(self, pool: asyncpg.Pool) -> None:
         self._pool = GuardedPool(pool)
         self._listener: asyncpg.Connection | None = None

@@ -1,6 +1,8 @@
-"""Users and API keys (only hashes of keys)."""
+"""Users (password hashes, roles, the disabled flag) and API keys (only hashes of keys)."""
 
 from __future__ import annotations
+
+from typing import Any
 
 from relay.store.postgres.connection import Args, Part, affected
 from relay.store.rows import ApiKey, User
@@ -11,15 +13,26 @@ _KEYS = (
 )
 
 
+_USER = "SELECT id, name, role, created_at, disabled, password_hash IS NOT NULL FROM users"
+
+
+def _user(row: Any) -> User:
+    return User(int(row[0]), row[1], row[2], int(row[3]), bool(row[4]), bool(row[5]))
+
+
 class Accounts(Part):
-    async def add_user(self, name: str, role: str, now: float) -> User:
+    async def add_user(
+        self, name: str, role: str, now: float, password_hash: str | None = None
+    ) -> User:
         user_id = await self._pool.fetchval(
-            "INSERT INTO users (name, role, created_at) VALUES ($1, $2, $3) RETURNING id",
+            "INSERT INTO users (name, role, password_hash, created_at) VALUES ($1, $2, $3, $4)"
+            " RETURNING id",
             name,
             role,
+            password_hash,
             int(now),
         )
-        return User(int(user_id), name, role, int(now))
+        return User(int(user_id), name, role, int(now), has_password=password_hash is not None)
 
     async def ensure_user(self, name: str, role: str, now: float) -> None:
         await self._pool.execute(
@@ -31,17 +44,51 @@ class Accounts(Part):
         )
 
     async def get_user(self, name: str) -> User | None:
-        row = await self._pool.fetchrow(
-            "SELECT id, name, role, created_at FROM users WHERE name = $1", name
-        )
-        return User(*row) if row is not None else None
+        row = await self._pool.fetchrow(_USER + " WHERE name = $1", name)
+        return _user(row) if row is not None else None
 
     async def list_users(self) -> list[User]:
         # byte order, as SQLite sorts, whatever the database's collation
-        rows = await self._pool.fetch(
-            'SELECT id, name, role, created_at FROM users ORDER BY name COLLATE "C"'
-        )
-        return [User(*row) for row in rows]
+        rows = await self._pool.fetch(_USER + ' ORDER BY name COLLATE "C"')
+        return [_user(row) for row in rows]
+
+    async def password_hash(self, name: str) -> str | None:
+        value = await self._pool.fetchval("SELECT password_hash FROM users WHERE name = $1", name)
+        return str(value) if value is not None else None
+
+    # each change that takes a right away ends the user's sessions in the same transaction
+
+    async def set_password(self, name: str, password_hash: str | None) -> bool:
+        return await self._change_user(name, "password_hash = $2", password_hash, ends=True)
+
+    async def make_admin(self, name: str) -> bool:
+        return await self._change_user(name, "role = 'admin'", ends=False)
+
+    async def revoke_admin(self, name: str) -> bool:
+        return await self._change_user(name, "role = 'user'", ends=True)
+
+    async def disable_user(self, name: str) -> bool:
+        return await self._change_user(name, "disabled = true", ends=True)
+
+    async def enable_user(self, name: str) -> bool:
+        return await self._change_user(name, "disabled = false", ends=False)
+
+    async def remove_user(self, name: str) -> bool:
+        # keys and sessions go with the user (ON DELETE CASCADE); the tasks stay, by owner name
+        return affected(await self._pool.execute("DELETE FROM users WHERE name = $1", name)) == 1
+
+    async def _change_user(self, name: str, assignment: str, *args: Any, ends: bool) -> bool:
+        async with self._pool.acquire() as con, con.transaction():
+            user_id = await con.fetchval(
+                f"UPDATE users SET {assignment} WHERE name = $1 RETURNING id",  # noqa: S608
+                name,
+                *args,
+            )
+            if user_id is None:
+                return False
+            if ends:
+                await con.execute("DELETE FROM sessions WHERE user_id = $1", user_id)
+            return True
 
     async def add_key(self, user_id: int, name: str, prefix: str, sha256: str, now: float) -> int:
         key_id = await self._pool.fetchval(
@@ -58,7 +105,7 @@ class Accounts(Part):
     async def find_key(self, sha256: str) -> ApiKey | None:
         """The active key with this hash (lookup by the hash of the secret, never the secret)."""
         row = await self._pool.fetchrow(
-            _KEYS + " WHERE k.sha256 = $1 AND k.revoked_at IS NULL", sha256
+            _KEYS + " WHERE k.sha256 = $1 AND k.revoked_at IS NULL AND NOT u.disabled", sha256
         )
         return ApiKey(*row) if row is not None else None
 

@@ -52,12 +52,21 @@ class Tasks(Part):
         return task_of(row) if row is not None else None
 
     async def list_tasks(
-        self, *, owner: str | None, after: Task | None, limit: int, descending: bool
+        self,
+        *,
+        owner: str | None,
+        after: Task | None,
+        limit: int,
+        descending: bool,
+        prompt_contains: str | None = None,
     ) -> list[Task]:
         args = Args()
         clauses: list[str] = []
         if owner is not None:
             clauses.append(f"owner = {args(owner)}")
+        if prompt_contains:
+            # strpos, not LIKE: %, _ and \ in the search are plain characters
+            clauses.append(f"strpos(lower(prompt), lower({args(prompt_contains)})) > 0")
         op = "<" if descending else ">"
         if after is not None:
             at = args(after.created_at)

@@ -29,13 +29,14 @@ from relay.store.sqlite.connection import (
 from relay.store.sqlite.maintenance import DatabaseDamaged, is_damage, quick_check
 from relay.store.sqlite.outbox import Outbox
 from relay.store.sqlite.schema import MIGRATIONS, statements
+from relay.store.sqlite.sessions import Sessions
 from relay.store.sqlite.shared import Shared
-from relay.store.sqlite.tasks import Tasks
+from relay.store.sqlite.tasks import Tasks, fold
 
 __all__ = ["WRITE_BUDGET_S", "DatabaseDamaged", "SqliteStore"]
 
 
-class SqliteStore(Accounts, Tasks, Outbox, Shared):
+class SqliteStore(Accounts, Sessions, Tasks, Outbox, Shared):
     def __init__(self, connection: Connection) -> None:
         self._db = connection
         self.path = connection.path
@@ -57,6 +58,8 @@ class SqliteStore(Accounts, Tasks, Outbox, Shared):
                     "PRAGMA foreign_keys=ON",
                 ):
                     await db.execute(pragma)
+                # SQLite's own lower() folds ASCII only; a prompt search folds as Python does
+                await db.create_function("relay_fold", 1, fold, deterministic=True)
             except sqlite3.DatabaseError as exc:
                 if is_damage(exc):  # not a database at all: quick_check cannot even start
                     raise DatabaseDamaged(path, str(exc)) from None
@@ -71,6 +74,7 @@ class SqliteStore(Accounts, Tasks, Outbox, Shared):
             connection.reads = reads
             reads.row_factory = sqlite3.Row
             await reads.execute("PRAGMA query_only=ON")
+            await reads.create_function("relay_fold", 1, fold, deterministic=True)
         except BaseException:
             await connection.close()
             raise

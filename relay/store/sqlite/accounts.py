@@ -1,4 +1,4 @@
-"""Users and API keys (only hashes of keys)."""
+"""Users (password hashes, roles, the disabled flag) and API keys (only hashes of keys)."""
 
 from __future__ import annotations
 
@@ -7,14 +7,23 @@ from typing import Any
 from relay.store.rows import ApiKey, User
 from relay.store.sqlite.connection import Part
 
+_USER = "SELECT id, name, role, created_at, disabled, password_hash IS NOT NULL FROM users"
+
+
+def _user(row: Any) -> User:
+    return User(row[0], row[1], row[2], row[3], bool(row[4]), bool(row[5]))
+
 
 class Accounts(Part):
-    async def add_user(self, name: str, role: str, now: float) -> User:
+    async def add_user(
+        self, name: str, role: str, now: float, password_hash: str | None = None
+    ) -> User:
         cur = await self._db.execute(
-            "INSERT INTO users (name, role, created_at) VALUES (?, ?, ?)", (name, role, int(now))
+            "INSERT INTO users (name, role, password_hash, created_at) VALUES (?, ?, ?, ?)",
+            (name, role, password_hash, int(now)),
         )
         assert cur.lastrowid is not None
-        return User(cur.lastrowid, name, role, int(now))
+        return User(cur.lastrowid, name, role, int(now), has_password=password_hash is not None)
 
     async def ensure_user(self, name: str, role: str, now: float) -> None:
         await self._db.execute(
@@ -24,14 +33,57 @@ class Accounts(Part):
         )
 
     async def get_user(self, name: str) -> User | None:
-        rows = await self._db.read_all(
-            "SELECT id, name, role, created_at FROM users WHERE name = ?", (name,)
-        )
-        return User(*next(iter(rows))) if rows else None
+        row = await self._db.read_one(_USER + " WHERE name = ?", (name,))
+        return _user(row) if row is not None else None
 
     async def list_users(self) -> list[User]:
-        rows = await self._db.read_all("SELECT id, name, role, created_at FROM users ORDER BY name")
-        return [User(*row) for row in rows]
+        rows = await self._db.read_all(_USER + " ORDER BY name")
+        return [_user(row) for row in rows]
+
+    async def password_hash(self, name: str) -> str | None:
+        row = await self._db.read_one("SELECT password_hash FROM users WHERE name = ?", (name,))
+        return row[0] if row is not None else None
+
+    # each change that takes a right away ends the user's sessions in the same transaction
+
+    async def set_password(self, name: str, password_hash: str | None) -> bool:
+        return await self._change_user(
+            name, "password_hash = ?", (password_hash,), end_sessions=True
+        )
+
+    async def make_admin(self, name: str) -> bool:
+        return await self._change_user(name, "role = 'admin'", (), end_sessions=False)
+
+    async def revoke_admin(self, name: str) -> bool:
+        return await self._change_user(name, "role = 'user'", (), end_sessions=True)
+
+    async def disable_user(self, name: str) -> bool:
+        return await self._change_user(name, "disabled = 1", (), end_sessions=True)
+
+    async def enable_user(self, name: str) -> bool:
+        return await self._change_user(name, "disabled = 0", (), end_sessions=False)
+
+    async def remove_user(self, name: str) -> bool:
+        # keys and sessions go with the user (ON DELETE CASCADE); the tasks stay, by owner name
+        cur = await self._db.execute("DELETE FROM users WHERE name = ?", (name,))
+        return cur.rowcount == 1
+
+    async def _change_user(
+        self, name: str, assignment: str, args: tuple[Any, ...], *, end_sessions: bool
+    ) -> bool:
+        async with self._db.transaction():
+            cur = await self._db.execute(
+                f"UPDATE users SET {assignment} WHERE name = ?",  # noqa: S608 (constants only)
+                (*args, name),
+            )
+            if cur.rowcount != 1:
+                return False
+            if end_sessions:
+                await self._db.execute(
+                    "DELETE FROM sessions WHERE user_id = (SELECT id FROM users WHERE name = ?)",
+                    (name,),
+                )
+            return True
 
     async def add_key(self, user_id: int, name: str, prefix: str, sha256: str, now: float) -> int:
         cur = await self._db.execute(
@@ -47,7 +99,7 @@ class Accounts(Part):
         row = await self._db.read_one(
             "SELECT k.id, u.name, u.role, k.name, k.prefix, k.created_at, k.revoked_at "
             "FROM api_keys k JOIN users u ON u.id = k.user_id "
-            "WHERE k.sha256 = ? AND k.revoked_at IS NULL",
+            "WHERE k.sha256 = ? AND k.revoked_at IS NULL AND u.disabled = 0",
             (sha256,),
         )
         return ApiKey(*row) if row is not None else None

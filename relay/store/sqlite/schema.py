@@ -116,6 +116,23 @@ MIGRATIONS: tuple[tuple[str, str], ...] = (
         """,
     ),
     (
+        # sessions.id is AUTOINCREMENT: never reused, so a JWT naming an ended session cannot
+        # come back to life with a later sign-in
+        "0005_sign_in",
+        """
+        ALTER TABLE users ADD COLUMN disabled INTEGER NOT NULL DEFAULT 0;
+        CREATE TABLE sessions (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            user_id INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+            sha256 TEXT NOT NULL UNIQUE,
+            created_at REAL NOT NULL,
+            expires_at REAL NOT NULL
+        );
+        CREATE INDEX sessions_by_user ON sessions (user_id);
+        CREATE INDEX sessions_by_expiry ON sessions (expires_at);
+        """,
+    ),
+    (
         "0006_shared_state",
         """
         CREATE INDEX tasks_active_by_channel ON tasks (channel)

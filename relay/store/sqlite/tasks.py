@@ -39,6 +39,11 @@ def task_of(row: sqlite3.Row) -> Task:
     return Task(**values)
 
 
+def fold(text: str | None) -> str | None:
+    """Case-folded text for a case-insensitive search (registered as SQL `relay_fold`)."""
+    return text.casefold() if text is not None else None
+
+
 def _encoded(values: Mapping[str, Any]) -> dict[str, Any]:
     return {k: orjson.dumps(v).decode() if k in JSON_COLUMNS else v for k, v in values.items()}
 
@@ -56,13 +61,23 @@ class Tasks(Part):
         return task_of(row) if row is not None else None
 
     async def list_tasks(
-        self, *, owner: str | None, after: Task | None, limit: int, descending: bool
+        self,
+        *,
+        owner: str | None,
+        after: Task | None,
+        limit: int,
+        descending: bool,
+        prompt_contains: str | None = None,
     ) -> list[Task]:
         clauses: list[str] = []
         args: list[Any] = []
         if owner is not None:
             clauses.append("owner = ?")
             args.append(owner)
+        if prompt_contains:
+            # instr, not LIKE: %, _ and \ in the search are plain characters
+            clauses.append("instr(relay_fold(prompt), ?) > 0")
+            args.append(prompt_contains.casefold())
         op = "<" if descending else ">"
         if after is not None:
             clauses.append(f"(created_at {op} ? OR (created_at = ? AND seq {op} ?))")
