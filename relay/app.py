@@ -32,7 +32,7 @@ from relay.signin import SignIn
 from relay.storage import open_library
 from relay.store import open_store
 from relay.tasks import Context, Videos
-from relay.tokens import load_secret
+from relay.tokens import signing_key
 from relay.upstream import Http
 from relay.web import setup_routes, timeouts
 from relay.web.keys import (
@@ -187,7 +187,7 @@ def _signin(clock: Callable[[], float]) -> Callable[[web.Application], AsyncIter
         runtime = app[RUNTIME]
         app[SIGNIN] = SignIn(
             app[STORE],
-            load_secret(app[CONFIG].server.data_dir),
+            await signing_key(app[STORE], app[CONFIG].server.data_dir, clock()),
             settings=lambda: runtime.config.dashboard,
             clock=clock,
         )

@@ -1,5 +1,5 @@
 """The dashboard's secrets: HS256 JWTs (by hand, with hmac and base64), the signing key kept in
-`data_dir`, and session cookie values.
+the store (shared by every relay on it), and session cookie values.
 
 A JWT here is exactly `base64url(header).base64url(claims).base64url(HMAC-SHA256)`, unpadded,
 with the header `{"alg": "HS256", "typ": "JWT"}`. `decode` accepts only that algorithm (no
@@ -14,13 +14,15 @@ import binascii
 import hashlib
 import hmac
 import logging
-import os
 import secrets
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
+
+if TYPE_CHECKING:
+    from relay.store import Store
 
 log = logging.getLogger("relay.auth")
 
@@ -110,29 +112,27 @@ def _json(data: bytes) -> dict[str, Any]:
     return value
 
 
-def load_secret(data_dir: Path) -> bytes:
-    """The signing key in `data_dir`, made (0600) on the first start."""
+async def signing_key(store: Store, data_dir: Path, now: float) -> bytes:
+    """The token signing key, kept in the store so every relay on one database signs and checks
+    with the same key. Made at the first start; a `data_dir/jwt.secret` an earlier version made
+    becomes the stored key, so tokens already out stay valid."""
+    proposed = _key_file(data_dir) or secrets.token_bytes(SECRET_BYTES)
+    return await store.shared_secret("jwt", proposed, now)
+
+
+def _key_file(data_dir: Path) -> bytes | None:
     path = data_dir / SECRET_FILE
     try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
         text = path.read_text().strip()
-        try:
-            secret = bytes.fromhex(text)
-        except ValueError:
-            secret = b""
-        if len(secret) < SECRET_BYTES:
-            raise ValueError(
-                f"{path} does not hold a {SECRET_BYTES}-byte hex key; delete it to make a "
-                "new one (signed-in users then sign in again)"
-            ) from None
-        if path.stat().st_mode & 0o077:
-            log.warning("%s is readable by other users; chmod 600 it", path)
-        return secret
-    secret = secrets.token_bytes(SECRET_BYTES)
-    with os.fdopen(fd, "w") as fh:
-        fh.write(secret.hex() + "\n")
-    log.info("made the dashboard's token signing key %s", path)
+    except FileNotFoundError:
+        return None
+    try:
+        secret = bytes.fromhex(text)
+    except ValueError:
+        secret = b""
+    if len(secret) < SECRET_BYTES:
+        log.warning("%s does not hold a %d-byte hex key; a new key is made", path, SECRET_BYTES)
+        return None
     return secret
 
 

@@ -19,7 +19,6 @@ import pytest
 from relay.cli import main
 from relay.config import Config
 from relay.providers.base import Provider
-from relay.tokens import SECRET_FILE
 from tests.conftest import ALICE, BOB, ROOT, auth
 from tests.dashboard import OWN_ORIGIN, Dash, cookie, start_dash, token
 
@@ -156,7 +155,7 @@ def claims_of(jwt: str) -> dict[str, Any]:
 async def test_tokens_are_checked(dash: Dash, data_dir: Path):
     jwt, _ = await dash.signed_in("alice")
     root_jwt, _ = await dash.signed_in("root")
-    key = bytes.fromhex((data_dir / SECRET_FILE).read_text().strip())
+    key = await dash.relay.store.shared_secret("jwt", b"", 0.0)  # the stored key
     claims = claims_of(jwt)
     assert set(claims) == {"sub", "iat", "exp", "sid"} and claims["sub"] == "alice"
     assert forge({"alg": "HS256", "typ": "JWT"}, claims, key) == jwt  # the real key, for sure

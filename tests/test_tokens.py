@@ -6,7 +6,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
-import stat
 import time
 from pathlib import Path
 
@@ -126,15 +125,37 @@ def test_garbage_is_refused_without_a_crash(token: str):
         tokens.decode(token, SECRET, now=NOW)
 
 
-def test_the_signing_key_is_made_once_and_kept_private(tmp_path: Path):
-    first = tokens.load_secret(tmp_path)
-    path = tmp_path / tokens.SECRET_FILE
-    assert len(first) == 32
-    assert stat.S_IMODE(path.stat().st_mode) == 0o600
-    assert tokens.load_secret(tmp_path) == first  # a restart keeps signed-in users signed in
-    path.write_text("short\n")
-    with pytest.raises(ValueError, match="delete it"):
-        tokens.load_secret(tmp_path)
+async def test_the_signing_key_is_made_once_and_shared_through_the_store(tmp_path: Path):
+    from relay.store import open_store
+
+    store = await open_store(f"sqlite:///{tmp_path / 'relay.db'}")
+    try:
+        first = await tokens.signing_key(store, tmp_path, 1.0)
+        assert len(first) == 32
+        assert not (tmp_path / tokens.SECRET_FILE).exists()  # nothing beside the database
+        # a restart (or another relay on the same store) keeps signed-in users signed in
+        assert await tokens.signing_key(store, tmp_path, 2.0) == first
+    finally:
+        await store.close()
+
+
+async def test_a_key_file_of_an_earlier_version_becomes_the_stored_key(tmp_path: Path):
+    from relay.store import open_store
+
+    old = bytes(range(32))
+    (tmp_path / tokens.SECRET_FILE).write_text(old.hex() + "\n")
+    store = await open_store(f"sqlite:///{tmp_path / 'relay.db'}")
+    try:
+        assert await tokens.signing_key(store, tmp_path, 1.0) == old  # tokens out stay valid
+    finally:
+        await store.close()
+    (tmp_path / "b").mkdir()
+    (tmp_path / "b" / tokens.SECRET_FILE).write_text("short\n")
+    store = await open_store(f"sqlite:///{tmp_path / 'b' / 'relay.db'}")
+    try:
+        assert len(await tokens.signing_key(store, tmp_path / "b", 1.0)) == 32
+    finally:
+        await store.close()
 
 
 def test_session_values_are_long_and_only_their_digest_is_kept():

@@ -82,6 +82,11 @@ class Store(Protocol):
 
     async def list_users(self) -> list[User]: ...
 
+    async def shared_secret(self, name: str, proposed: bytes, now: float) -> bytes:
+        """The secret called `name` every relay on this store uses (the dashboard's token
+        signing key): the one stored, or `proposed`, stored now, when there is none yet."""
+        ...
+
     async def password_hash(self, name: str) -> str | None:
         """The stored hash of the user's password; None for no such user or no password."""
 

@@ -29,6 +29,7 @@ COPIED = (
     "idempotency_keys",
     "webhook_deliveries",
     "copies",
+    "secrets",
 )
 LEFT_BEHIND = {
     "migrations": "each database records its own schema steps",

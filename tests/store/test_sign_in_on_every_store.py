@@ -71,10 +71,35 @@ async def test_sessions_survive_a_migration_to_postgresql(
     new = await start_dash(
         aiohttp_client, make_config(store={"url": postgres_url}), providers, users={}
     )
-    for headers in (token(jwt), cookie(value)):  # the same data_dir: the same signing key
+    for headers in (token(jwt), cookie(value)):  # the signing key came along with the rows
         resp = await new.client.get("/api/me", headers=headers)
         assert resp.status == 200 and (await resp.json())["name"] == "alice"
     assert (await new.client.get("/api/me", headers=cookie(ended))).status == 401
     assert (await new.login("bob")).status == 401  # still disabled
     fresh_jwt, _ = await new.signed_in("alice")
     assert fresh_jwt != jwt
+
+
+async def test_a_token_from_one_relay_works_on_another(
+    tmp_path: Path,
+    postgres_url: str,
+    aiohttp_client: Callable[..., Any],
+    make_config: Callable[..., Config],
+    providers: dict[str, type[Provider[Any]]],
+):
+    # two relays on one database, each with a data_dir of its own (two machines)
+    one = await start_dash(
+        aiohttp_client,
+        make_config(store={"url": postgres_url}, server={"data_dir": str(tmp_path / "one")}),
+        providers,
+    )
+    other = await start_dash(
+        aiohttp_client,
+        make_config(store={"url": postgres_url}, server={"data_dir": str(tmp_path / "two")}),
+        providers,
+        users={},
+    )
+    jwt, value = await one.signed_in("alice")
+    for headers in (token(jwt), cookie(value)):
+        resp = await other.client.get("/api/me", headers=headers)
+        assert resp.status == 200 and (await resp.json())["name"] == "alice"

@@ -52,6 +52,17 @@ class Accounts(Part):
         rows = await self._pool.fetch(_USER + ' ORDER BY name COLLATE "C"')
         return [_user(row) for row in rows]
 
+    async def shared_secret(self, name: str, proposed: bytes, now: float) -> bytes:
+        await self._pool.execute(
+            "INSERT INTO secrets (name, value, created_at) VALUES ($1, $2, $3)"
+            " ON CONFLICT (name) DO NOTHING",
+            name,
+            proposed.hex(),
+            now,
+        )
+        value = await self._pool.fetchval("SELECT value FROM secrets WHERE name = $1", name)
+        return bytes.fromhex(value)
+
     async def password_hash(self, name: str) -> str | None:
         value = await self._pool.fetchval("SELECT password_hash FROM users WHERE name = $1", name)
         return str(value) if value is not None else None

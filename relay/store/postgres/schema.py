@@ -158,4 +158,14 @@ MIGRATIONS: tuple[tuple[str, str], ...] = (
         );
         """,
     ),
+    (
+        "0007_secrets",
+        """
+        CREATE TABLE secrets (
+            name text PRIMARY KEY,
+            value text NOT NULL,
+            created_at double precision NOT NULL
+        );
+        """,
+    ),
 )

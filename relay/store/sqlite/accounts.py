@@ -40,6 +40,16 @@ class Accounts(Part):
         rows = await self._db.read_all(_USER + " ORDER BY name")
         return [_user(row) for row in rows]
 
+    async def shared_secret(self, name: str, proposed: bytes, now: float) -> bytes:
+        await self._db.execute(
+            "INSERT INTO secrets (name, value, created_at) VALUES (?, ?, ?)"
+            " ON CONFLICT (name) DO NOTHING",
+            (name, proposed.hex(), now),
+        )
+        row = await self._db.read_one("SELECT value FROM secrets WHERE name = ?", (name,))
+        assert row is not None
+        return bytes.fromhex(row[0])
+
     async def password_hash(self, name: str) -> str | None:
         row = await self._db.read_one("SELECT password_hash FROM users WHERE name = ?", (name,))
         return row[0] if row is not None else None
