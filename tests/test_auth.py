@@ -198,7 +198,7 @@ def test_cli_users_and_keys(tmp_path: Path, capsys: pytest.CaptureFixture[str]):
         '[[channels]]\nname = "demo"\nprovider = "demo"\nmodels = ["sora-2"]\n'
     )
     c = ["--config", str(conf)]
-    assert main(["keys", "create", "frank", *c]) == 1
+    assert main(["keys", "create", "frank", *c]) == 2
     assert "relay users add frank" in capsys.readouterr().err
     assert main(["users", "add", "frank", "--admin", *c]) == 0
     assert main(["users", "add", "frank", *c]) == 1
@@ -215,7 +215,7 @@ def test_cli_users_and_keys(tmp_path: Path, capsys: pytest.CaptureFixture[str]):
     assert main(["users", "list", *c]) == 0
     assert re.search(r"^frank +admin +no ", capsys.readouterr().out, re.MULTILINE)
     assert main(["keys", "revoke", "1", *c]) == 0
-    assert main(["keys", "revoke", "1", *c]) == 1
+    assert main(["keys", "revoke", "1", *c]) == 2
     capsys.readouterr()
     main(["keys", "list", "frank", *c])
     assert "revoked" in capsys.readouterr().out

@@ -212,3 +212,29 @@ async def test_status_says_not_answering_and_a_past_pause_is_over(
     assert f"relay:    not answering on http://127.0.0.1:{port}" in out
     [demo] = [line for line in out.splitlines() if line.startswith("demo ")]
     assert "ready (was cooling)" in demo and "HTTP 503 x3" in demo
+
+
+def test_keys_list_shows_the_config_files_keys_by_name_never_their_values(tmp_path: Path):
+    conf = write(
+        tmp_path,
+        tmp_path / "data",
+        '[[keys]]\nname = "ci-bot"\nuser = "ci"\nkey = "${CI_KEY}"\n'
+        '[[keys]]\nname = "ops"\nuser = "root"\nrole = "admin"\n'
+        f'key_sha256 = "{"ab" * 32}"\n',
+    )
+    assert run("users", "add", "carol", "--config", str(conf)).returncode == 0
+    created = run("keys", "create", "carol", "--name", "laptop", "--config", str(conf))
+    assert created.returncode == 0
+    secret = created.stdout.strip()
+    done = run("keys", "list", "--config", str(conf), env={"CI_KEY": KEY})
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert lines[0].split() == ["ID", "USER", "NAME", "PREFIX", "CREATED", "STATUS"]
+    assert lines[1].split()[:3] == ["1", "carol", "laptop"] and lines[1].endswith("active")
+    assert lines[2].split() == ["-", "ci", "ci-bot", "-", "-", "config", "(user)"]
+    assert lines[3].split() == ["-", "root", "ops", "-", "-", "config", "(admin)"]
+    assert KEY not in done.stdout and secret not in done.stdout and "ab" * 32 not in done.stdout
+    mine = run("keys", "list", "ci", "--config", str(conf))  # CI_KEY unset: fine
+    assert mine.returncode == 0 and [ln.split()[2] for ln in mine.stdout.splitlines()[1:]] == [
+        "ci-bot"
+    ]

@@ -17,7 +17,7 @@ from typing import Any
 from relay import config as config_mod
 from relay import passwords
 from relay.auth import digest, display_prefix, new_api_key
-from relay.cli.common import date, with_store
+from relay.cli.common import date, load, table, with_store
 from relay.store import Store
 
 
@@ -139,10 +139,7 @@ def cmd_users_list(args: argparse.Namespace) -> int:
         for user in await store.list_users():
             disabled = "yes" if user.disabled else "no"
             rows.append((user.name, user.role, disabled, date(user.created_at)))
-        widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]) - 1)]
-        for row in rows:
-            cells = [cell.ljust(width) for cell, width in zip(row, widths, strict=False)]
-            print("  ".join([*cells, row[-1]]))
+        table(rows)
         return 0
 
     return int(with_store(args, work))
@@ -173,7 +170,7 @@ def cmd_keys_create(args: argparse.Namespace) -> int:
                 f"relay: no user {args.user!r}; add one with `relay users add {args.user}`",
                 file=sys.stderr,
             )
-            return 1
+            return 2
         key = new_api_key()
         key_id = await store.add_key(
             user.id, args.name, display_prefix(key), digest(key), time.time()
@@ -186,13 +183,28 @@ def cmd_keys_create(args: argparse.Namespace) -> int:
 
 
 def cmd_keys_list(args: argparse.Namespace) -> int:
+    """The stored keys, then the config file's static keys by name (never their values)."""
+    static = [k for k in load(args, secrets=False).keys if args.user in (None, k.user)]
+
     async def work(store: Store) -> int:
+        rows = [("ID", "USER", "NAME", "PREFIX", "CREATED", "STATUS")]
         for key in await store.list_keys(args.user):
             status = f"revoked {date(key.revoked_at)}" if key.revoked_at else "active"
-            print(
-                f"{key.id}\t{key.user}\t{key.name or '-'}\t{key.prefix}...\t"
-                f"{date(key.created_at)}\t{status}"
+            rows.append(
+                (
+                    str(key.id),
+                    key.user,
+                    key.name or "-",
+                    f"{key.prefix}...",
+                    date(key.created_at),
+                    status,
+                )
             )
+        for static_key in static:
+            rows.append(
+                ("-", static_key.user, static_key.name, "-", "-", f"config ({static_key.role})")
+            )
+        table(rows)
         return 0
 
     return int(with_store(args, work))
@@ -204,6 +216,6 @@ def cmd_keys_revoke(args: argparse.Namespace) -> int:
             print(f"revoked key {args.key_id}")
             return 0
         print(f"relay: no active key with id {args.key_id}", file=sys.stderr)
-        return 1
+        return 2
 
     return int(with_store(args, work))

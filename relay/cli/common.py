@@ -7,7 +7,7 @@ import argparse
 import asyncio
 import sys
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -85,3 +85,10 @@ def missing_database(config: Config) -> str | None:
         f"no database at {path.absolute()} ({where}); run this where `relay serve` runs, or"
         " pass --config"
     )
+
+
+def table(rows: Sequence[Sequence[str]]) -> None:
+    """Columns padded to their widest cell, two spaces apart; the first row is the header."""
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    for row in rows:
+        print("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())

@@ -11,10 +11,9 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Sequence
 from typing import Any
 
-from relay.cli.common import database_name, load, missing_database, one_line
+from relay.cli.common import database_name, load, missing_database, one_line, table
 from relay.config import Config
 from relay.store import HealthChange, Store, open_store
 
@@ -104,7 +103,7 @@ def _print(
             since, why = _clock(row.changed_at), row.why or "-"
         rows.append((channel.name, channel.provider, state, flight, since, why))
     print()
-    _table(rows)
+    table(rows)
     order = ("queued", "in_progress", "completed", "failed")
     print()
     print("tasks:    " + "  ".join(f"{s} {counts.get(s, 0)}" for s in order))
@@ -115,9 +114,3 @@ def _clock(ts: float) -> str:
     today = time.strftime("%Y-%m-%d", time.localtime())
     day = time.strftime("%Y-%m-%d", time.localtime(ts))
     return time.strftime("%H:%M:%S" if day == today else "%Y-%m-%d %H:%M", time.localtime(ts))
-
-
-def _table(rows: Sequence[tuple[str, ...]]) -> None:
-    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-    for r in rows:
-        print("  ".join(v.ljust(w) for v, w in zip(r, widths, strict=True)).rstrip())
