@@ -111,6 +111,21 @@ def channel_state(channel: Channel, now: float) -> str:
     return "full" if channel.full else "ready"
 
 
+class BootTimeProcessCollector(ProcessCollector):
+    """The client library's `process_*`, also under systemd's `ProcSubset=pid`: that hides
+    /proc/stat, where the library reads the boot time, and without it the library reports
+    nothing at all. The kernel's boot-time clock gives the same figure without /proc."""
+
+    def _boot_time(self) -> float:
+        try:
+            btime = super()._boot_time()  # type: ignore[no-untyped-call]
+        except OSError:
+            btime = None
+        if btime:
+            return float(btime)
+        return time.time() - time.clock_gettime(time.CLOCK_BOOTTIME)
+
+
 class _Channels(Collector):
     """The channel table as it is at scrape time (a reload swaps the table)."""
 
@@ -202,7 +217,7 @@ class Metrics:
             ["outcome"],
             registry=r,
         )
-        ProcessCollector(registry=r)
+        BootTimeProcessCollector(registry=r)
         for source in ("upstream", "stored"):
             self.content_bytes.labels(source)
         for result in ("delivered", "failed"):

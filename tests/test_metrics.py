@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -334,3 +335,30 @@ async def test_a_local_download_is_one_stream_while_its_file_is_sent(relay: Rela
             break
         await asyncio.sleep(0.01)
     assert seen == [("DownloadStarted", "local", 1.0), ("DownloadEnded", "local", 0.0)]
+
+
+def test_process_metrics_survive_procsubset_pid(tmp_path: Path):
+    """systemd's ProcSubset=pid hides /proc/stat; the process_* series stay, start time right."""
+    import os
+    import time
+
+    from prometheus_client import CollectorRegistry, generate_latest
+
+    from relay.metrics import BootTimeProcessCollector
+
+    (tmp_path / "self").symlink_to(f"/proc/{os.getpid()}")  # /proc/self, and no /proc/stat
+    registry = CollectorRegistry()
+    BootTimeProcessCollector(registry=registry, proc=str(tmp_path))
+    text = generate_latest(registry).decode()
+    start = next(
+        float(line.split()[1])
+        for line in text.splitlines()
+        if line.startswith("process_start_time_seconds ")
+    )
+    with open(f"/proc/{os.getpid()}/stat") as fh:
+        ticks = float(fh.read().rsplit(")", 1)[1].split()[19])
+    with open("/proc/stat") as fh:
+        btime = next(float(ln.split()[1]) for ln in fh if ln.startswith("btime "))
+    assert abs(start - (btime + ticks / os.sysconf("SC_CLK_TCK"))) < 2
+    assert start <= time.time()
+    assert "process_resident_memory_bytes" in text
