@@ -86,7 +86,8 @@ class SignIn:
         wait = max((w for w in waits if w is not None), default=None)
         if wait is not None:
             raise RateLimitExceeded("too many failed sign-ins; try again later", retry_after=wait)
-        user = await self.store.get_user(username)
+        # no user name holds a NUL (PostgreSQL text cannot): unknown, with the same cost
+        user = await self.store.get_user(username) if "\x00" not in username else None
         stored = await self.store.password_hash(username) if user is not None else None
         async with self._hashing:
             matches = await asyncio.to_thread(passwords.verify, password, stored)

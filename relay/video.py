@@ -80,6 +80,8 @@ class _Fields:
             return None
         if not isinstance(value, str):
             raise InvalidRequest(f"{key} must be a string", param=key)
+        if "\x00" in value:  # no upstream wants one, and PostgreSQL text cannot hold it
+            raise InvalidRequest(f"{key} must not contain NUL characters (U+0000)", param=key)
         return value
 
     def integer(self, key: str) -> int | None:

@@ -55,8 +55,14 @@ class Videos:
         scope = None if owner == "all" else (owner or who.user)
         cursor = None
         store = self.ctx.store
+        if query is not None and "\x00" in query:
+            raise InvalidRequest("q must not contain NUL characters", param="q")
         if after is not None:
-            cursor = await store.get_task(after, None if who.admin else who.user)
+            cursor = (
+                await store.get_task(after, None if who.admin else who.user)
+                if "\x00" not in after
+                else None
+            )
             if cursor is None or (scope is not None and cursor.owner != scope):
                 raise InvalidRequest(
                     f"after: no video with id {after!r} in this list", param="after"

@@ -25,7 +25,11 @@ class Context:
 
     async def find(self, who: Principal, video_id: str) -> Task:
         """A task the caller may see; another user's task is as unknown as a missing one."""
-        task = await self.store.get_task(video_id, None if who.admin else who.user)
+        task = (  # an id never holds a NUL, and PostgreSQL text cannot be asked about one
+            await self.store.get_task(video_id, None if who.admin else who.user)
+            if "\x00" not in video_id
+            else None
+        )
         if task is None:
             raise NotFound(f"no video with id {video_id!r}", param="video_id")
         return task

@@ -18,7 +18,7 @@ from typing import Any
 import asyncpg
 import orjson
 
-from relay.errors import StorageUnavailable
+from relay.errors import InvalidRequest, StorageUnavailable
 
 log = logging.getLogger("relay.store")
 
@@ -116,6 +116,10 @@ class GuardedPool:
         return result
 
     def _raise_unavailable(self, exc: BaseException) -> None:
+        if isinstance(exc, _E.CharacterNotInRepertoireError | _E.UntranslatableCharacterError):
+            # text a client sent that PostgreSQL cannot store (a NUL); the request layer refuses
+            # those by name, this is the net under it: a 400, never a 500
+            raise InvalidRequest("the request holds a NUL character (U+0000)") from exc
         unavailable = self.health.failed(exc)
         if unavailable is not None:
             raise unavailable from exc
