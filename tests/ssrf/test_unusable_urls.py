@@ -40,7 +40,7 @@ MALFORMED = [
     ("not http", "ftp://cdn.example.com/v.mp4"),
     ("a file URL", "file:///etc/passwd"),
     ("not a URL", "just words"),
-    ("a control character", "http://cdn.example.com/v\x00.mp4"),
+    ("a control character", "http://cdn.example.com/v\x01.mp4"),
 ]
 
 
