@@ -69,7 +69,8 @@ async def _store(config: Config) -> str | None:
     if url.startswith("sqlite:///"):
         return _writable("store.url", url.removeprefix("sqlite:///"))
     try:
-        store = await asyncio.wait_for(open_store(url, pool_size=1), timeout=CONNECT_TIMEOUT_S)
+        async with asyncio.timeout(CONNECT_TIMEOUT_S):
+            store = await open_store(url, pool_size=1)
     except ConfigError as exc:
         return "; ".join(exc.problems)
     except TimeoutError:

@@ -87,5 +87,8 @@ class Worker:
             except Exception:
                 log.exception("%s round failed; retrying", self.name)
             self._sleep_until = self.clock() + delay
+            # asyncio.timeout, not wait_for: on Python 3.11 wait_for swallows a cancel that meets
+            # a wake() in the same turn, and stop() then waits for ever (a hung shutdown)
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout=delay)
+                async with asyncio.timeout(delay):
+                    await self._wake.wait()

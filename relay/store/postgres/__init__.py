@@ -125,7 +125,8 @@ class PostgresStore(Accounts, Sessions, Tasks, Outbox, Shared):
                 await self._pool.raw.release(listener)
         # a connection still held (a query stuck on a dead network) must not hold up shutdown
         try:
-            await asyncio.wait_for(self._pool.close(), CLOSE_TIMEOUT_S)
+            async with asyncio.timeout(CLOSE_TIMEOUT_S):
+                await self._pool.close()
         except TimeoutError:
             self._pool.raw.terminate()
 
