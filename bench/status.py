@@ -1,4 +1,4 @@
-"""Benchmark 3: status reads, `GET /v1/videos/{id}` at 32 connections.
+"""Benchmark 3: status reads, `GET /v1/videos/{id}` at 32 connections, beside nginx.
 
 One running task (the fake upstream keeps it `in_progress`), read over and over on 32 keep-alive
 connections for a fixed time by `wrk` when it is installed (2 threads, latency distribution),
@@ -6,22 +6,30 @@ else by a bounded asyncio load generator in this process. Shows requests/s, p50/
 the count of non-200 answers. The relay logs at its default level (INFO, one access-log line per
 request), as an operator would run it.
 
+The peer, when nginx is installed: nginx proxying the same path, with the same load for the same
+time, to an nginx origin that answers the relay's own body for it; `proxy_buffering on` with
+128 KiB buffers, keep-alive to the origin, access log on (bench/_nginx.py, the `peer` server).
+
     .venv/bin/python bench/status.py [--quick]
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import re
 import subprocess
 import time
+from pathlib import Path
 
 from _common import (
     HOST,
     KEY,
+    Client,
     Section,
     cli,
     cpu_meter,
+    cpu_seconds,
     create_video,
     fmt_ms,
     free_port,
@@ -31,10 +39,12 @@ from _common import (
     tool,
     workdir,
 )
+from _nginx import nginx
 from spy import profiled
 
 CONNECTIONS = 32
 RPS_TARGET = 3000.0
+RATIO_TARGET = 0.5  # of the tuned nginx peer (issue 10)
 _UNITS = {"us": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0}
 
 
@@ -120,10 +130,64 @@ def with_asyncio(port: int, path: str, duration_s: int) -> dict[str, float]:
     }
 
 
+def _load(wrk: str | None, port: int, path: str, duration_s: int) -> dict[str, float]:
+    """One measured window on `port`: wrk when installed, else the asyncio generator."""
+    if wrk:
+        return with_wrk(wrk, f"http://{HOST}:{port}{path}", duration_s)
+    return with_asyncio(port, path, duration_s)
+
+
+def _pids(pid: int) -> list[int]:
+    """A process and its children (nginx's master and workers)."""
+    try:
+        with open(f"/proc/{pid}/task/{pid}/children") as fh:
+            return [pid, *(int(p) for p in fh.read().split())]
+    except OSError:
+        return [pid]
+
+
+def _cpu(pids: list[int]) -> float:
+    total = 0.0
+    for pid in pids:
+        with contextlib.suppress(OSError):
+            total += cpu_seconds(pid)
+    return total
+
+
+def _peer(
+    work: Path, wrk: str | None, video_id: str, body: bytes, duration: int
+) -> tuple[dict[str, float], float, str] | None:
+    """nginx (the tuned peer: buffering on, 128k buffers, keep-alive upstream, access log on)
+    proxying the same path to an origin that answers the relay's own body for it; its
+    requests/s, latency and CPU (master and workers, share of one core)."""
+    with nginx(work / "nginx") as peer:
+        if peer is None:
+            return None
+        answer = peer.files / "v1" / "videos" / video_id
+        answer.parent.mkdir(parents=True)
+        answer.write_bytes(body)
+        path = f"/v1/videos/{video_id}"
+        check = Client(peer.peer)
+        status, got = check.call("GET", path)
+        check.close()
+        if status != 200 or got != body:
+            raise RuntimeError(f"nginx peer answered {status}: {got[:200]!r}")
+        _load(wrk, peer.peer, path, 1)  # warm-up
+        pids = _pids(peer.pid)
+        cpu0, t0 = _cpu(pids), time.perf_counter()
+        result = _load(wrk, peer.peer, path, duration)
+        cpu = (_cpu(pids) - cpu0) / (time.perf_counter() - t0)
+        logged = sum(1 for _ in (work / "nginx" / "access.log").open("rb"))
+        if logged < result["requests"]:
+            raise RuntimeError(f"nginx logged {logged} lines for {result['requests']} requests")
+        return result, cpu, peer.version
+
+
 def run(quick: bool) -> Section:
     duration = 3 if quick else 10
     section = Section(3, f"status reads at {CONNECTIONS} connections")
     wrk = tool("wrk")
+    load = "wrk -t2 -c32" if wrk else "asyncio load generator (wrk: skipped (not installed))"
     with workdir("status") as work:
         api_port = free_port()
         with (
@@ -132,34 +196,62 @@ def run(quick: bool) -> Section:
         ):
             client = r.client()
             video_id = create_video(client, "bench status=in_progress")
-            client.close()
             path = f"/v1/videos/{video_id}"
-            if wrk:
-                with_wrk(wrk, f"http://{HOST}:{r.port}{path}", 1)  # warm-up
-                with profiled(r.pid, "status"), cpu_meter(r.pid) as cpu:
-                    result = with_wrk(wrk, f"http://{HOST}:{r.port}{path}", duration)
-                load = "wrk -t2 -c32"
-            else:
-                with_asyncio(r.port, path, 1)
-                with profiled(r.pid, "status"), cpu_meter(r.pid) as cpu:
-                    result = with_asyncio(r.port, path, duration)
-                load = "asyncio load generator (wrk: skipped (not installed))"
+            status, body = client.call("GET", path)
+            client.close()
+            if status != 200:
+                raise RuntimeError(f"the relay answered {status} to {path}")
+            # the peer first, then the relay, each for the same time under the same load
+            peer = _peer(work, wrk, video_id, body, duration)
+            _load(wrk, r.port, path, 1)  # warm-up
+            with profiled(r.pid, "status"), cpu_meter(r.pid) as cpu:
+                result = _load(wrk, r.port, path, duration)
             section.add(
-                "requests/s", f"{result['rps']:.0f}", ">= 3000", result["rps"] >= RPS_TARGET
+                "relay: requests/s", f"{result['rps']:.0f}", ">= 3000", result["rps"] >= RPS_TARGET
             )
-            section.add("latency p50", fmt_ms(result["p50"]))
-            section.add("latency p99", fmt_ms(result["p99"]))
             section.add(
-                "non-200 answers or socket errors",
+                "relay: latency p50 / p99", f"{fmt_ms(result['p50'])} / {fmt_ms(result['p99'])}"
+            )
+            section.add(
+                "relay: non-200 answers or socket errors",
                 f"{result['bad']:.0f} of {result['requests']:.0f}",
                 "0",
                 result["bad"] == 0,
             )
             section.add(
-                "relay CPU, share of a core (event loop / others)",
+                "relay: CPU, share of a core (event loop / others)",
                 f"{cpu.total:.0%} ({cpu.loop:.0%} / {cpu.total - cpu.loop:.0%})",
             )
-            section.notes.append(f"load: {load}, {duration} s after a 1 s warm-up")
+            if peer is None:
+                section.add("nginx peer", "skipped (not installed)")
+            else:
+                theirs, nginx_cpu, version = peer
+                ratio = result["rps"] / theirs["rps"]
+                section.add("nginx: requests/s", f"{theirs['rps']:.0f}")
+                section.add(
+                    "nginx: latency p50 / p99",
+                    f"{fmt_ms(theirs['p50'])} / {fmt_ms(theirs['p99'])}",
+                )
+                section.add(
+                    "nginx: non-200 answers or socket errors",
+                    f"{theirs['bad']:.0f} of {theirs['requests']:.0f}",
+                )
+                section.add("nginx: CPU, share of a core (all workers)", f"{nginx_cpu:.0%}")
+                section.add(
+                    "relay / nginx requests/s",
+                    f"{ratio:.2f}x",
+                    f">= {RATIO_TARGET:.2f}x",
+                    ratio >= RATIO_TARGET,
+                )
+                section.notes.append(
+                    f"peer: {version}, worker_processes auto, proxying the same path to an nginx"
+                    " origin that answers the relay's own body for it (a file); proxy_buffering"
+                    " on, proxy_buffer_size 128k, proxy_buffers 4 128k, keep-alive to the"
+                    " origin, access log on (a file, one line per request)"
+                )
+            section.notes.append(
+                f"load: {load}, {duration} s after a 1 s warm-up, nginx first, then the relay"
+            )
     return section
 
 

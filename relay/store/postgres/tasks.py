@@ -8,11 +8,10 @@ from typing import Any
 
 import asyncpg
 
-from relay.domain import Outcome, Task
+from relay.domain import TASK_FIELDS, Outcome, Task, task_from
 from relay.store.postgres.connection import Args, Part, affected
 from relay.store.rows import NewDelivery, NewTask
 
-TASK_COLUMNS = [f.name for f in fields(Task)]
 _ACTIVE = "status IN ('queued', 'in_progress')"
 _FREE = "(lease_until IS NULL OR lease_until < $1)"  # nobody holds it at time $1
 # The lease: rows nobody holds are locked with SKIP LOCKED (another instance claiming at the same
@@ -36,7 +35,7 @@ _MOVE = (
 
 
 def task_of(row: asyncpg.Record) -> Task:
-    return Task(**{k: row[k] for k in TASK_COLUMNS})
+    return task_from(row[k] for k in TASK_FIELDS)
 
 
 class Tasks(Part):

@@ -9,12 +9,16 @@ from typing import Any
 
 import orjson
 
-from relay.domain import Outcome, Task
+from relay.domain import TASK_FIELDS, Outcome, Task, task_from
 from relay.store.rows import NewDelivery, NewTask
 from relay.store.sqlite.connection import Part
 
-TASK_COLUMNS = [f.name for f in fields(Task)]
 JSON_COLUMNS = frozenset({"upstream_state", "request"})
+# every task query names the columns in the Task's field order, so a row is read by position
+# (a sqlite3.Row looks a name up by comparing it with each column name in turn)
+COLUMNS = ", ".join(TASK_FIELDS)
+_STATE = TASK_FIELDS.index("upstream_state")
+_REQUEST = TASK_FIELDS.index("request")
 _ACTIVE = "status IN ('queued', 'in_progress')"
 _COUNT_STATUSES = ("queued", "in_progress", "completed", "failed")
 _COUNT_BY_STATUS = (
@@ -24,19 +28,20 @@ _COUNT_BY_STATUS = (
     " count(*) FILTER (WHERE status = 'failed') FROM tasks"
 )
 _CLAIM_DUE = (
-    "UPDATE tasks SET lease_owner = ?, lease_until = ? WHERE seq IN ("
+    "UPDATE tasks SET lease_owner = ?, lease_until = ? WHERE seq IN ("  # noqa: S608 (constants)
     " SELECT seq FROM tasks WHERE status IN ('queued', 'in_progress')"
     " AND upstream_id IS NOT NULL AND next_poll_at <= ?"
     " AND (lease_until IS NULL OR lease_until < ?)"
-    " ORDER BY next_poll_at LIMIT ?) RETURNING *"
+    " ORDER BY next_poll_at LIMIT ?) RETURNING " + COLUMNS
 )
 
 
 def task_of(row: sqlite3.Row) -> Task:
-    values = {k: row[k] for k in TASK_COLUMNS}
-    for key in JSON_COLUMNS:
-        values[key] = orjson.loads(values[key])
-    return Task(**values)
+    """A row of `SELECT {COLUMNS}` as a Task."""
+    values = list(row)
+    values[_STATE] = orjson.loads(values[_STATE])
+    values[_REQUEST] = orjson.loads(values[_REQUEST])
+    return task_from(values)
 
 
 def fold(text: str | None) -> str | None:
@@ -52,7 +57,7 @@ class Tasks(Part):
     # --- reading ----------------------------------------------------------------------------
 
     async def get_task(self, task_id: str, owner: str | None = None) -> Task | None:
-        sql = "SELECT * FROM tasks WHERE id = ?"
+        sql = f"SELECT {COLUMNS} FROM tasks WHERE id = ?"  # noqa: S608
         args: tuple[Any, ...] = (task_id,)
         if owner is not None:
             sql += " AND owner = ?"
@@ -85,7 +90,7 @@ class Tasks(Part):
         where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
         order = "created_at DESC, seq DESC" if descending else "created_at ASC, seq ASC"
         rows = await self._db.read_all(
-            f"SELECT * FROM tasks {where} ORDER BY {order} LIMIT ?",  # noqa: S608
+            f"SELECT {COLUMNS} FROM tasks {where} ORDER BY {order} LIMIT ?",  # noqa: S608
             (*args, limit),
         )
         return [task_of(row) for row in rows]
@@ -187,7 +192,7 @@ class Tasks(Part):
         )
         sets = ", ".join(f"{k} = :{k}" for k in values)
         rows = await self._db.execute_fetchall(
-            f"UPDATE tasks SET {sets} WHERE id = :_id AND {_ACTIVE} RETURNING *",  # noqa: S608
+            f"UPDATE tasks SET {sets} WHERE id = :_id AND {_ACTIVE} RETURNING {COLUMNS}",  # noqa: S608
             {**values, "_id": task_id},
         )
         return next((task_of(row) for row in rows), None)
@@ -276,7 +281,7 @@ class Tasks(Part):
             sql += " AND lease_owner = :_lease"
             params["_lease"] = lease
         async with self._db.transaction():
-            rows = list(await self._db.execute_fetchall(sql + " RETURNING *", params))
+            rows = list(await self._db.execute_fetchall(f"{sql} RETURNING {COLUMNS}", params))
             if not rows:
                 return None
             for delivery in deliveries:
@@ -328,7 +333,7 @@ class Tasks(Part):
 
     async def stale_submissions(self, now: float) -> list[Task]:
         rows = await self._db.read_all(
-            "SELECT * FROM tasks WHERE status = 'queued' AND upstream_id IS NULL"
+            f"SELECT {COLUMNS} FROM tasks WHERE status = 'queued' AND upstream_id IS NULL"  # noqa: S608
             " AND (lease_until IS NULL OR lease_until < ?)",
             (now,),
         )
@@ -336,7 +341,7 @@ class Tasks(Part):
 
     async def overdue(self, created_before: float) -> list[Task]:
         rows = await self._db.read_all(
-            f"SELECT * FROM tasks WHERE {_ACTIVE}"  # noqa: S608
+            f"SELECT {COLUMNS} FROM tasks WHERE {_ACTIVE}"  # noqa: S608
             " AND upstream_id IS NOT NULL AND created_at < ?",
             (created_before,),
         )
