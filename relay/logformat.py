@@ -100,6 +100,27 @@ class _Formatter(logging.Formatter):
         super().__init__()
         self.journald = journald
 
+    def format(self, record: logging.LogRecord) -> str:
+        message, trace = self._text(record)
+        rid = getattr(record, "request_id", None) or request_id.get()
+        return self.shape(
+            record.levelno, record.name, rid, record.created, message, trace, record.args
+        )
+
+    def shape(
+        self,
+        levelno: int,
+        name: str,
+        rid: str,
+        created: float,
+        message: str,
+        trace: str | None = None,
+        args: Any = None,
+    ) -> str:
+        """The line of a record from its parts, `message` and `trace` already scrubbed (the
+        access logger's fast path calls this without making a LogRecord)."""
+        raise NotImplementedError
+
     def _text(self, record: logging.LogRecord) -> tuple[str, str | None]:
         """The message and the traceback (if any), both scrubbed."""
         message = record.getMessage()
@@ -111,11 +132,15 @@ class _Formatter(logging.Formatter):
             trace = f"{trace}\n{stack}" if trace else stack
         return scrub(message), scrub(trace) if trace else None
 
-    def _priority(self, record: logging.LogRecord) -> str:
-        number = _PRIORITY.get(record.levelno)
+    def _priority(self, levelno: int) -> str:
+        number = _PRIORITY.get(levelno)
         if number is None:
-            number = 7 if record.levelno < logging.INFO else 4 if record.levelno < 40 else 3
+            number = 7 if levelno < logging.INFO else 4 if levelno < 40 else 3
         return f"<{number}>"
+
+
+def _msecs(created: float) -> int:
+    return int((created - int(created)) * 1000)  # as logging.LogRecord has it
 
 
 class TextFormatter(_Formatter):
@@ -123,20 +148,30 @@ class TextFormatter(_Formatter):
     _stamp = ""
 
     def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:
-        second = int(record.created)
+        return self._time(record.created)
+
+    def _time(self, created: float) -> str:
+        second = int(created)
         if second != self._second:  # one strftime a second, not one a line
             self._second = second
             self._stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(second))
-        return f"{self._stamp},{int(record.msecs):03d}"
+        return f"{self._stamp},{_msecs(created):03d}"
 
-    def format(self, record: logging.LogRecord) -> str:
-        message, trace = self._text(record)
-        rid = getattr(record, "request_id", None) or request_id.get()
-        head = f"{record.levelname} {record.name} [{rid}] "
+    def shape(
+        self,
+        levelno: int,
+        name: str,
+        rid: str,
+        created: float,
+        message: str,
+        trace: str | None = None,
+        args: Any = None,
+    ) -> str:
+        head = f"{logging.getLevelName(levelno)} {name} [{rid}] "
         if not self.journald:
-            line = f"{self.formatTime(record)} {head}{message}"
+            line = f"{self._time(created)} {head}{message}"
             return f"{line}\n{trace}" if trace else line
-        prefix = self._priority(record)
+        prefix = self._priority(levelno)
         text = f"{message}\n{trace}" if trace else message
         if "\n" not in text:
             return f"{prefix}{head}{text}"
@@ -149,24 +184,30 @@ _ACCESS_FIELDS = ("client", "method", "path", "status", "bytes", "duration_ms")
 
 
 class JsonFormatter(_Formatter):
-    def format(self, record: logging.LogRecord) -> str:
-        message, trace = self._text(record)
+    def shape(
+        self,
+        levelno: int,
+        name: str,
+        rid: str,
+        created: float,
+        message: str,
+        trace: str | None = None,
+        args: Any = None,
+    ) -> str:
         obj: dict[str, Any] = {}
         if not self.journald:
-            stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
-            obj["time"] = f"{stamp}.{int(record.msecs):03d}Z"
-        obj["level"] = record.levelname.lower()
-        obj["logger"] = record.name
-        rid = getattr(record, "request_id", None) or request_id.get()
+            stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(created))
+            obj["time"] = f"{stamp}.{_msecs(created):03d}Z"
+        obj["level"] = logging.getLevelName(levelno).lower()
+        obj["logger"] = name
         if rid != "-":
             obj["request_id"] = rid
         obj["message"] = message
-        args = record.args
-        if record.name == ACCESS_LOGGER and isinstance(args, tuple) and len(args) == 6:
+        if name == ACCESS_LOGGER and isinstance(args, tuple) and len(args) == 6:
             obj.update(zip(_ACCESS_FIELDS, args, strict=True))
             obj["path"] = scrub(obj["path"])
             obj["duration_ms"] = round(obj["duration_ms"], 1)
         if trace:
             obj["exception"] = trace
         line = orjson.dumps(obj).decode()
-        return self._priority(record) + line if self.journald else line
+        return self._priority(levelno) + line if self.journald else line

@@ -2,6 +2,15 @@
 log lines that follow events (each state change logged once, not at every poll). The line
 shapes (plain, journald, JSON) and the scrubber are in logformat.py.
 
+Access lines are the one thing logged at every request, so under `relay serve` they take a short
+way: the line is shaped by the same formatter, from the same parts, but without a LogRecord
+or a walk through the logging hierarchy, and the lines of one turn of the event loop go out
+in one write at its end (one system call for many requests under load, microseconds later).
+Any other line first writes the access lines waiting before it, so the order stays; a line
+from another thread writes at once. Whenever the logging setup is not the one
+`setup_logging` made (a test capturing records, a handler added), access lines go through
+`logging` like every other line.
+
 `log_level` (or `$RELAY_LOG_LEVEL`, which wins) applies to the relay's own loggers; other
 libraries stay at INFO or above, so DEBUG shows the relay's decisions, not every SQL statement of
 the database driver. Every line passes `scrub`, a last line of defence for credentials that
@@ -38,6 +47,7 @@ from relay.logformat import (
     TextFormatter,
     journald_stream,
     request_id,
+    scrub,
 )
 
 __all__ = [
@@ -65,6 +75,7 @@ LEVELS = {
 # routes a monitor calls every few seconds: their successes are DEBUG lines
 QUIET_PATHS = frozenset({"/healthz", "/metrics"})
 MAX_PATH = 200
+ACCESS = "%s %s %s %d %d %.1fms"  # client, method, path, status, body bytes, duration
 
 # the body bytes of the current request that went out beside aiohttp's writer (sendfile, pipes)
 _body_sent: contextvars.ContextVar[int | None] = contextvars.ContextVar("body_sent", default=None)
@@ -95,11 +106,12 @@ def setup_logging(
     env: Mapping[str, str] = os.environ,
 ) -> None:
     """Configure the root logger for `relay serve`: the level, the line shape, the filters."""
+    global _lines
     out = stream if stream is not None else sys.stderr
     journald = journald_stream(out, env)
-    handler = logging.StreamHandler(out)
+    formatter = JsonFormatter(journald) if fmt == "json" else TextFormatter(journald)
+    handler = _lines = LineHandler(out, formatter)
     handler.addFilter(RequestIdFilter())
-    handler.setFormatter(JsonFormatter(journald) if fmt == "json" else TextFormatter(journald))
     chosen = log_level(level, env)
     # what no line shows, not worked out for each record (the logging docs' "Optimization")
     logging._srcfile = None
@@ -113,6 +125,71 @@ def setup_logging(
     server = logging.getLogger("aiohttp.server")
     if not any(isinstance(f, ParserErrorFilter) for f in server.filters):
         server.addFilter(ParserErrorFilter())
+
+
+class LineHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """The one handler of `relay serve`: every line to the stream, access lines batched per
+    turn of the event loop (see the module's docstring)."""
+
+    def __init__(self, stream: IO[str], formatter: TextFormatter | JsonFormatter) -> None:
+        super().__init__(stream)
+        self.setFormatter(formatter)
+        self.shaper = formatter
+        self._pending: list[str] = []  # access lines waiting for the end of this loop turn
+        self._loop: asyncio.AbstractEventLoop | None = None  # where a write is scheduled
+
+    def access(self, level: int, args: tuple[Any, ...]) -> None:
+        """One access line, shaped as `format` would shape its record."""
+        line = self.shaper.shape(
+            level, ACCESS_LOGGER, request_id.get(), time.time(), scrub(ACCESS % args), None, args
+        )
+        loop = asyncio._get_running_loop()
+        with self.lock:  # type: ignore[union-attr]
+            self._pending.append(line + self.terminator)
+            if loop is None:
+                self._write_pending()
+            elif self._loop is not loop:  # none scheduled yet (or on a loop that is gone)
+                self._loop = loop
+                loop.call_soon(self._end_of_turn)
+
+    def _end_of_turn(self) -> None:
+        with self.lock:  # type: ignore[union-attr]
+            self._loop = None
+            self._write_pending()
+
+    def _write_pending(self) -> None:
+        if self._pending:
+            text = "".join(self._pending)
+            self._pending.clear()
+            self.stream.write(text)
+            self.stream.flush()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self._write_pending()  # the lock is held: Handler.handle took it
+        super().emit(record)
+
+    def flush(self) -> None:
+        with self.lock:  # type: ignore[union-attr]
+            self._write_pending()
+        super().flush()
+
+    def ready(self) -> bool:
+        """Still the setup `setup_logging` made: this handler alone, nothing in between."""
+        root = logging.root
+        return (
+            len(root.handlers) == 1
+            and root.handlers[0] is self
+            and not root.filters
+            and not access_log.handlers
+            and not access_log.filters
+            and access_log.propagate
+            and not log.handlers
+            and not log.filters
+            and log.propagate
+        )
+
+
+_lines: LineHandler | None = None  # set by setup_logging
 
 
 class RequestIdFilter(logging.Filter):
@@ -201,16 +278,12 @@ def _access(request: web.BaseRequest, status: int, sent: int, seconds: float) ->
         quiet = status < 400 and path in QUIET_PATHS
         level = logging.DEBUG if quiet else logging.INFO
     if access_log.isEnabledFor(level):
-        access_log.log(
-            level,
-            "%s %s %s %d %d %.1fms",
-            client_address(request),
-            method,
-            path,
-            status,
-            sent,
-            seconds * 1000,
-        )
+        args = (client_address(request), method, path, status, sent, seconds * 1000)
+        lines = _lines
+        if lines is not None and lines.ready():
+            lines.access(level, args)
+        else:
+            access_log.log(level, ACCESS, *args)
 
 
 class AccessLogger(AbstractAccessLogger):
