@@ -24,7 +24,7 @@ from aiohttp import web
 from relay import logs
 from relay.config import Config
 from relay.events import Events, TaskFinished, TaskSubmitted
-from relay.metrics import METRICS, Metrics, measure, prepared
+from relay.metrics import METRICS, Metrics
 from relay.providers import REGISTRY
 from relay.providers.base import Provider
 from relay.runtime import Runtime, build_parts
@@ -49,7 +49,7 @@ from relay.web.keys import (
     STORE,
     VIDEOS,
 )
-from relay.web.middleware import authenticate, envelope, stamp_request_id
+from relay.web.middleware import front, on_prepare
 from relay.workers.copier import Copier
 from relay.workers.health import HealthSync
 from relay.workers.poller import Poller
@@ -68,19 +68,17 @@ def create_app(
 ) -> web.Application:
     max_body = int(config.server.max_upload_bytes * 4 / 3) + 2 * 1024 * 1024
     app = web.Application(
-        middlewares=[measure, envelope, authenticate],
+        middlewares=[front],
         client_max_size=max_body,
         handler_args={"max_field_size": 16 * 1024, **timeouts.handler_args()},
     )
     app[CONFIG] = config
     app[logs.TRUST_PROXY] = config.server.trust_proxy
-    logs.install(app)
     app[EVENTS] = Events()
     app[METRICS] = Metrics()  # a registry per app, so several apps in one process never clash
     app[METRICS].watch(app[EVENTS])
     app[STARTED_AT] = clock()
-    app.on_response_prepare.append(stamp_request_id)
-    app.on_response_prepare.append(prepared)
+    app.on_response_prepare.append(on_prepare)
     app.cleanup_ctx.append(_store)
     app.cleanup_ctx.append(_http)
     app.cleanup_ctx.append(_runtime(providers, clock))

@@ -23,10 +23,9 @@ import asyncio
 import contextvars
 import logging
 import os
-import secrets
 import sys
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Mapping
 from typing import IO, Any
 
 from aiohttp import web
@@ -46,6 +45,7 @@ from relay.logformat import (
     JsonFormatter,
     TextFormatter,
     journald_stream,
+    new_request_id,
     request_id,
     scrub,
 )
@@ -53,9 +53,11 @@ from relay.logformat import (
 __all__ = [
     "TRUST_PROXY",
     "AccessLogger",
+    "abandoned",
+    "answering",
     "client_address",
     "count_body",
-    "install",
+    "new_request_id",
     "request_id",
     "setup_logging",
     "watch",
@@ -268,7 +270,7 @@ def body_bytes(request: web.BaseRequest, response: web.StreamResponse) -> int:
 
 def _access(request: web.BaseRequest, status: int, sent: int, seconds: float) -> None:
     if refused_by_parser(request):
-        request_id.set("req_" + secrets.token_hex(12))  # this task serves this request only
+        request_id.set(new_request_id())  # this task serves this request only
         why = _refused.get()
         path = f"(refused by the HTTP parser: {why})" if why else "(refused by the HTTP parser)"
         method = "-"
@@ -308,30 +310,18 @@ _prepared: contextvars.ContextVar[web.StreamResponse | None] = contextvars.Conte
 ABANDONED = 499  # nginx's "client closed request": the client left before an answer began
 
 
-def install(app: web.Application) -> None:
-    """Access lines for requests whose client left: aiohttp cancels the handler and logs
-    nothing, so the outermost middleware writes the line (the status already sent, else 499,
-    and the body bytes that went out)."""
-    app.middlewares.insert(0, _abandoned)
-    app.on_response_prepare.append(_remember)
-
-
-async def _remember(request: web.Request, response: web.StreamResponse) -> None:
+def answering(response: web.StreamResponse) -> None:
+    """The current request's answer began (its headers are going out)."""
     _prepared.set(response)
 
 
-@web.middleware
-async def _abandoned(
-    request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
-) -> web.StreamResponse:
-    started = time.monotonic()
-    try:
-        return await handler(request)
-    except asyncio.CancelledError:
-        response = _prepared.get()
-        status = response.status if response is not None else ABANDONED
-        _access(request, status, _body_sent.get() or 0, time.monotonic() - started)
-        raise
+def abandoned(request: web.Request, seconds: float) -> None:
+    """The access line of a request whose client left: aiohttp cancels the handler and logs
+    nothing, so the relay's middleware calls this (the status already sent, else 499, and the
+    body bytes that went out)."""
+    response = _prepared.get()
+    status = response.status if response is not None else ABANDONED
+    _access(request, status, _body_sent.get() or 0, seconds)
 
 
 # --- lines that follow events ---------------------------------------------------------------

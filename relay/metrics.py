@@ -24,14 +24,15 @@ Choices the contract leaves open:
 - `relay_webhook_deliveries_total{outcome}`: `delivered`, or `failed` (given up after the last
   attempt).
 - `relay_http_request_duration_seconds` is the time until the response's headers go out (for a
-  download, the time to its first byte; the body follows).
+  download, the time to its first byte; the body follows), from when the relay's middleware
+  (relay/web/middleware.py) took the request.
 """
 
 from __future__ import annotations
 
 import ipaddress
 import time
-from collections.abc import Awaitable, Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 
 from aiohttp import web
 from prometheus_client import (
@@ -284,23 +285,15 @@ class Metrics:
 METRICS = web.AppKey("metrics", Metrics)
 
 
-_STARTED = web.RequestKey("metrics_started", float)
+STARTED = web.RequestKey("started", float)  # time.perf_counter() when a request came in
 
 
-@web.middleware
-async def measure(
-    request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
-) -> web.StreamResponse:
-    """Note when a request came in; `prepared` counts it when its answer goes out."""
-    request[_STARTED] = time.perf_counter()
-    return await handler(request)
-
-
-async def prepared(request: web.Request, response: web.StreamResponse) -> None:
+def prepared(request: web.Request, response: web.StreamResponse) -> None:
     """Count and time a request by its route pattern (never the raw path: ids would make a series
     each) when its headers go out: only then is the status final (a file's 206, 304 or 416 is
-    decided as it is sent). An unknown path is `unmatched`, an unknown method `other`."""
-    started = request.get(_STARTED)
+    decided as it is sent). An unknown path is `unmatched`, an unknown method `other`. The
+    relay's middleware notes when the request came in (`STARTED`)."""
+    started = request.get(STARTED)
     if started is None:
         return
     resource = request.match_info.route.resource

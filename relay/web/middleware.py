@@ -1,5 +1,8 @@
 """What every request goes through: a request id, authentication to a `Principal`, and the one
-error envelope every failure is rendered in.
+error envelope every failure is rendered in; also when it came in (for its metrics) and the
+access line of a client that left before its answer. One middleware does all of it, and one
+`on_response_prepare` callback stamps the answer: each layer would cost every request a
+coroutine of its own (a status read is the request a relay serves most).
 
 A route is authenticated unless its handler is marked `@public`; an unknown path or method is a
 404/405 before any key is asked for. Which credential a path takes (API keys on /v1, tokens and
@@ -9,14 +12,16 @@ everyone else.
 
 from __future__ import annotations
 
+import asyncio
 import logging
-import secrets
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 import orjson
 from aiohttp import web
 
+from relay import logs
 from relay.errors import (
     InternalError,
     MethodNotAllowed,
@@ -25,7 +30,7 @@ from relay.errors import (
     RelayError,
     RequestTooLarge,
 )
-from relay.logs import request_id
+from relay.metrics import STARTED, prepared
 from relay.web import credentials
 from relay.web.keys import PRINCIPAL, REQUEST_ID
 
@@ -55,38 +60,42 @@ def admin_only(handler: H) -> H:
 
 
 def new_request_id(request: web.Request) -> str:
-    rid = "req_" + secrets.token_hex(12)
-    request[REQUEST_ID] = rid
-    request_id.set(rid)
+    rid = request[REQUEST_ID] = logs.new_request_id()
+    logs.request_id.set(rid)
     return rid
 
 
-async def stamp_request_id(request: web.Request, response: web.StreamResponse) -> None:
-    response.headers["x-request-id"] = request.get(REQUEST_ID) or new_request_id(request)
-
-
 @web.middleware
-async def envelope(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """The request id, and every error as `{"error": {...}}` with its status."""
+async def front(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """The request id; who is calling, for every matched route that is not public; every error
+    as `{"error": {...}}` with its status; the access line of a request cancelled because its
+    client left."""
+    started = request[STARTED] = time.perf_counter()
     new_request_id(request)
     try:
+        if request.match_info.http_exception is None and not getattr(
+            handler, "relay_public", False
+        ):
+            request[PRINCIPAL] = await credentials.principal(request)
         return await handler(request)
     except RelayError as exc:
         return error_response(exc)
     except web.HTTPException as exc:
         return error_response(_from_http_exception(request, exc))
+    except asyncio.CancelledError:
+        logs.abandoned(request, time.perf_counter() - started)
+        raise
     except Exception:
         log.exception("unhandled error in %s %s", request.method, request.path)
         return error_response(InternalError("internal error; see the relay's log"))
 
 
-@web.middleware
-async def authenticate(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Who is calling, for every matched route that is not public."""
-    matched = request.match_info.http_exception is None
-    if matched and not getattr(handler, "relay_public", False):
-        request[PRINCIPAL] = await credentials.principal(request)
-    return await handler(request)
+async def on_prepare(request: web.Request, response: web.StreamResponse) -> None:
+    """An answer is about to go out: its `x-request-id`, the access line's memory of it, its
+    metrics."""
+    response.headers["x-request-id"] = request.get(REQUEST_ID) or new_request_id(request)
+    logs.answering(response)
+    prepared(request, response)
 
 
 def json_response(
