@@ -49,20 +49,24 @@ class Authenticator:
     def __init__(self, store: Store, static_keys: Iterable[StaticKey]) -> None:
         self.store = store
         self.static = tuple(static_keys)
+        # each static key's caller, made once (a Principal is immutable)
+        self._static = tuple(
+            (key.sha256, Principal(key.user, key.role, f"static:{key.name}")) for key in self.static
+        )
         self._known_users: set[str] = set()
 
     async def authenticate(self, header: str | None) -> Principal:
         key = bearer_token(header)
         key_digest = digest(key)
-        match: StaticKey | None = None
-        for static in self.static:
-            if hmac.compare_digest(static.sha256, key_digest):
-                match = static
+        match: Principal | None = None
+        for sha256, principal in self._static:  # all of them, each in constant time
+            if hmac.compare_digest(sha256, key_digest):
+                match = principal
         if match is not None:
             if match.user not in self._known_users:
                 await self.store.ensure_user(match.user, "user", time.time())
                 self._known_users.add(match.user)
-            return Principal(match.user, match.role, f"static:{match.name}")
+            return match
         stored = await self.store.find_key(key_digest)
         if stored is None:
             raise AuthenticationFailed("invalid API key")

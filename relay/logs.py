@@ -78,6 +78,7 @@ LEVELS = {
 QUIET_PATHS = frozenset({"/healthz", "/metrics"})
 MAX_PATH = 200
 ACCESS = "%s %s %s %d %d %.1fms"  # client, method, path, status, body bytes, duration
+MAX_HEADS = 1024  # scrubbed "client method path" kept for access lines
 
 # the body bytes of the current request that went out beside aiohttp's writer (sendfile, pipes)
 _body_sent: contextvars.ContextVar[int | None] = contextvars.ContextVar("body_sent", default=None)
@@ -139,11 +140,22 @@ class LineHandler(logging.StreamHandler):  # type: ignore[type-arg]
         self.shaper = formatter
         self._pending: list[str] = []  # access lines waiting for the end of this loop turn
         self._loop: asyncio.AbstractEventLoop | None = None  # where a write is scheduled
+        self._heads: dict[tuple[str, str, str], str] = {}  # (client, method, path) -> scrubbed
 
     def access(self, level: int, args: tuple[Any, ...]) -> None:
-        """One access line, shaped as `format` would shape its record."""
+        """One access line, shaped as `format` would shape its record. A poller reads one path
+        over and over: "client method path" is scrubbed once and kept (the status, byte count
+        and duration that follow are numbers; no pattern of `scrub` reaches across a space)."""
+        client, method, path, status, sent, ms = args
+        key = (client, method, path)
+        head = self._heads.get(key)
+        if head is None:
+            if len(self._heads) >= MAX_HEADS:
+                self._heads.clear()
+            head = self._heads[key] = scrub(f"{client} {method} {path}")
+        message = f"{head} {status:d} {sent:d} {ms:.1f}ms"  # ACCESS % args, scrubbed
         line = self.shaper.shape(
-            level, ACCESS_LOGGER, request_id.get(), time.time(), scrub(ACCESS % args), None, args
+            level, ACCESS_LOGGER, request_id.get(), time.time(), message, None, args
         )
         loop = asyncio._get_running_loop()
         with self.lock:  # type: ignore[union-attr]
@@ -227,6 +239,11 @@ def client_address(request: web.BaseRequest) -> str:
     (the client as the reverse proxy saw it)."""
     if refused_by_parser(request):
         return request.remote or "-"  # no app, no headers
+    return _client(request)
+
+
+def _client(request: web.BaseRequest) -> str:
+    """client_address of a request the parser took."""
     trusted = isinstance(request, web.Request) and request.app.get(TRUST_PROXY, False)
     if trusted:
         forwarded = request.headers.get("X-Forwarded-For", "").split(",")[0].strip()
@@ -269,7 +286,8 @@ def body_bytes(request: web.BaseRequest, response: web.StreamResponse) -> int:
 
 
 def _access(request: web.BaseRequest, status: int, sent: int, seconds: float) -> None:
-    if refused_by_parser(request):
+    refused = refused_by_parser(request)
+    if refused:
         request_id.set(new_request_id())  # this task serves this request only
         why = _refused.get()
         path = f"(refused by the HTTP parser: {why})" if why else "(refused by the HTTP parser)"
@@ -280,7 +298,8 @@ def _access(request: web.BaseRequest, status: int, sent: int, seconds: float) ->
         quiet = status < 400 and path in QUIET_PATHS
         level = logging.DEBUG if quiet else logging.INFO
     if access_log.isEnabledFor(level):
-        args = (client_address(request), method, path, status, sent, seconds * 1000)
+        client = (request.remote or "-") if refused else _client(request)
+        args = (client, method, path, status, sent, seconds * 1000)
         lines = _lines
         if lines is not None and lines.ready():
             lines.access(level, args)

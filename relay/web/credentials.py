@@ -67,9 +67,10 @@ def dashboard_path(request: web.Request) -> bool:
 
 
 async def _principal(request: web.Request) -> Principal:
-    signin = request.app[SIGNIN]
+    app = request.app
     if dashboard_path(request):
-        if not request.app[CONFIG].dashboard.enabled:
+        signin = app[SIGNIN]
+        if not app[CONFIG].dashboard.enabled:
             raise AuthenticationFailed(
                 "the dashboard is turned off here ([dashboard] enabled = false): use an API key "
                 "on /v1",
@@ -90,11 +91,11 @@ async def _principal(request: web.Request) -> Principal:
             )
         return await _from_cookie(request, cookie)
     header = request.headers.get("Authorization")
-    if header is None and _cookie_allowed(request) and request.app[CONFIG].dashboard.enabled:
+    if header is None and _cookie_allowed(request) and app[CONFIG].dashboard.enabled:
         cookie = request.cookies.get(COOKIE)
         if cookie is not None:
             return await _from_cookie(request, cookie)
-    return await request.app[RUNTIME].auth.authenticate(header)
+    return await app[RUNTIME].auth.authenticate(header)
 
 
 async def _from_cookie(request: web.Request, cookie: str) -> Principal:

@@ -111,16 +111,18 @@ async def list_videos(request: web.Request) -> web.Response:
 
 
 async def retrieve(request: web.Request) -> web.Response:
-    videos = request.app[VIDEOS]
+    app = request.app
+    videos = app[VIDEOS]
     task = await videos.get(request[PRINCIPAL], request.match_info["video_id"])
+    config = app[RUNTIME].config
     headers = None
     if task.active:
-        polling = request.app[RUNTIME].config.polling
+        polling = config.polling
         now = videos.ctx.clock()
         due = task.next_poll_at or (now + polling.interval_s)
         wait_ms = max(100, min((due - now) * 1000 + 50, polling.max_interval_s * 1000))
         headers = {"openai-poll-after-ms": str(int(wait_ms))}
-    return json_response(_render(request, task), headers=headers)
+    return json_response(video.render(task, config.server.public_url), headers=headers)
 
 
 async def delete(request: web.Request) -> web.Response:

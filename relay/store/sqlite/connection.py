@@ -111,8 +111,13 @@ class Connection:
         own writes, so it goes through the writer there."""
         if self.lookup is None or _in_transaction.get():
             return next(iter(await self.read_all(sql, params)), None)
-        with self._storage_errors():
+        try:  # what _storage_errors does, without a context manager: every status read is here
             row: sqlite3.Row | None = self.lookup.execute(sql, params).fetchone()
+        except sqlite3.Error as exc:
+            reason = storage_reason(exc)
+            if reason is None:
+                raise
+            raise self._unavailable(reason) from exc
         return row
 
     async def read_all(self, sql: str, params: Any = ()) -> list[sqlite3.Row]:
