@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import ipaddress
 import time
+from bisect import bisect_left
 from collections.abc import Callable, Iterable, Iterator
 
 from aiohttp import web
@@ -44,8 +45,14 @@ from prometheus_client import (
     disable_created_metrics,
 )
 from prometheus_client.aiohttp import make_aiohttp_handler
-from prometheus_client.metrics_core import GaugeMetricFamily, Metric
+from prometheus_client.metrics_core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
 from prometheus_client.registry import Collector
+from prometheus_client.utils import floatToGoString
 
 from relay.events import (
     BytesStreamed,
@@ -155,23 +162,59 @@ class _Channels(Collector):
         yield in_flight
 
 
+class _Http(Collector):
+    """`relay_http_requests_total` and `relay_http_request_duration_seconds`, counted in plain
+    numbers at every request and turned into samples only when scraped: the client library's
+    metrics take a lock for each of the three increments a request makes (2.8 us a request
+    against 0.7 here). Requests are counted on the event loop only, so no lock is needed."""
+
+    BUCKETS = Histogram.DEFAULT_BUCKETS  # the same buckets as the client library's default
+
+    def __init__(self) -> None:
+        self.requests: dict[tuple[str, str, int], int] = {}
+        # per route: the count in each bucket (not cumulative), then the sum of the durations
+        self.durations: dict[str, list[float]] = {}
+
+    def observe(self, route: str, method: str, status: int, seconds: float) -> None:
+        key = (route, method, status)
+        self.requests[key] = self.requests.get(key, 0) + 1
+        counts = self.durations.get(route)
+        if counts is None:
+            counts = self.durations[route] = [0.0] * (len(self.BUCKETS) + 1)
+        counts[bisect_left(self.BUCKETS, seconds)] += 1  # the first bucket with le >= seconds
+        counts[-1] += seconds
+
+    def collect(self) -> Iterator[Metric]:
+        requests = CounterMetricFamily(
+            "relay_http_requests",
+            "HTTP requests by route pattern, method and status",
+            labels=["route", "method", "status"],
+        )
+        for (route, method, status), count in self.requests.items():
+            requests.add_metric([route, method, str(status)], count)
+        durations = HistogramMetricFamily(
+            "relay_http_request_duration_seconds",
+            "Time to the handler's answer, by route pattern",
+            labels=["route"],
+        )
+        for route, counts in self.durations.items():
+            buckets: list[tuple[str, float]] = []
+            total = 0.0
+            for bound, in_bucket in zip(self.BUCKETS, counts, strict=False):
+                total += in_bucket
+                buckets.append((floatToGoString(bound), total))  # type: ignore[no-untyped-call]
+            durations.add_metric([route], buckets, counts[-1])
+        yield requests
+        yield durations
+
+
 class Metrics:
     """The app's registry and every metric in it."""
 
     def __init__(self) -> None:
         self.registry = r = CollectorRegistry()
-        self.http_requests = Counter(
-            "relay_http_requests",
-            "HTTP requests by route pattern, method and status",
-            ["route", "method", "status"],
-            registry=r,
-        )
-        self.http_duration = Histogram(
-            "relay_http_request_duration_seconds",
-            "Time to the handler's answer, by route pattern",
-            ["route"],
-            registry=r,
-        )
+        self.http = _Http()
+        r.register(self.http)
         self.tasks = Gauge("relay_tasks", "Tasks in the store by status", ["status"], registry=r)
         self.created = Counter(
             "relay_tasks_created",
@@ -224,7 +267,6 @@ class Metrics:
         for result in ("delivered", "failed"):
             self.webhooks.labels(result)
         self.expose = make_aiohttp_handler(r)
-        self._http: dict[tuple[str, str, int], tuple[Counter, Histogram]] = {}
 
     # --- feeding ------------------------------------------------------------------------------
 
@@ -270,16 +312,7 @@ class Metrics:
         self.stored_bytes.set(await store.stored_bytes())
 
     def observe_http(self, route: str, method: str, status: int, duration_s: float) -> None:
-        # every request passes here: the labelled children are looked up once (5.5 -> 1.9 us)
-        key = (route, method, status)
-        children = self._http.get(key)
-        if children is None:
-            children = self._http[key] = (
-                self.http_requests.labels(route, method, str(status)),
-                self.http_duration.labels(route),
-            )
-        children[0].inc()
-        children[1].observe(duration_s)
+        self.http.observe(route, method, status, duration_s)
 
 
 METRICS = web.AppKey("metrics", Metrics)
