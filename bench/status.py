@@ -9,6 +9,8 @@ request), as an operator would run it.
 The peer, when nginx is installed: nginx proxying the same path, with the same load for the same
 time, to an nginx origin that answers the relay's own body for it; `proxy_buffering on` with
 128 KiB buffers, keep-alive to the origin, access log on (bench/_nginx.py, the `peer` server).
+Beside both, the floor's ceiling: aiohttp's minimal handler answering the same bytes with no
+authentication, database or access log (bench/floor.py), what one aiohttp process reaches here.
 
     .venv/bin/python bench/status.py [--quick]
 """
@@ -183,6 +185,17 @@ def _peer(
         return result, cpu, peer.version
 
 
+def _floor(work: Path, wrk: str | None, video_id: str, body: bytes, duration: int) -> float:
+    """Requests/s of aiohttp's minimal handler answering the same body (bench/floor.py)."""
+    (work / "floor.json").write_bytes(body)
+    port = free_port()
+    args = ("--body", str(work / "floor.json"))
+    with helper("floor.py", *args, port=port, log=work / "floor.log"):
+        path = f"/v1/videos/{video_id}"
+        _load(wrk, port, path, 1)  # warm-up
+        return _load(wrk, port, path, duration)["rps"]
+
+
 def run(quick: bool) -> Section:
     duration = 3 if quick else 10
     section = Section(3, f"status reads at {CONNECTIONS} connections")
@@ -203,6 +216,7 @@ def run(quick: bool) -> Section:
                 raise RuntimeError(f"the relay answered {status} to {path}")
             # the peer first, then the relay, each for the same time under the same load
             peer = _peer(work, wrk, video_id, body, duration)
+            floor = _floor(work, wrk, video_id, body, duration)
             _load(wrk, r.port, path, 1)  # warm-up
             with profiled(r.pid, "status"), cpu_meter(r.pid) as cpu:
                 result = _load(wrk, r.port, path, duration)
@@ -222,6 +236,8 @@ def run(quick: bool) -> Section:
                 "relay: CPU, share of a core (event loop / others)",
                 f"{cpu.total:.0%} ({cpu.loop:.0%} / {cpu.total - cpu.loop:.0%})",
             )
+            section.add("aiohttp's minimal handler: requests/s", f"{floor:.0f}")
+            section.add("relay / aiohttp's minimal handler", f"{result['rps'] / floor:.2f}x")
             if peer is None:
                 section.add("nginx peer", "skipped (not installed)")
             else:
@@ -250,7 +266,8 @@ def run(quick: bool) -> Section:
                     " origin, access log on (a file, one line per request)"
                 )
             section.notes.append(
-                f"load: {load}, {duration} s after a 1 s warm-up, nginx first, then the relay"
+                f"load: {load}, {duration} s after a 1 s warm-up, nginx first, then aiohttp's"
+                " minimal handler (bench/floor.py: no auth, database or access log), then the relay"
             )
     return section
 
