@@ -16,6 +16,7 @@ from relay.providers.jimeng import JimengProvider
 from relay.providers.kling import KlingProvider
 from relay.providers.minimax import MinimaxProvider
 from relay.providers.openai import OpenAIProvider
+from relay.providers.openrouter import OpenRouterProvider
 from relay.providers.seedance import SeedanceProvider
 from relay.providers.veo import VeoProvider
 from relay.providers.vidu import ViduProvider
@@ -30,6 +31,7 @@ REGISTRY: dict[str, type[Provider[Any]]] = {
         KlingProvider,
         MinimaxProvider,
         OpenAIProvider,
+        OpenRouterProvider,
         SeedanceProvider,
         VeoProvider,
         ViduProvider,
