@@ -304,9 +304,11 @@ def relay_config(
     data_dir: Path,
     api_port: int | None,
     polling: dict[str, float] | None = None,
+    store: str | None = None,
 ) -> str:
     """A relay config: one static admin key, one `openai` channel on the fake API, no stored
-    copies (the download benchmarks measure the proxy path), no rate limit."""
+    copies (the download benchmarks measure the proxy path), no rate limit; `store` is a
+    `[store] url` (default: SQLite in the data dir)."""
     poll = {"interval_s": 5, "max_interval_s": 60, "concurrency": 16, **(polling or {})}
     lines = [
         "[server]",
@@ -315,6 +317,7 @@ def relay_config(
         f'data_dir = "{data_dir}"',
         "allow_private_networks = true",
         "",
+        *(["[store]", f'url = "{store}"', ""] if store else []),
         "[storage]",
         "keep_videos = false",
         "",
@@ -378,13 +381,14 @@ def relay(
     polling: dict[str, float] | None = None,
     data_dir: Path | None = None,
     env: dict[str, str] | None = None,
+    store: str | None = None,
 ) -> Iterator[RelayProc]:
     """`relay serve` in a subprocess, started and ready (its /healthz answered)."""
     port = free_port()
     data_dir = data_dir or work / "data"
     config = work / f"relay-{port}.toml"
     config.write_text(
-        relay_config(port=port, data_dir=data_dir, api_port=api_port, polling=polling)
+        relay_config(port=port, data_dir=data_dir, api_port=api_port, polling=polling, store=store)
     )
     log = work / f"relay-{port}.log"
     with log.open("ab") as out:

@@ -57,12 +57,14 @@ def _seconds(text: str) -> float:
     return float(match.group(1)) * _UNITS[match.group(2)]
 
 
-def with_wrk(wrk: str, url: str, duration_s: int) -> dict[str, float]:
+def with_wrk(
+    wrk: str, url: str, duration_s: int, *, threads: int = 2, connections: int = CONNECTIONS
+) -> dict[str, float]:
     out = subprocess.run(
         [
             wrk,
-            "-t2",
-            f"-c{CONNECTIONS}",
+            f"-t{threads}",
+            f"-c{connections}",
             f"-d{duration_s}s",
             "--timeout",
             "5s",

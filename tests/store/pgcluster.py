@@ -98,6 +98,7 @@ class Cluster:
         self.log = self.dir / "server.log"
         self.port = 0
         self.process: subprocess.Popen[bytes] | None = None
+        self.settings: dict[str, str] = {}  # more server settings, over the defaults below
 
     def _as_server(self) -> dict[str, Any]:
         if self.user is None:
@@ -189,6 +190,7 @@ class Cluster:
             "ssl": "on",
             "ssl_cert_file": str(self.cert),
             "ssl_key_file": str(self.dir / "server.key"),
+            **self.settings,
         }
         args: list[str | Path] = [self.bindir / "postgres", "-D", self.data, "-p", str(self.port)]
         for name, value in settings.items():
