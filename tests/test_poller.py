@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from collections import deque
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any, ClassVar
 
 import pytest
@@ -469,3 +471,55 @@ async def test_refused_credentials_and_quota_at_poll_take_the_channel_out(
     Scripted.script.append(AuthFailed("key refused"))
     row = await poll_once(videos, clock)
     assert row.status == "queued" and channel.health.state == "credentials"
+
+
+class CountingStore:
+    """The two calls a poller round makes, counted; `due` is handed out by the claims."""
+
+    def __init__(self, due: list[str]) -> None:
+        self.due = [SimpleNamespace(id=task_id) for task_id in due]
+        self.claims = 0
+        self.lookups = 0
+
+    async def claim_due(self, **kwargs: Any) -> list[Any]:
+        self.claims += 1
+        taken, self.due = self.due[: kwargs["limit"]], self.due[kwargs["limit"] :]
+        return taken
+
+    async def next_due(self, now: float) -> float | None:
+        self.lookups += 1
+        return now + 60.0
+
+    async def release_leases(self, lease_owner: str) -> None:
+        pass
+
+
+async def run_bare_poller(store: CountingStore, concurrency: int) -> None:
+    """A poller over `store` whose refreshes end at once, for 0.2 s (idle_s is 1 s)."""
+
+    async def refresh(*args: Any) -> None:
+        pass
+
+    polling = SimpleNamespace(concurrency=concurrency, interval_s=5.0)
+    runtime = SimpleNamespace(config=SimpleNamespace(polling=polling), channels=[])
+    lifecycle = SimpleNamespace(refresh=refresh)
+    poller = Poller(lifecycle, store, runtime, instance="me", clock=time.time)  # type: ignore[arg-type]
+    poller._last_sweep = time.time()  # no sweep in these 0.2 s
+    poller.start()
+    await asyncio.sleep(0.2)
+    await poller.stop()
+
+
+async def test_a_finished_refresh_with_slots_to_spare_costs_the_store_nothing():
+    """The round that claimed the task found fewer due than it had room for, so nothing else is
+    due before what next_due said: the refresh ending adds no claim and no lookup (on
+    PostgreSQL two transactions less per poll; bench/scaleout.py)."""
+    store = CountingStore(["t1"])
+    await run_bare_poller(store, concurrency=4)
+    assert (store.claims, store.lookups) == (1, 1)
+
+
+async def test_a_finished_refresh_wakes_a_loop_that_was_out_of_slots():
+    store = CountingStore(["t1", "t2"])
+    await run_bare_poller(store, concurrency=1)
+    assert store.due == [] and store.claims >= 2  # t2 claimed at once, not after idle_s

@@ -69,9 +69,23 @@ class Poller(Worker):
         for task in due:
             job = asyncio.create_task(self._refresh(task), name=f"refresh-{task.id}")
             self._running.add(job)
-            job.add_done_callback(self._running.discard)
+            job.add_done_callback(self._finished)
         # fewer than there was room for: nothing else is due, so sleep until the next one
         return len(due) if len(due) == room else 0
+
+    def _finished(self, job: asyncio.Task[None]) -> None:
+        """A refresh ended. A loop that was out of slots is woken; one with room claimed
+        everything due and sleeps until the next due time, at most `idle_s` (a wake per refresh
+        cost every poll a claim and a next_due that found nothing). The refreshed task is due
+        again `interval_s` or more from now: only an interval_s under idle_s needs a look."""
+        full = self._room() <= 0
+        self._running.discard(job)
+        if full:
+            self.wake()
+            return
+        soonest = self.runtime.config.polling.interval_s
+        if soonest < self.idle_s:
+            self.due_at(self.clock() + soonest)
 
     async def next_at(self) -> float | None:
         if self._room() <= 0:
@@ -96,8 +110,6 @@ class Poller(Worker):
         except Exception:
             log.exception("refresh of task %s failed", task.id)
             # the lease runs out and a later round retries it
-        finally:
-            self.wake()  # a slot is free
 
     async def stop(self) -> None:
         await super().stop()
