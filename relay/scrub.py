@@ -113,6 +113,7 @@ _SECRETS: tuple[tuple[re.Pattern[str], str | Callable[[re.Match[str]], str]], ..
     (re.compile(r"(\b(?:Bearer|Basic)\s+)([\w\-.~+/=]{8,})", re.IGNORECASE), _value),
     (re.compile(r"\beyJ[\w-]{5,}\.[\w-]{5,}\.[\w-]*"), "***"),  # a JWT
     (re.compile(r"\bsk-[\w*-]{6,}"), "sk-***"),
+    (re.compile(r"\bxai-[\w*-]{6,}"), "xai-***"),  # an xAI key (xAI echoes it masked, xa***23)
     (re.compile(r"\b(?:AKIA|ASIA)[0-9A-Z]{16}\b"), "***"),
     (
         re.compile(

@@ -355,6 +355,7 @@ def test_native_text_takes_only_strings():
         ),
         ("bucket s3://private-bucket/key is gone", "bucket <url> is gone"),
         ("bad key sk-proj-abcdef123456 given", "bad key sk-*** given"),
+        ("bad key xai-Zk3abcdef123456 given", "bad key xai-*** given"),
         ("Authorization: Bearer abcdefgh12345678 refused", "Authorization: Bearer *** refused"),
         ("Invalid token provided", "Invalid token provided"),
         ("token: 8f1c2e3d4b5a6978 expired", "token: *** expired"),

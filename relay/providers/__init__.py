@@ -20,6 +20,7 @@ from relay.providers.openrouter import OpenRouterProvider
 from relay.providers.seedance import SeedanceProvider
 from relay.providers.veo import VeoProvider
 from relay.providers.vidu import ViduProvider
+from relay.providers.xai import XaiProvider
 
 REGISTRY: dict[str, type[Provider[Any]]] = {
     cls.name: cls
@@ -35,5 +36,6 @@ REGISTRY: dict[str, type[Provider[Any]]] = {
         SeedanceProvider,
         VeoProvider,
         ViduProvider,
+        XaiProvider,
     )
 }
