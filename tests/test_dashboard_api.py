@@ -123,9 +123,15 @@ async def test_an_unknown_name_costs_a_sign_in_the_same_time(dash: Dash):
         return time.perf_counter() - start
 
     await cost("nobody")  # the dummy hash is made once
-    known = min([await cost("alice") for _ in range(3)])
-    for name in ("nobody", "keys-only"):
-        other = min([await cost(name) for _ in range(3)])
+    # interleaved rounds, each name's fastest: a busy machine slows single samples, not all five
+    names = ("alice", "nobody", "keys-only")
+    costs: dict[str, list[float]] = {name: [] for name in names}
+    for _ in range(5):
+        for name in names:
+            costs[name].append(await cost(name))
+    known = min(costs["alice"])
+    for name in names[1:]:
+        other = min(costs[name])
         assert 0.5 < other / known < 2.0, (name, known, other)
 
 
