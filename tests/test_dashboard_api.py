@@ -422,6 +422,9 @@ async def test_models_say_what_each_model_accepts(
     assert sora["seconds"] == ["4", "5", "10"]
     assert sora["sizes"] == ["720x1280", "1280x720", "720x720"]
     assert sora["remix"] is True
+    # which content variants the form's list may ask for: the demo makes thumbnails, kling not
+    assert demo["variants"] == ["spritesheet", "thumbnail", "video"]
+    assert models["kling"]["variants"] == ["video"]
     text = await resp.text()
     for secret in ("ak-secret-value", "sk-secret-value", "127.0.0.1:9"):
         assert secret not in text
@@ -464,6 +467,32 @@ async def test_keys_create_list_revoke(dash: Dash):
     assert unnamed.status == 200 and (await unnamed.json())["name"] == ""
 
 
+# --- owners -----------------------------------------------------------------------------------
+
+
+async def test_owners_tell_an_admin_who_made_each_video_and_where(dash: Dash):
+    mine = await dash.relay.create(ALICE, prompt="alice's")
+    theirs = await dash.relay.create(ROOT, prompt="root's")
+    jwt, value = await dash.signed_in("root")
+    ids = f"{mine['id']},video_unknown,{theirs['id']},{mine['id']}"
+    resp = await dash.client.get(f"/api/owners?ids={ids}", headers=cookie(value))
+    body = await resp.json()
+    assert resp.status == 200, body
+    assert body == {
+        "object": "list",
+        "data": [
+            {"id": mine["id"], "owner": "alice", "channel": "demo"},
+            {"id": theirs["id"], "owner": "root", "channel": "demo"},
+        ],
+    }
+    empty = await dash.client.get("/api/owners", headers=token(jwt))
+    assert (await empty.json())["data"] == []
+    many = ",".join(f"video_{i}" for i in range(101))
+    resp = await dash.client.get(f"/api/owners?ids={many}", headers=token(jwt))
+    assert resp.status == 400
+    assert envelope(await resp.json(), "invalid_request_error")["param"] == "ids"
+
+
 # --- admin routes -----------------------------------------------------------------------------
 
 
@@ -474,6 +503,7 @@ async def test_admin_routes_are_403_for_users(dash: Dash):
         ("GET", "/api/users", None),
         ("POST", "/api/users", {"name": "eve", "password": "a-password-1"}),
         ("POST", "/api/users/alice", {"role": "admin"}),
+        ("GET", "/api/owners?ids=video_x", None),
     ]:
         for headers in (token(jwt), cookie(value)):
             resp = await dash.client.request(method, path, json=body, headers=headers)

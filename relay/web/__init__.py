@@ -14,7 +14,8 @@ The dashboard's JSON routes (relay/web/account.py, manage.py; credentials in cre
                                                 GET /api/videos also takes q= (prompt search) and,
                                                 for an admin, owner=NAME|all
     GET     /api/models           signed in     -> {data: [{id, seconds, sizes, remix, image_input,
-                                                features}], defaults: {model, seconds, size}}
+                                                features, variants}], defaults: {model, seconds,
+                                                size}}
     GET     /api/keys             signed in     -> {data: [{id, name, prefix, created_at,
                                                 revoked_at, active}]} (the caller's own)
     POST    /api/keys             signed in     {name?} -> the key's fields + key (shown once)
@@ -22,6 +23,8 @@ The dashboard's JSON routes (relay/web/account.py, manage.py; credentials in cre
     GET     /api/channels         admin         -> {data: [{name, provider, models, enabled, state,
                                                 until, in_flight, limit, priority, weight,
                                                 last_error: {class, at} | null}]}
+    GET     /api/owners?ids=a,b   admin         -> {data: [{id, owner, channel}]}: who made each
+                                                video and where it ran (unknown ids left out)
     GET     /api/users            admin         -> {data: [{name, role, disabled, has_password,
                                                 created_at}]}
     POST    /api/users            admin         {name, password?, role?} -> the user
@@ -62,6 +65,7 @@ def setup_routes(app: web.Application) -> None:
     add.add_post("/api/keys", account.create_key)
     add.add_delete("/api/keys/{key_id}", account.revoke_key)
     add.add_get("/api/channels", manage.channels)
+    add.add_get("/api/owners", manage.owners)
     add.add_get("/api/users", manage.list_users)
     add.add_post("/api/users", manage.create_user)
     add.add_post("/api/users/{name}", manage.change_user)

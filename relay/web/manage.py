@@ -44,10 +44,12 @@ async def models(request: web.Request) -> web.Response:
         seconds: set[int] = set()
         sizes: dict[str, None] = {}
         features: set[str] = set()
+        variants: set[str] = set()
         remix = False
         for channel in runtime.channels.serving(name):
             adapter = channel.adapter
             features |= adapter.features
+            variants |= adapter.variants
             for upstream in _upstream_models(channel.config, name):
                 durations, offered = adapter.accepts(upstream)
                 seconds.update(durations)
@@ -62,6 +64,7 @@ async def models(request: web.Request) -> web.Response:
                 "remix": remix,
                 "image_input": "image_input" in features,
                 "features": sorted(features - {"remix"}),
+                "variants": sorted(variants),
             }
         )
     return json_response(
@@ -112,6 +115,27 @@ async def channels(request: web.Request) -> web.Response:
                 "last_error": last,
             }
         )
+    return json_response({"object": "list", "data": data})
+
+
+# --- who made a video --------------------------------------------------------------------------
+
+MAX_IDS = 100
+
+
+@admin_only
+async def owners(request: web.Request) -> web.Response:
+    """GET /api/owners?ids=video_a,video_b: the owner and channel of each video (the video
+    object has neither), for an admin's list and details. Unknown ids are left out."""
+    ids = [i for i in request.query.get("ids", "").split(",") if i]
+    if len(ids) > MAX_IDS:
+        raise InvalidRequest(f"ids: at most {MAX_IDS} at once", param="ids")
+    store = request.app[STORE]
+    data = []
+    for video_id in dict.fromkeys(ids):
+        task = await store.get_task(video_id[:200])
+        if task is not None:
+            data.append({"id": task.id, "owner": task.owner, "channel": task.channel})
     return json_response({"object": "list", "data": data})
 
 
