@@ -30,6 +30,9 @@ The dashboard's JSON routes (relay/web/account.py, manage.py; credentials in cre
     POST    /api/users            admin         {name, password?, role?} -> the user
     POST    /api/users/{name}     admin         {password?, role?, disabled?} -> the user
 
+The pages (relay/web/pages.py: `/`, `/login`, `/dashboard...`, `/static/...`) are there
+only with `[dashboard] enabled = true`, as are sign-in and sign-out.
+
 "Signed in": a `token: <jwt>` header, `Authorization: Bearer <jwt>`, or the session cookie
 (state changes by cookie only from the relay's own origin). Errors are the API's envelope:
 401 `authentication_error`, 403 `permission_error`, 429 with `Retry-After`.
@@ -39,7 +42,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from relay.web import account, admin, manage, videos
+from relay.web import account, admin, manage, pages, videos
 from relay.web.keys import CONFIG
 
 
@@ -59,6 +62,15 @@ def setup_routes(app: web.Application) -> None:
     if app[CONFIG].dashboard.enabled:  # no sign-in, so no new sessions or tokens, when off
         add.add_post("/api/login", account.login)
         add.add_post("/api/logout", account.logout)
+        app[pages.ASSETS] = pages.Assets.load()
+        add.add_get("/", pages.root)
+        add.add_get("/login", pages.login)
+        add.add_get("/dashboard", pages.page("videos"))
+        add.add_get("/dashboard/videos/{video_id}", pages.page("video"))
+        add.add_get("/dashboard/keys", pages.page("keys"))
+        add.add_get("/dashboard/channels", pages.page("channels", admin=True))
+        add.add_get("/dashboard/users", pages.page("users", admin=True))
+        add.add_get("/static/{release}/{path:.+}", pages.static)
     add.add_get("/api/me", account.me)
     add.add_get("/api/models", manage.models)
     add.add_get("/api/keys", account.list_keys)
