@@ -1,9 +1,14 @@
-"""Content: the finished bytes, from a local file or an upstream URL, to the client.
+"""Content: the finished bytes, from a local file, an upstream URL or an upstream's inline
+answer, to the client.
 
 Local files (the demo's assets, later the stored copies) go out through aiohttp's FileResponse,
 which uses the kernel's sendfile. Upstream bytes are piped chunk by chunk: each chunk is written
 (and waits for the client to take it) before the next is read, so a slow client holds one chunk,
 not the file; a client that leaves cancels the handler, which closes the upstream response.
+Inline bytes (an `InlineBytes` the adapter decoded from its upstream's answer, at most
+providers/inline.py's INLINE_MAX_BYTES) are already in memory: they go out in chunks the same
+way, with a strong ETag from their digest, so If-Range works across requests although each
+request decodes them anew.
 
 Ranges follow RFC 9110 with one range per request (a multi-range request gets the whole 200).
 The relay parses Range and If-Range itself, because aiohttp's FileResponse only understands
@@ -20,6 +25,8 @@ and Last-Modified stay behind too, so a client's If-Range on proxied bytes simpl
 
 from __future__ import annotations
 
+import asyncio
+import hashlib
 import logging
 import re
 from collections.abc import Awaitable, Callable, Iterator, Mapping
@@ -34,7 +41,7 @@ from aiohttp import web
 from aiohttp.abc import AbstractStreamWriter
 from multidict import CIMultiDict
 
-from relay.domain import VARIANTS, ContentSource, LocalFile, Remote
+from relay.domain import VARIANTS, ContentSource, InlineBytes, LocalFile, Remote
 from relay.errors import NotFound, RangeNotSatisfiable, UpstreamFailed
 from relay.events import DownloadEnded, DownloadStarted, Events
 from relay.logs import count_body
@@ -44,6 +51,7 @@ log = logging.getLogger("relay.content")
 
 CONNECT_TIMEOUT_S = 15.0
 IDLE_TIMEOUT_S = 60.0  # between two reads of an upstream body; there is no total cap
+INLINE_CHUNK = 256 * 1024  # what one write of inline bytes hands the transport
 _RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
 _CONTENT_RANGE = re.compile(r"^bytes (\d{1,18})-(\d{1,18})/(\d{1,18}|\*)$")
 _GENERIC_TYPES = frozenset({"", "application/octet-stream", "binary/octet-stream"})
@@ -182,6 +190,10 @@ async def serve(
             return await serve_file(
                 request, source, video_id=video_id, variant=variant, sent=count, events=events
             )
+        if isinstance(source, InlineBytes):
+            return await serve_inline(
+                request, source, video_id=video_id, variant=variant, sent=count, events=events
+            )
         try:
             return await serve_remote(
                 request,
@@ -275,6 +287,63 @@ class _FileResponse(web.FileResponse):
         finally:
             # asyncio leaves the file at offset + bytes sent, also when the client went away
             count_body(max(0, min(count, fobj.tell() - offset)))
+
+
+async def serve_inline(
+    request: web.Request,
+    source: InlineBytes,
+    *,
+    video_id: str,
+    variant: str,
+    sent: Sent | None = None,
+    events: Events | None = None,
+) -> web.StreamResponse:
+    data = source.data
+    size = len(data)
+    # hashlib lets go of the GIL on large inputs: a 32 MiB digest does not stall the loop
+    digest = await asyncio.to_thread(lambda: hashlib.sha256(data).hexdigest())
+    etag = f'"{digest[:32]}"'
+    rng_header = request.headers.get("Range")
+    if not if_range_allows(request.headers.get("If-Range"), etag, None):
+        rng_header = None
+    try:
+        rng = parse_range(rng_header, size)
+    except Unsatisfiable:
+        raise RangeNotSatisfiable(size) from None
+    ctype = served_type(source.content_type, None, variant)
+    headers = {
+        "Content-Type": ctype,
+        "Accept-Ranges": "bytes",
+        "Content-Disposition": disposition(video_id, variant, ctype),
+        "Cache-Control": CACHE_CONTROL,
+        "ETag": etag,
+    }
+    start, length = 0, size
+    if rng is not None:
+        start, length = rng.start, rng.length
+        headers["Content-Range"] = f"bytes {rng.start}-{rng.end}/{size}"
+    response = web.StreamResponse(status=206 if rng is not None else 200, headers=headers)
+    response.content_length = length
+    await response.prepare(request)
+    if request.method == "HEAD":
+        return response
+    view = memoryview(data)[start : start + length]
+    written = 0
+    with _Download(events, video_id, variant).streaming("upstream"):
+        try:
+            while written < length:
+                chunk = view[written : written + INLINE_CHUNK]
+                await response.write(chunk)  # waits while the client's buffer is full
+                written += len(chunk)
+        except ConnectionResetError:
+            log.info("client went away after %d bytes", written)
+            return response
+        finally:
+            count_body(written)
+            if sent is not None:
+                sent("upstream", written)
+    await response.write_eof()
+    return response
 
 
 async def serve_remote(

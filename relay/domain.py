@@ -2,7 +2,8 @@
 
 Nothing here does I/O or knows HTTP: a status, a size, an input image, one `VideoRequest` for
 every way a job is asked for (create, remix, `remix_video_id`), what an adapter sees of a stored
-task (`TaskRef`), how a task ended (`Outcome`), and where finished bytes are (`ContentSource`).
+task (`TaskRef`), how a task ended (`Outcome`), and where finished bytes are (`ContentSource`:
+a local file, an upstream URL, or bytes an upstream answered inline).
 """
 
 from __future__ import annotations
@@ -362,4 +363,16 @@ class Remote:
     trusted: bool = False  # the channel's own base_url host: exempt from the private-network guard
 
 
-ContentSource = LocalFile | Remote
+@dataclass(frozen=True)
+class InlineBytes:
+    """Finished bytes an upstream answered inline (base64 in its JSON: Veo's `encodedVideo`,
+    Gemini Omni's `data`), decoded. The adapter makes one from content() by reading the
+    upstream's answer again, so the bytes live for one download or one copy, never in the
+    task row; providers/inline.py decodes them and caps their size. Served from memory with
+    Range, and stored by the copier like a Remote's body."""
+
+    data: bytes = field(repr=False)
+    content_type: str
+
+
+ContentSource = LocalFile | Remote | InlineBytes

@@ -18,7 +18,7 @@ from relay.storage import s3 as s3_module
 from relay.storage.sigv4 import EMPTY_SHA256, presign, sign_headers
 from relay.store import Copy
 from tests.conftest import Relay, auth
-from tests.fakes.base import FakeUpstream
+from tests.fakes.base import VIDEO, FakeUpstream
 from tests.fakes.scripted import ScriptedProvider
 from tests.s3server import S3Server, s3_server  # noqa: F401 - the session fixture
 from tests.storetools import copies_of
@@ -211,3 +211,36 @@ async def test_a_relay_keeps_and_serves_its_videos_from_the_bucket(
         assert source is not None and (await fetch(source))[0] == 404  # deleted from the bucket
     finally:
         await cdn.close()
+
+
+async def test_an_inline_result_is_kept_in_the_bucket_and_outlives_the_upstream(
+    s3_server: S3Server,  # noqa: F811
+    start_relay: Callable[[Config], Any],
+    make_config: Callable[..., Config],
+    providers: dict[str, Any],
+    monkeypatch: pytest.MonkeyPatch,
+):
+    providers["scripted"] = ScriptedProvider
+    monkeypatch.setattr(ScriptedProvider, "variants", frozenset({"video"}))
+    monkeypatch.setattr(ScriptedProvider, "gone", False)
+    config = make_config(
+        storage=s3_server.storage(keep_videos=True),
+        channels=[
+            {"name": "s", "provider": "scripted", "models": ["sora-2"], "options": {"inline": True}}
+        ],
+    )
+    relay: Relay = await start_relay(config)
+    video = await relay.create()
+    await relay.wait(video["id"])
+    for _ in range(200):
+        if any(c.state == "stored" for c in await copies_of(relay.store, video["id"])):
+            break
+        await relay.copier.round()
+    [stored] = [c for c in await copies_of(relay.store, video["id"]) if c.state == "stored"]
+    assert stored.path == f"videos/{video['id']}/video.mp4" and stored.bytes == len(VIDEO)
+    monkeypatch.setattr(ScriptedProvider, "gone", True)  # only the bucket has it now
+    url = f"/v1/videos/{video['id']}/content"
+    resp = await relay.client.get(url, headers={**auth(), "Range": "bytes=100-199"})
+    assert resp.status == 206 and await resp.read() == VIDEO[100:200]
+    resp = await relay.client.get(url, headers=auth())
+    assert resp.status == 200 and await resp.read() == VIDEO

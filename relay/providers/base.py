@@ -28,8 +28,10 @@ Implement (async unless noted):
                                call super() first, it checks `features`
     submit(request, model)     -> Submitted   create the upstream job (`model`: the upstream name)
     poll(task)                 -> Update      one status check
-    content(task, variant)     -> LocalFile | Remote   where the finished bytes are
-    refresh_content(task, v)   -> LocalFile | Remote | None   a fresh source after 403/404/410;
+    content(task, variant)     -> LocalFile | Remote | InlineBytes   where the finished bytes
+                               are (InlineBytes: a result answered inline as base64, read again
+                               and decoded by providers/inline.py's `decode`, at most 32 MiB)
+    refresh_content(task, v)   -> a ContentSource or None   a fresh source after 403/404/410;
                                the default polls again and offers what content() then names,
                                if it differs
     remix(source, request, model) -> Submitted   only with "remix" in features

@@ -21,6 +21,11 @@ from relay.upstream import BlockedAddress, Http, UnusableUrl
 MAX_REPLY_BYTES = 16 * 1024 * 1024  # a JSON answer larger than this is not a status answer
 
 
+class ReplyTooLarge(Unavailable):
+    """An answer over the read limit: policy treats it as any Unavailable, while an adapter
+    whose answers may carry an inline result can tell the client why (providers/inline.py)."""
+
+
 @dataclass(frozen=True)
 class Reply:
     status: int
@@ -46,7 +51,7 @@ async def _read_all(resp: aiohttp.ClientResponse, limit: int) -> bytes:
     async for chunk in resp.content.iter_chunked(256 * 1024):
         size += len(chunk)
         if size > limit:
-            raise Unavailable("the upstream answer was too large", maybe_created=True)
+            raise ReplyTooLarge("the upstream answer was too large", maybe_created=True)
         chunks.append(chunk)
     return b"".join(chunks)
 
@@ -78,8 +83,10 @@ class ChannelHttp:
         json: Any = None,
         data: Any = None,
         params: Mapping[str, str] | None = None,
+        limit: int = MAX_REPLY_BYTES,
     ) -> Reply:
-        """One call to the channel's upstream; transport failures become Unavailable.
+        """One call to the channel's upstream; transport failures become Unavailable, an
+        answer over `limit` bytes ReplyTooLarge.
 
         `maybe_created` is False only when the connection failed before anything was sent, the
         one case where a create may be retried elsewhere without risking a duplicate job.
@@ -105,7 +112,7 @@ class ChannelHttp:
                 status = resp.status
                 if status >= 400:
                     outcome = f"http_{status // 100}xx"
-                raw = await _read_all(resp, MAX_REPLY_BYTES)
+                raw = await _read_all(resp, limit)
                 return Reply(resp.status, dict(resp.headers), raw)
         except aiohttp.ClientConnectorError as exc:
             outcome = type(exc).__name__

@@ -11,6 +11,14 @@ A copy that can never succeed is dropped at once with one log line: a result URL
 parse or is not http(s), or one the private-network guard refuses (nothing is fetched). A copy
 is stored with the type content.served_type allows, so a stored copy never carries a type an
 upstream made up; an error page sent with a 200 (JSON or text) is a failed attempt, not a copy.
+
+A result the upstream answered inline (an `InlineBytes`: the adapter read its answer again and
+decoded it) is written from memory through the same library, local or S3, and checked against
+its own length. Inline results follow the same copy-job rules as any other: a copy is queued at
+completion only with `keep_videos` on. Without one, each download reads the upstream's answer
+again, for as long as the upstream keeps it (the operator chose not to hold videos; a copy made
+against that choice would also escape `keep_days` and `max_gb`, which only apply while copies
+are kept).
 """
 
 from __future__ import annotations
@@ -18,13 +26,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 
 import aiohttp
 
 from relay.config import StorageConfig
 from relay.content import served_type
-from relay.domain import LocalFile, Remote
+from relay.domain import ContentSource, InlineBytes, LocalFile, Remote
 from relay.errors import StorageUnavailable
 from relay.events import CopyStored, Events
 from relay.policy import Phase, TaskEffect, decide
@@ -157,13 +165,13 @@ class Copier(Worker):
             await self.store.drop_copy(job.task_id, job.variant)
             return None
         try:
-            relative, content_type, size = await self._download(job, source)
+            relative, content_type, size = await self._fetch(job, source)
         except _Expired:
             fresh = await self.contents.refresh_for_copy(job.task_id, job.variant)
-            if not isinstance(fresh, Remote):
+            if not isinstance(fresh, Remote | InlineBytes):
                 raise CopyFailed("the upstream URL has expired", final=True) from None
             try:
-                relative, content_type, size = await self._download(job, fresh)
+                relative, content_type, size = await self._fetch(job, fresh)
             except _Expired:
                 raise CopyFailed("the upstream URL has expired", final=True) from None
         recorded = await self.store.copy_stored(
@@ -179,6 +187,22 @@ class Copier(Worker):
             return None
         self.wake()  # retention may have work now
         return size
+
+    async def _fetch(self, job: Copy, source: ContentSource) -> tuple[str, str, int]:
+        if isinstance(source, InlineBytes):
+            return await self._write_inline(job, source)
+        assert isinstance(source, Remote)
+        return await self._download(job, source)
+
+    async def _write_inline(self, job: Copy, source: InlineBytes) -> tuple[str, str, int]:
+        content_type = served_type(source.content_type, None, job.variant)
+        try:
+            relative, size = await self.library.write(
+                job.task_id, job.variant, content_type, _chunks(source.data), len(source.data)
+            )
+        except StorageError as exc:
+            raise CopyFailed(str(exc)) from None
+        return relative, content_type, size
 
     async def _download(self, job: Copy, source: Remote) -> tuple[str, str, int]:
         try:
@@ -265,3 +289,10 @@ class Copier(Worker):
                 log.warning(
                     "could not remove the stored %s of %s: %s", copy.variant, copy.task_id, exc
                 )
+
+
+async def _chunks(data: bytes) -> AsyncIterator[bytes]:
+    # the library's contract is a stream: it then holds one chunk (one S3 part) beside the data
+    view = memoryview(data)
+    for start in range(0, len(view), CHUNK):
+        yield bytes(view[start : start + CHUNK])

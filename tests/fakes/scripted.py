@@ -1,5 +1,7 @@
 """A test-only provider whose content lives on a fake CDN: it exercises the relay's remote
-streaming path (content.py) without any real provider's protocol in the way."""
+streaming path (content.py) without any real provider's protocol in the way. With
+`options.inline` its video is answered inline instead (an InlineBytes of tests.fakes.base.VIDEO),
+as Veo's encodedVideo and Gemini Omni's data are, and `gone` makes the upstream forget it."""
 
 from __future__ import annotations
 
@@ -7,8 +9,10 @@ import secrets
 from dataclasses import dataclass
 from typing import ClassVar
 
-from relay.domain import ContentSource, Remote, TaskRef, VideoRequest
+from relay.domain import ContentSource, InlineBytes, Remote, TaskRef, VideoRequest
 from relay.providers.base import Provider, Submitted, Update, option
+from relay.providers.errors import TaskNotFound
+from tests.fakes.base import VIDEO
 
 
 @dataclass(frozen=True)
@@ -16,6 +20,7 @@ class ScriptedOptions:
     cdn_url: str = option("", "where the finished video is")
     thumbnail_url: str = option("", "where the thumbnail is (empty: no thumbnail)")
     refresh_url: str = option("", "a fresh URL for an expired one (empty: none)")
+    inline: bool = option(False, "the video comes inline (decoded bytes), not from cdn_url")
 
 
 class ScriptedProvider(Provider[ScriptedOptions]):
@@ -24,6 +29,8 @@ class ScriptedProvider(Provider[ScriptedOptions]):
     needs_network = False  # its content goes through the relay's own HTTP, like every provider's
     Options = ScriptedOptions
     refreshes: ClassVar[int] = 0
+    inline_reads: ClassVar[int] = 0  # how often the inline answer was read again
+    gone: ClassVar[bool] = False  # the upstream forgot every task: content() is TaskNotFound
     variants = frozenset({"video", "thumbnail"})
     typical_run_s = 1.0
 
@@ -40,6 +47,11 @@ class ScriptedProvider(Provider[ScriptedOptions]):
     async def content(self, task: TaskRef, variant: str) -> ContentSource:
         if variant == "thumbnail":
             return Remote(self.channel.options.thumbnail_url, content_type="image/webp")
+        if self.channel.options.inline:
+            if type(self).gone:
+                raise TaskNotFound("the upstream no longer knows this task")
+            type(self).inline_reads += 1
+            return InlineBytes(VIDEO, "video/mp4")
         return Remote(self.channel.options.cdn_url, headers={"Authorization": "Bearer up-key"})
 
     async def refresh_content(self, task: TaskRef, variant: str) -> ContentSource | None:
