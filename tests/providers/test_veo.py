@@ -3,6 +3,7 @@ fake (whose download redirects to a second server that must never see the API ke
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import logging
@@ -17,9 +18,10 @@ import pytest
 from yarl import URL
 
 from relay.config import Config
-from relay.domain import Image, Media, Remote, Size, TaskRef, VideoRequest
+from relay.domain import Image, InlineBytes, Media, Remote, Size, TaskRef, VideoRequest
 from relay.errors import ConfigError
 from relay.providers import REGISTRY
+from relay.providers import veo as veo_module
 from relay.providers.base import ChannelView, NoOptions, split_frames
 from relay.providers.errors import (
     AuthFailed,
@@ -32,13 +34,15 @@ from relay.providers.errors import (
     Unsupported,
     VariantUnavailable,
 )
-from relay.providers.http import Reply
+from relay.providers.http import Reply, ReplyTooLarge
 from relay.providers.veo import VeoProvider
+from relay.providers.veo import response as veo_response
 from relay.providers.veo.request import build, inline
 from relay.providers.veo.response import (
     FILE_TTL_S,
     classify,
     duration,
+    inline_video,
     operation_error,
     operation_name,
     operation_update,
@@ -346,9 +350,20 @@ def test_success_keeps_the_file_uri_for_two_days():
     assert update.expires_at == NOW + FILE_TTL_S == NOW + 172800
 
 
-def test_an_inline_sample_is_completed_without_a_uri():
+def test_an_inline_sample_is_completed_keeping_only_a_flag():
     update = operation_update(fixture("poll_succeeded_inline"), now=NOW)
     assert update.state == {"video_uri": None, "inline_video": True}
+    assert update.expires_at == NOW + FILE_TTL_S
+    assert inline_video(fixture("poll_succeeded_inline")) == ("AAAAGGZ0eXBtcDQy", "video/mp4")
+    assert inline_video(fixture("poll_succeeded")) is None  # a file URI: nothing inline
+
+
+def test_an_inline_sample_over_the_bound_fails_saying_why(monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setattr(veo_response, "INLINE_MAX_BYTES", 8)
+    update = operation_update(fixture("poll_succeeded_inline"), now=NOW)  # 12 bytes inline
+    assert update.status == "failed" and update.error is not None
+    assert update.error.code == "generation_failed"
+    assert "inline" in update.error.message and "32 MiB" in update.error.message
 
 
 def test_moderation_message_is_the_joined_reasons():
@@ -643,11 +658,51 @@ async def test_content_behind_a_proxy_base_url():
     assert isinstance(source, Remote) and source.headers == {} and not source.trusted
 
 
-async def test_inline_results_and_missing_results():
+async def test_inline_results_are_read_again_and_decoded():
+    veo, http = stubbed(answer(fixture("poll_succeeded_inline")))
+    source = await veo.content(ref({"video_uri": None, "inline_video": True}, "completed"), "video")
+    assert source == InlineBytes(base64.b64decode("AAAAGGZ0eXBtcDQy"), "video/mp4")
+    [(method, url, kwargs)] = http.sent
+    assert (method, url) == ("GET", f"https://generativelanguage.googleapis.com/v1beta/{NAME}")
+    assert kwargs["headers"] == {"x-goog-api-key": "AIza-stub"}
+    assert kwargs["limit"] == veo_module.INLINE_REPLY_BYTES  # room for the base64
+
+
+async def test_an_inline_result_that_cannot_be_read_again_says_why():
+    status, body = native_error("not_found")
+    veo, _ = stubbed(answer(body, status))
+    completed = ref({"video_uri": None, "inline_video": True}, "completed")
+    with pytest.raises(TaskNotFound):
+        await veo.content(completed, "video")
+    broken = fixture("poll_succeeded_inline")
+    broken["response"]["generateVideoResponse"]["generatedSamples"][0]["video"]["encodedVideo"] = (
+        "***"
+    )
+    veo, _ = stubbed(answer(broken))
+    with pytest.raises(VariantUnavailable, match="not readable"):
+        await veo.content(completed, "video")
+
+
+async def test_an_inline_result_grown_past_the_bound_is_a_clear_404(
+    monkeypatch: pytest.MonkeyPatch,
+):
+    veo, http = stubbed()
+
+    async def too_large(*args: Any, **kwargs: Any) -> Reply:
+        raise ReplyTooLarge("the upstream answer was too large", maybe_created=True)
+
+    monkeypatch.setattr(http, "request", too_large)
+    completed = ref({"video_uri": None, "inline_video": True}, "completed")
+    with pytest.raises(VariantUnavailable) as refused:
+        await veo.content(completed, "video")
+    assert refused.value.message.startswith("veo returned the video inline")
+    update = await veo.poll(ref())
+    assert update.status == "failed" and update.error is not None
+    assert update.error.message == refused.value.message
+
+
+async def test_missing_results():
     veo, _ = stubbed(answer(fixture("poll_running")), answer(fixture("poll_succeeded")))
-    with pytest.raises(VariantUnavailable) as inline_only:
-        await veo.content(ref({"video_uri": None, "inline_video": True}, "completed"), "video")
-    assert "encodedVideo" in inline_only.value.message
     with pytest.raises(NotReady):
         await veo.content(ref({}, "completed"), "video")  # asked again: still running
     source = await veo.content(ref({}, "completed"), "video")  # asked again: there now
@@ -928,18 +983,92 @@ async def test_failed_operations(
 
 
 @pytest.mark.parametrize("inline_bytes", [4096, None])  # None: the whole demo video, ~170 KB
-async def test_an_inline_result_completes_but_is_not_served(
+async def test_an_inline_result_is_served_like_a_file(
     relay: Relay, fake: VeoFake, inline_bytes: int | None
 ):
     fake.result = "inline"
     fake.inline_bytes = inline_bytes
+    expected = VIDEO[:inline_bytes] if inline_bytes is not None else VIDEO
     video = await relay.create()
-    assert (await relay.wait(video["id"], timeout=3))["status"] == "completed"
+    done = await relay.wait(video["id"], timeout=3)
+    assert done["status"] == "completed" and done["expires_at"] is not None
+    [op] = fake.operations.values()
+    reads = len(fake.calls("/operations/", "GET"))
+    url = f"/v1/videos/{video['id']}/content"
     resp = await download(relay, video["id"])
-    body = await resp.json()
-    assert resp.status == 404
-    assert body["error"]["code"] == "variant_not_available"
-    assert "encodedVideo" in body["error"]["message"]
+    assert resp.status == 200 and await resp.read() == expected
+    assert resp.headers["Content-Type"] == "video/mp4"
+    assert resp.headers["Content-Length"] == str(len(expected))
+    assert resp.headers["Content-Disposition"] == f'attachment; filename="{video["id"]}.mp4"'
+    assert resp.headers["Cache-Control"] == "private" and resp.headers["ETag"]
+    resp = await relay.client.get(url, headers={**auth(), "Range": "bytes=100-1099"})
+    assert resp.status == 206 and await resp.read() == expected[100:1100]
+    assert resp.headers["Content-Range"] == f"bytes 100-1099/{len(expected)}"
+    resp = await relay.client.head(url, headers=auth())
+    assert resp.status == 200 and await resp.read() == b""
+    assert resp.headers["Content-Length"] == str(len(expected))
+    resp = await relay.client.get(url, headers={**auth(), "Range": f"bytes={len(expected)}-"})
+    assert resp.status == 416 and resp.headers["Content-Range"] == f"bytes */{len(expected)}"
+    # every answer read the operation again (no copies in this config), with the key
+    assert len(fake.calls("/operations/", "GET")) == reads + 4
+    assert {r.path for r in fake.calls("/operations/", "GET")} == {f"/v1beta/{op.name}"}
+    assert fake.calls(":download") == [] and fake.storage_requests == []
+    no_key_but_the_header(fake)
+
+
+async def test_an_inline_result_is_stored_and_outlives_the_operation(
+    fake: VeoFake,
+    make_config: Callable[..., Config],
+    start_relay: Callable[[Config], Any],
+    monkeypatch: pytest.MonkeyPatch,
+    data_dir: Path,
+):
+    monkeypatch.setitem(REGISTRY, "veo", VeoProvider)
+    config = make_config(storage={"keep_videos": True}, channels=[fake.channel(fake.base_url)])
+    relay: Relay = await start_relay(config)
+    fake.result = "inline"
+    video = await relay.create()
+    assert (await relay.wait(video["id"]))["status"] == "completed"
+    path = data_dir / f"videos/{video['id']}/video.mp4"
+    for _ in range(500):
+        if (await relay.get(video["id"]))["expires_at"] is None:
+            break
+        await asyncio.sleep(0.02)
+    assert path.read_bytes() == VIDEO
+    fake.forget_tasks()  # the operation is gone upstream: only the copy has the video
+    url = f"/v1/videos/{video['id']}/content"
+    resp = await download(relay, video["id"])
+    assert resp.status == 200 and await resp.read() == VIDEO
+    resp = await relay.client.get(url, headers={**auth(), "Range": "bytes=-10"})
+    assert resp.status == 206 and await resp.read() == VIDEO[-10:]
+
+
+async def test_an_inline_result_over_the_bound_fails_with_a_clear_error(
+    relay: Relay, fake: VeoFake, monkeypatch: pytest.MonkeyPatch
+):
+    fake.result = "inline"
+    # a full demo video inline is ~230 KB of JSON: over a limit of 64 KiB, it is not even read
+    monkeypatch.setattr(veo_module, "INLINE_REPLY_BYTES", 64 * 1024)
+    video = await relay.create()
+    done = await relay.wait(video["id"], timeout=3)
+    assert done["status"] == "failed"
+    assert done["error"]["code"] == "generation_failed"
+    assert done["error"]["message"].startswith("veo returned the video inline")
+    assert "32 MiB" in done["error"]["message"]
+    resp = await download(relay, video["id"])
+    assert resp.status == 404 and (await resp.json())["error"]["code"] == "video_failed"
+
+
+async def test_an_inline_result_read_but_over_the_bound_fails_too(
+    relay: Relay, fake: VeoFake, monkeypatch: pytest.MonkeyPatch
+):
+    fake.result = "inline"
+    fake.inline_bytes = 20_000
+    monkeypatch.setattr(veo_response, "INLINE_MAX_BYTES", 10_000)
+    video = await relay.create()
+    done = await relay.wait(video["id"], timeout=3)
+    assert done["status"] == "failed"
+    assert done["error"]["message"].startswith("veo returned the video inline")
 
 
 async def test_reject_is_a_content_policy_400(relay: Relay, fake: VeoFake):
@@ -1117,6 +1246,50 @@ async def test_the_key_never_leaks(
         assert all(canary not in r.getMessage() for r in caplog.records)
         assert upstream.storage_keys_seen() == []
         assert upstream.storage_requests  # the redirect target was reached
+        no_key_but_the_header(upstream)
+    finally:
+        await upstream.close()
+
+
+async def test_the_key_never_leaks_with_inline_results(
+    make_config: Callable[..., Config],
+    start_relay: Callable[[Config], Any],
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+):
+    caplog.set_level(logging.DEBUG)
+    monkeypatch.setitem(REGISTRY, "veo", VeoProvider)
+    canary = "AIzaSy-canary-" + secrets.token_hex(16)
+    upstream = VeoFake(api_key=canary)
+    upstream.result = "inline"
+    await upstream.start()
+    try:
+        config = make_config(
+            storage={"keep_videos": True}, channels=[upstream.channel(upstream.base_url)]
+        )
+        relay: Relay = await start_relay(config)
+        seen: list[str] = []
+        ok = await relay.create()
+        seen.append(json.dumps(await relay.wait(ok["id"])))
+        url = f"/v1/videos/{ok['id']}/content"
+        for method, headers in (
+            ("GET", {}),
+            ("GET", {"Range": "bytes=0-99"}),
+            ("GET", {"Range": "bytes=999999999-"}),
+            ("HEAD", {}),
+        ):
+            resp = await relay.client.request(method, url, headers={**auth(), **headers})
+            seen.append(json.dumps(dict(resp.headers)) + (await resp.read()).decode("latin-1"))
+        monkeypatch.setattr(veo_module, "INLINE_REPLY_BYTES", 64 * 1024)
+        too_large = await relay.create()
+        seen.append(json.dumps(await relay.wait(too_large["id"])))
+        seen.append(await (await download(relay, too_large["id"])).text())
+        upstream.forget_tasks()
+        seen.append((await (await download(relay, ok["id"])).read()).decode("latin-1"))
+        assert len(seen) == 8
+        assert all(canary not in text for text in seen)
+        assert canary not in caplog.text
+        assert all(canary not in r.getMessage() for r in caplog.records)
         no_key_but_the_header(upstream)
     finally:
         await upstream.close()

@@ -6,9 +6,12 @@ The key travels only in `x-goog-api-key` (never Bearer, never `?key=`, which wou
 access logs). The file download answers a 302 to a signed storage URL on another host; the
 relay's download drops the key at that hop (Remote headers go to the first host only).
 
-Results that arrive inline (`encodedVideo`) rather than as a file URI are recorded as completed,
-but not served: the relay has nowhere to keep those bytes (a task row is no place for megabytes
-of base64), so their content answers variant_not_available with a message that says why.
+A result that arrives inline (`encodedVideo`, base64 in the operation) rather than as a file URI
+is served like any other: the task row keeps only a flag (it is no place for megabytes of
+base64), and content() reads the operation again and returns the decoded bytes, which the content
+proxy serves with Range and the copier stores (providers/inline.py). Every operation read may
+hold such an answer, so it reads up to INLINE_REPLY_BYTES; a result over INLINE_MAX_BYTES
+(32 MiB decoded) fails the task with a message saying so.
 
 Vertex AI (`veo-vertex`) is not here: it needs OAuth2 service-account tokens (RS256 JWTs), and
 the standard library cannot sign RSA.
@@ -18,8 +21,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 from urllib.parse import quote, urlsplit
 
 from relay.domain import ContentSource, Image, Remote, TaskRef, VideoRequest
@@ -29,17 +31,21 @@ from relay.providers.base import (
     NoOptions,
     Provider,
     Submitted,
+    TaskError,
     Update,
     now,
     split_frames,
 )
 from relay.providers.errors import NotReady, VariantUnavailable
+from relay.providers.http import Reply, ReplyTooLarge
+from relay.providers.inline import INLINE_REPLY_BYTES, decode, too_large
 from relay.providers.veo import models
 from relay.providers.veo.request import Inline, build, inline
 from relay.providers.veo.request import refusal as model_refusal
 from relay.providers.veo.response import (
     FILE_TTL_S,
     classify,
+    inline_video,
     operation_name,
     operation_update,
 )
@@ -53,10 +59,6 @@ KEY_HEADER = "x-goog-api-key"
 GEMINI_API = "https://generativelanguage.googleapis.com"
 # a fetched image URL; base64 grows it by a third and the API caps a request at 20 MB
 IMAGE_LIMIT = 12 * 1024 * 1024
-INLINE_MESSAGE = (
-    "veo returned this video inline (encodedVideo) instead of as a file; "
-    "the relay only serves file results, so there is nothing to download"
-)
 
 
 class VeoProvider(Provider[NoOptions]):
@@ -119,29 +121,52 @@ class VeoProvider(Provider[NoOptions]):
     # --- poll -------------------------------------------------------------------------------
 
     async def poll(self, task: TaskRef) -> Update:
+        try:
+            reply = await self._operation(task)
+        except ReplyTooLarge:
+            # only an inline video makes an operation this large
+            error = TaskError("generation_failed", too_large(self.name))
+            return Update(status="failed", error=error, completed_at=now())
+        return operation_update(reply.json(), now=now(), raw=reply.text())
+
+    async def _operation(self, task: TaskRef) -> Reply:
         url = f"{self.base_url}/v1beta/{quote(task.upstream_id, safe='/')}"
-        reply = await self.http.request("GET", url, headers=self._headers())
+        reply = await self.http.request(
+            "GET", url, headers=self._headers(), limit=INLINE_REPLY_BYTES
+        )
         body = reply.json()
         if not 200 <= reply.status < 300:
             raise classify(reply.status, reply.headers, body, reply.text(), on_operation=True)
-        return operation_update(body, now=now(), raw=reply.text())
+        return reply
 
     # --- results ----------------------------------------------------------------------------
 
     async def content(self, task: TaskRef, variant: str) -> ContentSource:
         self.variant_check(variant)
-        state: Mapping[str, Any] = task.state
-        if not state.get("video_uri") and not state.get("inline_video"):
-            update = await self.poll(task)  # finished before its result was kept: ask again
-            if update.status != "completed":
-                raise NotReady("the upstream operation has no result yet")
-            state = update.state
         if task.state.get("key_id") not in (None, self._key_id):
             log.info("task %s was made with another key than the channel's now", task.id)
-        uri = state.get("video_uri")
+        uri = task.state.get("video_uri")
         if isinstance(uri, str) and uri:
             return self._remote(uri)
-        raise VariantUnavailable(INLINE_MESSAGE)
+        # inline, or finished before its result was kept: the operation holds the answer
+        try:
+            reply = await self._operation(task)
+        except ReplyTooLarge:
+            raise VariantUnavailable(too_large(self.name)) from None
+        body = reply.json()
+        update = operation_update(body, now=now(), raw=reply.text())
+        if update.status == "failed" and update.error is not None:
+            raise VariantUnavailable(update.error.message)
+        if update.status != "completed":
+            raise NotReady("the upstream operation has no result yet")
+        uri = update.state.get("video_uri")
+        if isinstance(uri, str) and uri:
+            return self._remote(uri)
+        found = inline_video(body)
+        if found is None:  # operation_update completes only with a URI or inline bytes
+            raise VariantUnavailable("the upstream operation holds no video")
+        encoded, encoding = found
+        return decode(encoded, encoding or "video/mp4", provider=self.name)
 
     def _remote(self, uri: str) -> Remote:
         """The file URI needs the key; the key goes to the channel's host or Google's only."""

@@ -21,6 +21,7 @@ from relay.providers.errors import (
     Unavailable,
     native_text,
 )
+from relay.providers.inline import INLINE_MAX_BYTES, encoded_size, too_large
 from relay.providers.normalize import moderation_words, percent, retry_after
 
 FILE_TTL_S = 2 * 24 * 3600  # generated files are deleted after 2 days
@@ -258,23 +259,52 @@ def operation_update(body: Any, *, now: float, raw: str = "") -> Update:
     return _finished(body.get("response"), now)
 
 
-def _finished(response: Any, now: float) -> Update:
+def _result(response: Any) -> Mapping[str, Any]:
     response = response if isinstance(response, Mapping) else {}
     # the Gemini API nests the result; Vertex puts the RAI fields on `response` itself
     result = response.get("generateVideoResponse", response)
-    result = result if isinstance(result, Mapping) else {}
+    return result if isinstance(result, Mapping) else {}
+
+
+def _first_video(result: Mapping[str, Any]) -> Mapping[str, Any] | None:
+    """The `video` of the first sample that has one, by file URI or inline."""
     samples = result.get("generatedSamples")  # never `generatedVideos`: not the wire name
     for sample in samples if isinstance(samples, list) else ():
         video = sample.get("video") if isinstance(sample, Mapping) else None
         if not isinstance(video, Mapping):
             continue
+        uri, encoded = video.get("uri"), video.get("encodedVideo")
+        if (isinstance(uri, str) and uri) or (isinstance(encoded, str) and encoded):
+            return video
+    return None
+
+
+def inline_video(body: Any) -> tuple[str, str | None] | None:
+    """The base64 and its `encoding` when a finished operation's result came inline."""
+    response = body.get("response") if isinstance(body, Mapping) else None
+    video = _first_video(_result(response))
+    if video is None or (isinstance(video.get("uri"), str) and video["uri"]):
+        return None
+    encoding = video.get("encoding")
+    return video["encodedVideo"], encoding if isinstance(encoding, str) else None
+
+
+def _finished(response: Any, now: float) -> Update:
+    result = _result(response)
+    video = _first_video(result)
+    if video is not None:
         uri = video.get("uri")
         if isinstance(uri, str) and uri:
             state = {"video_uri": uri, "inline_video": False}
-        elif isinstance(video.get("encodedVideo"), str) and video["encodedVideo"]:
-            state = {"video_uri": None, "inline_video": True}  # see VeoProvider.content
+        elif encoded_size(video["encodedVideo"]) > INLINE_MAX_BYTES:
+            return Update(
+                status="failed",
+                error=TaskError("generation_failed", too_large("veo")),
+                completed_at=now,
+            )
         else:
-            continue
+            # only the flag: VeoProvider.content reads the operation again for the bytes
+            state = {"video_uri": None, "inline_video": True}
         return Update(
             status="completed",
             progress=100,
