@@ -47,12 +47,14 @@ def test_no_documented_key_is_unknown():
     assert not extra, f"config.example.toml documents keys the loader rejects: {extra}"
 
 
-def channel_blocks() -> dict[str, str]:
-    blocks: dict[str, str] = {}
+def channel_blocks() -> dict[str, list[str]]:
+    """Each provider's channel examples, in order (a provider may have several: openai has
+    OpenAI itself and a local vLLM-Omni server)."""
+    blocks: dict[str, list[str]] = {}
     for block in re.split(r"^#? ?\[\[channels\]\]$", EXAMPLE, flags=re.M)[1:]:
         provider = re.search(r'provider\s*=\s*"([a-z-]+)"', block)
         assert provider, block[:200]
-        blocks.setdefault(provider.group(1), block)
+        blocks.setdefault(provider.group(1), []).append(block)
     return blocks
 
 
@@ -60,10 +62,11 @@ def test_every_provider_has_a_channel_block_with_its_options_and_credentials():
     blocks = channel_blocks()
     for name, cls in REGISTRY.items():
         assert name in blocks, f"no [[channels]] example for provider {name!r}"
+        text = "".join(blocks[name])
         for option in option_specs(cls.Options):
-            assert re.search(rf"\b{option}\b", blocks[name]), f"{name}: option {option}"
+            assert re.search(rf"\b{option}\b", text), f"{name}: option {option}"
         for cred in cls.credentials:
-            assert re.search(rf"^#? ?{cred} = ", blocks[name], re.M), f"{name}: {cred}"
+            assert re.search(rf"^#? ?{cred} = ", blocks[name][0], re.M), f"{name}: {cred}"
 
 
 def test_the_example_loads_with_its_variables_set():
@@ -77,7 +80,7 @@ def test_the_example_loads_with_its_variables_set():
 def test_each_commented_channel_loads_when_uncommented():
     names = set(re.findall(r"\$\{([A-Z_]+)\}", EXAMPLE))
     env = {n: "x" * 24 for n in names}
-    for name, block in channel_blocks().items():
+    for name, block in [(n, b) for n, bs in channel_blocks().items() for b in bs]:
         if name == "demo":
             continue
         lines = []

@@ -206,8 +206,9 @@ def channel(t: Table, providers: ProviderClasses) -> ChannelConfig:
         specs = option_specs(cls.Options)
         for key, spec in specs.items():
             options[key] = channel_options.option(key, spec)
+        needed = cls.credentials_needed(options)
         for cred in ("api_key", "access_key", "secret_key"):
-            if cred in cls.credentials and not creds[cred] and not isinstance(t, Recorder):
+            if cred in needed and not creds[cred] and not isinstance(t, Recorder):
                 t.problem(cred, f"required by provider {provider!r}", None)
         if base_url is None and cls.default_base_url is None and cls.needs_network:
             t.problem("base_url", f"required by provider {provider!r}", None)

@@ -6,11 +6,13 @@ smoothing and HTTP statuses are policy (relay/policy.py, asked by the use cases 
 
 Declare (class attributes):
     name              the registry key, `provider = "..."` in the config
-    credentials       which of api_key / access_key / secret_key a channel must give
+    credentials       which of api_key / access_key / secret_key a channel must give;
+                      `credentials_needed(options)` may waive some for a channel's options
     default_base_url  used when the channel sets no base_url (None: base_url is required)
     needs_network     False only for the built-in demo
     features          what it can do beyond text-to-video (see domain.FEATURES)
-    variants          content variants it produces ("video" always)
+    variants          content variants it produces ("video" always; per instance when an
+                      option changes it)
     Options           a frozen dataclass of the channel's `options = {...}`, each field made
                       with `option(default, help, ...)`; the config validates against it and
                       the adapter reads `self.channel.options.<name>`, typed
@@ -247,7 +249,7 @@ class Provider(Generic[OptionsT]):
     default_base_url: ClassVar[str | None] = None
     needs_network: ClassVar[bool] = True
     features: frozenset[str] = frozenset()  # per instance when an option changes it
-    variants: ClassVar[frozenset[str]] = frozenset({"video"})
+    variants: frozenset[str] = frozenset({"video"})  # per instance when an option changes it
     Options: ClassVar[type[Any]] = NoOptions
     typical_run_s: float = 180.0  # per instance when an option sets it (the demo does)
     result_ttl_s: ClassVar[float | None] = None
@@ -263,6 +265,11 @@ class Provider(Generic[OptionsT]):
     def http(self) -> ChannelHttp:
         assert self._http is not None, f"provider {self.name} was built without HTTP"
         return self._http
+
+    @classmethod
+    def credentials_needed(cls, options: Mapping[str, Any]) -> tuple[str, ...]:
+        """The credentials a channel with these (validated) options must give."""
+        return cls.credentials
 
     # --- the contract ---------------------------------------------------------------------
 

@@ -22,6 +22,7 @@ from tests.fakes import fake_class
 from tests.fakes.base import VIDEO, FakeUpstream
 
 NETWORK = sorted(name for name, cls in REGISTRY.items() if cls.needs_network)
+FLAVOURS = ["vllm-omni"]  # servers a registered provider reaches with an option
 
 
 @dataclass
@@ -69,7 +70,7 @@ class Kit:
             return resp.status, await resp.read()
 
 
-@pytest.fixture(params=NETWORK)
+@pytest.fixture(params=NETWORK + FLAVOURS)
 async def kit(
     request: pytest.FixtureRequest, make_config: Callable[..., Config]
 ) -> AsyncIterator[Kit]:

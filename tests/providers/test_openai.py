@@ -810,7 +810,13 @@ def test_declared_contract():
     assert OpenAIProvider.features == {"image_input", "remix"}
     assert OpenAIProvider.variants == {"video", "thumbnail", "spritesheet"}
     assert OpenAIProvider.default_base_url == "https://api.openai.com/v1"
-    assert set(option_specs(OpenAIProvider.Options)) == {"json_create", "organization", "project"}
+    assert set(option_specs(OpenAIProvider.Options)) == {
+        "json_create",
+        "organization",
+        "project",
+        "vllm_omni",
+        "fields",
+    }
     assert OpenAIProvider.result_ttl_s == 3600
     media = req(media=(Media(kind="video", url="https://a.test/v.mp4"),))
     adapter = OpenAIProvider(ChannelView("o", OpenAIOptions(), api_key="k"), None)

@@ -32,9 +32,9 @@ from relay.providers.errors import (
     Unsupported,
     VariantUnavailable,
 )
-from relay.providers.openai import VideosApiProvider
 from relay.providers.openai.request import form, image_part
 from relay.providers.openai.response import Phase, poll_after
+from relay.providers.openai.videos_api import VideosApiProvider
 
 if TYPE_CHECKING:
     from relay.providers.http import ChannelHttp, Reply

@@ -1,54 +1,50 @@
 """The `openai` adapter: OpenAI's Videos API (Sora) and servers that follow it closely
-(spec/providers/openai.md).
+(spec/providers/openai.md), among them a local vLLM-Omni server (spec/providers/vllm-omni.md).
 
-The upstream already speaks the relay's API, so the adapter mostly passes things through: the
-create goes out as multipart (every compatible server takes it; JSON with `json_create`), the
-poll reads the video object, and content is the upstream's own `/content` endpoint with the key,
-which may redirect to a signed URL on another host (the relay drops the key across origins).
+Most of it is the Videos API every imitator shares (videos_api.py). OpenAI adds its options:
+JSON creates, organization and project headers. `vllm_omni = true` marks a local vLLM-Omni
+server: no key needed, flat extension fields, no remix and no thumbnail, a failed job answered
+with an error status and its video object, upstream progress ignored (it stays 0), an unknown id
+meaning the server restarted, and a delete that may need a second try.
 
-`VideosApiProvider` holds what every imitator of the API shares (compat-relay builds on it);
-`OpenAIProvider` adds the OpenAI-only options.
-
-request.py   the create body: JSON, or multipart fields and a typed file part
-response.py  the video object as an Update; error envelopes as the error tree
-models.py    Sora's durations and the sizes a bare ratio becomes
+videos_api.py  the shared adapter: submit, poll, content, remix, delete, errors
+request.py     the create body: JSON, or multipart fields and a typed file part
+response.py    the video object as an Update; error envelopes as the error tree
+models.py      Sora's durations and the sizes a bare ratio becomes
+vllm_omni.py   vLLM-Omni's create fields, durations and extra error rules
 """
 
 from __future__ import annotations
 
-import contextlib
+import asyncio
 import logging
 from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, TypeVar
-from urllib.parse import quote
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Any
 
-import aiohttp
-import orjson
-
-from relay.domain import VARIANTS, ContentSource, Image, Remote, Status, TaskRef, VideoRequest
-from relay.providers.base import Accepts, Provider, Submitted, Update, option, split_frames
-from relay.providers.errors import ProviderError, TaskNotFound, Unavailable
-from relay.providers.normalize import merge_metadata
-from relay.providers.openai.models import accepts, pixel_size, upstream_seconds
-from relay.providers.openai.request import (
-    FilePart,
-    dropped_hints,
-    form,
-    form_create,
-    image_part,
-    json_create,
+from relay.domain import ContentSource, Remote, TaskRef, VideoRequest
+from relay.providers.base import ChannelView, Submitted, Update, option, split_frames
+from relay.providers.errors import ProviderError, Unsupported
+from relay.providers.openai.models import pixel_size, upstream_seconds
+from relay.providers.openai.request import dropped_hints, form, json_create
+from relay.providers.openai.response import Phase
+from relay.providers.openai.videos_api import VideosApiProvider
+from relay.providers.openai.vllm_omni import (
+    SENT_HINTS,
+    create_fields,
+    duration,
+    form_pairs,
+    frame_size,
+    is_model_mismatch,
+    vllm_classify,
 )
-from relay.providers.openai.response import Phase, classify, poll_after, redact, video_update
 
 if TYPE_CHECKING:
-    from relay.providers.http import Reply
+    from relay.providers.http import ChannelHttp, Reply
+
+__all__ = ["OpenAIOptions", "OpenAIProvider", "VideosApiProvider"]
 
 log = logging.getLogger("relay.providers.openai")
-
-IMAGE_LIMIT = 20 * 1024 * 1024  # a fetched image URL: a generous cap, upstream has its own
-
-OptionsT = TypeVar("OptionsT")
 
 
 @dataclass(frozen=True)
@@ -58,144 +54,33 @@ class OpenAIOptions:
     )
     organization: str = option("", "sent as the OpenAI-Organization header when set")
     project: str = option("", "sent as the OpenAI-Project header when set")
-
-
-class VideosApiProvider(Provider[OptionsT]):
-    """The Videos API as OpenAI defines it; subclasses name themselves and add their options."""
-
-    credentials = ("api_key",)
-    features = frozenset({"image_input", "remix"})
-    variants = frozenset(VARIANTS)
-    typical_run_s = 180.0
-    result_ttl_s = 3600.0
-
-    # --- the adapter contract ---------------------------------------------------------------
-
-    def accepts(self, model: str) -> Accepts:
-        return accepts(model)
-
-    async def submit(self, request: VideoRequest, model: str) -> Submitted:
-        seconds = upstream_seconds(request.duration, model)
-        size = pixel_size(request.dimensions)
-        dropped = dropped_hints(request)
-        if dropped:
-            log.debug("%s: dropped %s (no such upstream field)", self.name, ", ".join(dropped))
-        body = await self.create_body(request, model, seconds, size)
-        reply = await self.send("POST", f"{self.base_url}/videos", "create", body)
-        return self.submitted(reply, str(seconds), size)
-
-    async def poll(self, task: TaskRef) -> Update:
-        reply = await self.send("GET", self.video_url(task.upstream_id), "poll")
-        return self.parse(self.video_object(reply), reply.headers)
-
-    async def content(self, task: TaskRef, variant: str) -> ContentSource:
-        self.variant_check(variant)
-        return Remote(
-            self.video_url(task.upstream_id, "/content") + f"?variant={variant}",
-            headers=self.auth_headers(),
-            content_type=VARIANTS[variant][0],
-            trusted=True,  # base_url's own origin; a redirect elsewhere is guarded again
-        )
-
-    async def remix(self, source: TaskRef, request: VideoRequest, model: str) -> Submitted:
-        # ids belong to one project: the source's upstream id, on the channel that made it
-        body = merge_metadata({"prompt": request.prompt}, request.metadata)
-        reply = await self.send("POST", self.video_url(source.upstream_id, "/remix"), "remix", body)
-        return self.submitted(reply, source.seconds, source.size)
-
-    async def delete(self, task: TaskRef) -> None:
-        with contextlib.suppress(TaskNotFound):  # already gone upstream: expired or deleted there
-            await self.send("DELETE", self.video_url(task.upstream_id), "delete")
-
-    # --- requests ---------------------------------------------------------------------------
-
-    def auth_headers(self) -> dict[str, str]:
-        return {"Authorization": f"Bearer {self.channel.api_key}"}
-
-    def video_url(self, upstream_id: str, suffix: str = "") -> str:
-        return f"{self.base_url}/videos/{quote(upstream_id, safe='')}{suffix}"
-
-    async def create_body(self, request: VideoRequest, model: str, seconds: int, size: str) -> Any:
-        """Multipart, with URL and data-URL images as file parts."""
-        image = split_frames(request.images).first
-        part = await self.image_file(image) if image is not None else None
-        return form(form_create(request, model, seconds, size, part is not None), part)
-
-    async def image_file(self, image: Image) -> FilePart:
-        image = await self.image_bytes(image, IMAGE_LIMIT)
-        assert image.data is not None and image.mime is not None
-        return image_part(image.data, image.mime)
-
-    async def send(self, method: str, url: str, phase: Phase, body: Any = None) -> Reply:
-        """One upstream call; an error answer raises as its class in the error tree."""
-        reply = await self.http.request(
-            method,
-            url,
-            headers=self.auth_headers(),
-            json=body if isinstance(body, dict) else None,
-            data=body if isinstance(body, aiohttp.FormData) else None,
-        )
-        if self.failed(reply):
-            raise self.error(reply, phase)
-        return reply
-
-    # --- answers ----------------------------------------------------------------------------
-
-    def failed(self, reply: Reply) -> bool:
-        return not 200 <= reply.status < 300
-
-    def error(self, reply: Reply, phase: Phase) -> ProviderError:
-        body, detail = self.scrubbed(reply)
-        return classify(reply.status, body, reply.headers, phase, detail)
-
-    def scrubbed(self, reply: Reply) -> tuple[Any, str]:
-        """The answer's JSON and a log line, with the channel's key masked out of both."""
-        text = redact(reply.body[:4096].decode("utf-8", "replace"), (self.channel.api_key,))
-        try:
-            body = orjson.loads(text)
-        except orjson.JSONDecodeError:
-            body = None
-        return body, f"HTTP {reply.status}: {text[:500]}"
-
-    def video_object(self, reply: Reply) -> Mapping[str, Any]:
-        body = reply.json()
-        if not isinstance(body, dict):
-            raise Unavailable("the upstream sent no video object", detail=self.scrubbed(reply)[1])
-        return body
-
-    def created_id(self, body: Mapping[str, Any]) -> str | None:
-        value = body.get("id")
-        return value if isinstance(value, str) and value else None
-
-    def parse(self, body: Mapping[str, Any], headers: Mapping[str, str]) -> Update:
-        return video_update(body, poll_after(headers))
-
-    def submitted(self, reply: Reply, seconds: str, size: str) -> Submitted:
-        body = reply.json()
-        upstream_id = self.created_id(body) if isinstance(body, dict) else None
-        if upstream_id is None:
-            raise Unavailable(
-                "the upstream accepted the job but sent no id",
-                maybe_created=True,
-                detail=self.scrubbed(reply)[1],
-            )
-        assert isinstance(body, dict)
-        update = self.parse(body, reply.headers)
-        # a terminal status this early is left for the first poll to report
-        running: Status = "in_progress" if update.status == "in_progress" else "queued"
-        return Submitted(
-            upstream_id=upstream_id,
-            seconds=update.seconds or seconds,
-            size=update.size or size,
-            status=running,
-            progress=(update.progress or 0) if running == "in_progress" else 0,
-        )
+    vllm_omni: bool = option(
+        False, "the server is a local vLLM-Omni (api_key optional, extension fields, no remix)"
+    )
+    fields: dict[str, Any] = option(
+        {}, "vllm_omni: form fields pinned on every create (e.g. fps, num_frames)", kind=dict
+    )
 
 
 class OpenAIProvider(VideosApiProvider[OpenAIOptions]):
     name = "openai"
     default_base_url = "https://api.openai.com/v1"
     Options = OpenAIOptions
+    delete_retry_s = 3.0  # vLLM-Omni: a 409 on delete is worth one more try after this
+
+    def __init__(self, channel: ChannelView[OpenAIOptions], http: ChannelHttp | None) -> None:
+        super().__init__(channel, http)
+        self.vllm = channel.options.vllm_omni
+        if self.vllm:
+            # per channel, so the relay refuses a remix or a thumbnail before any upstream call
+            self.features = self.features - {"remix"}
+            self.variants = frozenset({"video"})
+            self.typical_run_s = 300.0  # 2-15 min on a home GPU; upstream progress stays 0
+
+    @classmethod
+    def credentials_needed(cls, options: Mapping[str, Any]) -> tuple[str, ...]:
+        # a vLLM-Omni server started without --api-key takes no key at all
+        return () if options.get("vllm_omni") else cls.credentials
 
     def auth_headers(self) -> dict[str, str]:
         headers = super().auth_headers()
@@ -211,3 +96,76 @@ class OpenAIProvider(VideosApiProvider[OpenAIOptions]):
         if self.channel.options.json_create:
             return json_create(request, model, seconds, size)
         return await super().create_body(request, model, seconds, size)
+
+    # --- vLLM-Omni --------------------------------------------------------------------------
+
+    async def submit(self, request: VideoRequest, model: str) -> Submitted:
+        if not self.vllm:
+            return await super().submit(request, model)
+        dropped = [hint for hint in dropped_hints(request) if hint not in SENT_HINTS]
+        if dropped:
+            log.debug("%s: dropped %s (no such upstream field)", self.name, ", ".join(dropped))
+        image = split_frames(request.images).first
+        part = await self.image_file(image) if image is not None else None
+        # one model per server: `model` goes only when model_map names the served model, so an
+        # unmapped public name cannot fail the job with a model mismatch
+        fields = create_fields(
+            request,
+            model if model != request.model else None,
+            upstream_seconds(request.duration, model),
+            pixel_size(request.dimensions),
+            self.channel.options.fields,
+            part is not None,
+        )
+        body = form(form_pairs(fields), part)  # multipart only: the server refuses JSON
+        reply = await self.send("POST", f"{self.base_url}/videos", "create", body)
+        return self.submitted(reply, duration(fields), frame_size(fields))
+
+    def parse(self, body: Mapping[str, Any], headers: Mapping[str, str]) -> Update:
+        update = super().parse(body, headers)
+        if not self.vllm:
+            return update
+        # progress stays 0 until done (the relay's time-based estimate stands in), and the echoed
+        # seconds may be wrong (frames are seconds x fps): what submit worked out stays
+        return replace(update, progress=100 if update.status == "completed" else None, seconds=None)
+
+    def error(self, reply: Reply, phase: Phase) -> ProviderError:
+        if not self.vllm:
+            return super().error(reply, phase)
+        body, detail = self.scrubbed(reply)
+        if is_model_mismatch(reply.status, body):
+            log.warning(
+                "%s: the vLLM-Omni server runs another model than model_map names: %s",
+                self.channel.name,
+                detail,
+            )
+        return vllm_classify(reply.status, body, reply.headers, phase, detail)
+
+    async def content(self, task: TaskRef, variant: str) -> ContentSource:
+        if not self.vllm:
+            return await super().content(task, variant)
+        self.variant_check(variant)
+        # no ?variant=: the server ignores it and would answer the MP4 under the asked-for type
+        return Remote(
+            self.video_url(task.upstream_id, "/content"),
+            headers=self.auth_headers(),
+            content_type="video/mp4",
+            trusted=True,
+        )
+
+    async def remix(self, source: TaskRef, request: VideoRequest, model: str) -> Submitted:
+        if self.vllm:
+            raise Unsupported("provider 'openai' does not support remix on a vLLM-Omni server")
+        return await super().remix(source, request, model)
+
+    async def delete(self, task: TaskRef) -> None:
+        if not self.vllm:
+            return await super().delete(task)
+        url = self.video_url(task.upstream_id)
+        reply = await self.call("DELETE", url)
+        if reply.status == 409:
+            # cancelling, or the file is still being saved: the page's one retry
+            await asyncio.sleep(self.delete_retry_s)
+            reply = await self.call("DELETE", url)
+        if reply.status != 404 and self.failed(reply):
+            raise self.error(reply, "delete")

@@ -43,6 +43,8 @@ STATUSES: Mapping[str, Status] = {
     "expired": "failed",
 }
 ENDED_CODES = {"cancelled": "cancelled", "canceled": "cancelled", "expired": "task_expired"}
+# a failed video whose error.code is an HTTP status (vLLM-Omni); any other status is the job's own
+FAILED_STATUS_CODES = {400: "invalid_request", 422: "invalid_request", 503: "upstream_error"}
 MODERATION_WORDS = ("moderation", "content policy", "content_policy", "safety system")
 MODERATION_CODE_WORDS = ("moderation", "content_policy", "safety")
 _KEY_LIKE = re.compile(r"\bsk-[A-Za-z0-9_*\-]{6,}")
@@ -97,9 +99,26 @@ def video_update(body: Mapping[str, Any], poll_after_s: float | None = None) -> 
 def video_failure(word: str, error: Any) -> TaskError:
     native = native_error({"error": error}) if error else Native()
     code = ENDED_CODES.get(word, "generation_failed")
+    status = error.get("code") if isinstance(error, Mapping) else None
+    text = native.text()
+    if isinstance(status, int) and not isinstance(status, bool):
+        # an HTTP status as the code (vLLM-Omni): it says who was at fault, and as a prefix of
+        # the message it would only be noise
+        code = FAILED_STATUS_CODES.get(status, code)
+        text = native_text(native.message) or f"HTTP {status}"
     if is_moderation(native.code, native.message):
         code = "moderation_blocked"
-    return TaskError(code, native.text() or f"the upstream video {word}")
+    return TaskError(code, text or f"the upstream video {word}")
+
+
+def is_failed_video(body: Any) -> bool:
+    """A video object that says the job failed: what vLLM-Omni sends with a non-2xx poll."""
+    return (
+        isinstance(body, Mapping)
+        and body.get("status") == "failed"
+        and isinstance(body.get("id"), str)
+        and bool(body["id"])
+    )
 
 
 def is_moderation(code: str, message: str) -> bool:
@@ -136,6 +155,8 @@ def native_error(body: Any) -> Native:
     inner = body.get("error")
     if isinstance(inner, str):
         return Native(message=inner)
+    if inner is None and "detail" in body:
+        return fastapi_detail(body["detail"])
     source = inner if isinstance(inner, Mapping) else body
     param = source.get("param")
     return Native(
@@ -144,6 +165,22 @@ def native_error(body: Any) -> Native:
         type=text_of(source.get("type")),
         param=param if isinstance(param, str) and param else None,
     )
+
+
+def fastapi_detail(detail: Any) -> Native:
+    """FastAPI's `{"detail": "..."}`, or its validation list `[{"loc", "msg", "type"}]`, whose
+    first entry names the field (`["body", "seconds"]`)."""
+    if isinstance(detail, list) and detail and isinstance(detail[0], Mapping):
+        first = detail[0]
+        loc = first.get("loc")
+        field = loc[-1] if isinstance(loc, list) and loc and isinstance(loc[-1], str) else None
+        message = text_of(first.get("msg"))
+        return Native(
+            code=text_of(first.get("type")),
+            message=f"{field}: {message}" if field and message else message,
+            param=field if field != "body" else None,
+        )
+    return Native(message=text_of(detail) if isinstance(detail, str) else "")
 
 
 def text_of(value: Any) -> str:
