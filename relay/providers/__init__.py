@@ -12,6 +12,7 @@ from relay.providers.base import Provider
 from relay.providers.compat_relay import CompatRelayProvider
 from relay.providers.dashscope import DashScopeProvider
 from relay.providers.demo import DemoProvider
+from relay.providers.gemini_omni import GeminiOmniProvider
 from relay.providers.jimeng import JimengProvider
 from relay.providers.kling import KlingProvider
 from relay.providers.minimax import MinimaxProvider
@@ -28,6 +29,7 @@ REGISTRY: dict[str, type[Provider[Any]]] = {
         CompatRelayProvider,
         DashScopeProvider,
         DemoProvider,
+        GeminiOmniProvider,
         JimengProvider,
         KlingProvider,
         MinimaxProvider,
