@@ -147,6 +147,7 @@ class GeminiOmniFake(FakeUpstream):
         self.queued_first = False
         self.wrap_errors = True
         self.ignored: list[str] = []
+        self.expired_files: set[str] = set()
         self.scripted: dict[str, list[tuple[int, Any]]] = {
             "submit": [], "poll": [], "download": [], "file": []}  # fmt: skip
         self.storage_requests: list[Recorded] = []
@@ -192,6 +193,10 @@ class GeminiOmniFake(FakeUpstream):
         if kind == "rate_limit" and retry_delay is not None:
             body = rate_limited(retry_delay)
         self.scripted[where].append((status, body))
+
+    def expire_files(self) -> None:
+        """Downloads and metadata answer 404, as about 48 h after generation."""
+        self.expired_files.update(i.file_id for i in self.interactions.values())
 
     def contract_error(self, op: str, kind: str, retry_after: int | None = None) -> None:
         self.fail_next(op, kind, None if retry_after is None else f"{retry_after}s")
@@ -456,7 +461,7 @@ class GeminiOmniFake(FakeUpstream):
             return refused
         file_id = request.match_info["name"]
         item = self._item_of(file_id)
-        if item is None:
+        if item is None or file_id in self.expired_files:
             return self._answer(*ERRORS["expired"])
         item.file_reads += 1
         state = "ACTIVE"
@@ -480,7 +485,11 @@ class GeminiOmniFake(FakeUpstream):
             return self._error(NativeError("alt=media is required to download a file"))
         file_id = request.match_info["name"]
         item = self._item_of(file_id)
-        if item is None or item.file_reads <= self.processing_reads:
+        if (
+            item is None
+            or file_id in self.expired_files
+            or item.file_reads <= self.processing_reads
+        ):
             return self._answer(*ERRORS["expired"])
         self.files[file_id] = VIDEO
         if self.redirect_download:

@@ -757,7 +757,11 @@ async def test_an_expired_file_is_a_404(start: Start, fake: GeminiOmniFake):
     relay = await start()
     video = await relay.create()
     assert (await relay.wait(video["id"]))["status"] == "completed"
-    fake.expire_urls()
+    fake.expire_files()
+    resp = await content(relay, video["id"])
+    assert resp.status == 404 and fake.calls(":download")
+    fake.expired_files.clear()
+    fake.expire_urls()  # a 403, as any expired URL: the Files URI is fixed, nothing renews it
     assert (await content(relay, video["id"])).status == 404
 
 
