@@ -19,6 +19,17 @@ and the client. Adapters only classify (relay/providers/errors.py); the use case
 
 Delete is best effort in every case: logged, and the local record goes.
 
+Cancel (POST /v1/videos/{id}/cancel; the call itself succeeding finishes the task as failed
+with `cancelled`):
+
+    error               cancel
+    CancelRefused       settle: poll once and take the upstream's real outcome; a job still
+                        running runs on (400 unsupported_feature)
+    TaskNotFound        settle: the upstream no longer has the job, so nothing runs on
+    Unsupported         alive, 400 unsupported_feature (the task runs on)
+    AuthFailed          out (creds), 502 (the task runs on)
+    other               502 (the task runs on; a retry is safe, nothing changed upstream)
+
 Channel effects: `failure` counts toward the breaker (3 in a row open it), `pause` honours the
 upstream's Retry-After, `out` takes the channel out with a probe every 15 minutes, `alive` closes
 the breaker (the upstream answered). The pauses themselves are in routing.py.
@@ -31,6 +42,7 @@ from dataclasses import dataclass
 
 from relay.providers.errors import (
     AuthFailed,
+    CancelRefused,
     NotReady,
     ProviderError,
     QuotaExceeded,
@@ -52,6 +64,7 @@ class Phase(enum.Enum):
     CONTENT = "content"
     COPY = "copy"
     DELETE = "delete"
+    CANCEL = "cancel"
 
 
 class ChannelEffect(enum.Enum):
@@ -75,6 +88,8 @@ class TaskEffect(enum.Enum):
     # content, copy, delete
     KEEP = "keep"  # the task stays as it is (a copy is retried later)
     DROP = "drop"  # a copy can never succeed: drop the copy job
+    # cancel
+    SETTLE = "settle"  # the upstream would not stop it: poll once, take the real outcome
 
 
 @dataclass(frozen=True)
@@ -105,6 +120,7 @@ _CLASSES: dict[type[ProviderError], str] = {
     TaskNotFound: "not_found",
     NotReady: "not_ready",
     VariantUnavailable: "variant_unavailable",
+    CancelRefused: "cancel_refused",
 }
 
 _C, _T = ChannelEffect, TaskEffect
@@ -152,6 +168,11 @@ TABLE: dict[tuple[str, Phase], Decision] = {
     # copy: a stored copy is retried later, or dropped when it can never succeed
     ("not_found", Phase.COPY): Decision(_C.NONE, _T.DROP),
     ("variant_unavailable", Phase.COPY): Decision(_C.NONE, _T.DROP),
+    # cancel: what the client asking to stop a running task gets
+    ("cancel_refused", Phase.CANCEL): Decision(_C.ALIVE, _T.SETTLE, "unsupported_feature", 400),
+    ("not_found", Phase.CANCEL): Decision(_C.ALIVE, _T.SETTLE),
+    ("unsupported", Phase.CANCEL): Decision(_C.ALIVE, _T.KEEP, "unsupported_feature", 400),
+    ("auth", Phase.CANCEL): Decision(_C.REFUSED, _T.KEEP, "upstream_error", 502),
 }
 
 
@@ -162,6 +183,6 @@ def decide(error: ProviderError, phase: Phase) -> Decision:
         if kind == "rejected" and phase is Phase.SUBMIT and getattr(error, "moderation", False):
             return Decision(_C.ALIVE, _T.REJECT, "content_policy_violation", 400)
         return found
-    if phase is Phase.CONTENT:
+    if phase in (Phase.CONTENT, Phase.CANCEL):
         return _UPSTREAM_502
     return Decision(_C.NONE, _T.KEEP)  # copy: retry later; delete: logged, the record goes

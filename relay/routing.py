@@ -63,6 +63,12 @@ _SHAPE_FALLBACK: Mapping[Shape, tuple[Shape, ...]] = {
 }
 
 
+def upstream_models(config: ChannelConfig, public: str) -> list[str]:
+    """The upstream model names a channel sends for a public one (one per shape at most)."""
+    mapped = config.model_map.get(public, public)
+    return [mapped] if isinstance(mapped, str) else list(dict.fromkeys(mapped.values()))
+
+
 def upstream_model(config: ChannelConfig, public: str, shape: Shape = "text") -> str:
     """The upstream model for a public one and a job's shape; a shape the channel's model_map
     table does not name falls back to the next simpler one."""
@@ -184,6 +190,16 @@ class ChannelTable:
     def serving(self, model: str) -> list[Channel]:
         """Enabled channels listing the model, whatever their health."""
         return [c for c in self._channels.values() if c.config.enabled and model in c.config.models]
+
+    def cancels(self, model: str) -> bool:
+        """Whether a task of this public model can be stopped wherever it runs: every enabled
+        channel serving it cancels, for each upstream model the name maps to there."""
+        pool = self.serving(model)
+        return bool(pool) and all(
+            c.adapter.can_cancel(upstream)
+            for c in pool
+            for upstream in upstream_models(c.config, model)
+        )
 
     # --- routing --------------------------------------------------------------------------
 

@@ -10,7 +10,8 @@ Declare (class attributes):
                       `credentials_needed(options)` may waive some for a channel's options
     default_base_url  used when the channel sets no base_url (None: base_url is required)
     needs_network     False only for the built-in demo
-    features          what it can do beyond text-to-video (see domain.FEATURES)
+    features          what it can do beyond text-to-video (see domain.FEATURES), and
+                      "cancel" where the upstream can stop a running job
     variants          content variants it produces ("video" always; per instance when an
                       option changes it)
     Options           a frozen dataclass of the channel's `options = {...}`, each field made
@@ -24,6 +25,8 @@ Declare (class attributes):
                       tables in models.py: what the dashboard's form offers (other values are
                       snapped as usual); default: the OpenAI Videos API's own values
     can_remix(model)  whether the upstream model can remix (default: "remix" in features)
+    can_cancel(model) whether the upstream model's jobs can be stopped (default: "cancel" in
+                      features)
 
 Implement (async unless noted):
     refusal(request, model)    pure: why this model cannot do the request, or None (no network);
@@ -38,6 +41,12 @@ Implement (async unless noted):
                                if it differs
     remix(source, request, model) -> Submitted   only with "remix" in features
     delete(task)               best effort upstream delete (default: nothing to do)
+    cancel(task)               stop a queued or running job upstream, only with "cancel" in
+                               features; raise CancelRefused when the upstream will not in the
+                               state the job is in (still running where only a queued job
+                               stops, or finished already): the relay then polls once and takes
+                               the real outcome. Never delete a finished job's record on the
+                               way (some upstreams' cancel is a delete that does both)
 
 Raise the error tree of relay/providers/errors.py. Shared helpers: `image_bytes` (fetch a URL
 image through the private-network guard), `split_frames`, `variant_check`; pure translation
@@ -287,6 +296,9 @@ class Provider(Generic[OptionsT]):
     def can_remix(self, model: str) -> bool:
         return "remix" in self.features
 
+    def can_cancel(self, model: str) -> bool:
+        return "cancel" in self.features
+
     def check(self, request: VideoRequest, model: str) -> None:
         """Raise Unsupported with the refusal, if there is one."""
         why = self.refusal(request, model)
@@ -319,6 +331,9 @@ class Provider(Generic[OptionsT]):
 
     async def delete(self, task: TaskRef) -> None:
         return None
+
+    async def cancel(self, task: TaskRef) -> None:
+        raise Unsupported(f"provider {self.name!r} cannot cancel a running video")
 
     # --- helpers --------------------------------------------------------------------------
 

@@ -2,7 +2,9 @@
 
 A task runs for `finish_after_s` seconds, reckoned from its submit time (kept in the task's state,
 so a restart does not reset it); the poller drives it like any upstream. A prompt containing
-`#fail` ends as failed with `moderation_blocked`.
+`#fail` ends as failed with `moderation_blocked`. Cancel works like a real upstream's: a task
+still running stops, one whose time is up is refused as finished (so the relay's "it finished just
+now" path can be tried with no account).
 
 The content is one of two real clips shipped in the package, each a 4-second H.264 MP4 with a
 WebP still and a JPEG grid of stills: landscape 1280x720 and portrait 720x1280. The request's
@@ -38,6 +40,7 @@ from relay.providers.base import (
     now,
     option,
 )
+from relay.providers.errors import CancelRefused
 
 if TYPE_CHECKING:
     from relay.providers.http import ChannelHttp
@@ -87,7 +90,7 @@ class DemoProvider(Provider[DemoOptions]):
     name = "demo"
     credentials = ()
     needs_network = False
-    features = FEATURES
+    features = FEATURES | {"cancel"}
     variants = frozenset(VARIANTS)
     Options = DemoOptions
     typical_run_s = 5.0
@@ -141,6 +144,11 @@ class DemoProvider(Provider[DemoOptions]):
                 ),
             )
         return Update(status="completed", progress=100)
+
+    async def cancel(self, task: TaskRef) -> None:
+        duration = float(task.state.get("finish_after_s", 5))
+        if now() - float(task.state.get("started_at", task.submitted_at)) >= duration:
+            raise CancelRefused("demo: the task has already finished")
 
     async def content(self, task: TaskRef, variant: str) -> ContentSource:
         self.variant_check(variant)

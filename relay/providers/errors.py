@@ -15,6 +15,8 @@ channel, the task and the client is decided in one place, relay/policy.py.
     ├── TaskNotFound        upstream id unknown or expired      -> task_expired
     ├── NotReady            content asked for before it exists
     ├── VariantUnavailable  the provider does not produce this variant
+    ├── CancelRefused       the upstream will not stop the job in the state it is in (running
+    │                       where only a queued job stops, or already finished)
     └── Unsupported         a feature this provider/model lacks (raised before any network call)
 
 The message is what a client reads: it is cleaned when the error is made (relay/scrub.py: no
@@ -127,6 +129,10 @@ class NotReady(ProviderError):
 
 class VariantUnavailable(ProviderError):
     code = "variant_not_available"
+
+
+class CancelRefused(ProviderError):
+    code = "unsupported_feature"
 
 
 class Unsupported(ProviderError):

@@ -3,6 +3,7 @@ running task's lifecycle. No HTTP status is chosen here but in the errors raised
 
     create.py   create and remix: defaults, routing, idempotency, the rate budget, submit
     refresh.py  polls and the one transition to completed or failed; the sweeps
+    cancel.py   stop a running task at its provider, or settle it on the upstream's outcome
     content.py  where a finished task's bytes are
     context.py  what they share
 """
@@ -16,6 +17,7 @@ from relay.errors import InvalidRequest, PermissionDenied
 from relay.events import upstream_op
 from relay.providers.errors import ProviderError
 from relay.storage import StorageError
+from relay.tasks.cancel import Canceller
 from relay.tasks.content import Contents
 from relay.tasks.context import Context
 from relay.tasks.create import Creator
@@ -36,6 +38,7 @@ class Videos:
         self.contents = Contents(ctx)
         self.create = self.creator.create
         self.remix = self.creator.remix
+        self.cancel = Canceller(ctx, self.lifecycle).cancel
 
     async def get(self, who: Principal, video_id: str) -> Task:
         return await self.ctx.find(who, video_id)
@@ -81,7 +84,7 @@ class Videos:
         if task.active:
             raise InvalidRequest(
                 f"video {video_id!r} is {task.status}: only a completed or failed video can be "
-                "deleted",
+                f"deleted; stop it first with POST /v1/videos/{video_id}/cancel",
                 code="video_not_finished",
                 param="video_id",
             )

@@ -40,6 +40,18 @@ def _reason(task_id: str, native: str) -> str:
     return shown
 
 
+def outcome_of(task_id: str, status: str, update: Update) -> Outcome:
+    """A poll's news of a job that ended, as the task's outcome."""
+    error = update.error
+    return Outcome(
+        "completed" if status == "completed" else "failed",
+        (error.code if error else "generation_failed") if status == "failed" else None,
+        _reason(task_id, error.message) if error else None,
+        completed_at=update.completed_at,
+        expires_at=update.expires_at,
+    )
+
+
 def next_progress(
     old: int, status: str, reported: int | None, elapsed: float, typical_s: float
 ) -> int:
@@ -160,14 +172,7 @@ class Lifecycle:
         )
         state = {**task.upstream_state, **update.state} if update.state else None
         if status in TERMINAL:
-            error = update.error
-            outcome = Outcome(
-                "completed" if status == "completed" else "failed",
-                (error.code if error else "generation_failed") if status == "failed" else None,
-                _reason(task.id, error.message) if error else None,
-                completed_at=update.completed_at,
-                expires_at=update.expires_at,
-            )
+            outcome = outcome_of(task.id, status, update)
             await self.finish(
                 task.id,
                 task.channel,

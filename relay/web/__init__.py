@@ -53,6 +53,7 @@ def setup_routes(app: web.Application) -> None:
     add.add_get("/v1/videos/{video_id}", videos.retrieve)
     add.add_delete("/v1/videos/{video_id}", videos.delete)
     add.add_post("/v1/videos/{video_id}/remix", videos.remix)
+    add.add_post("/v1/videos/{video_id}/cancel", videos.cancel)
     add.add_get("/v1/videos/{video_id}/content", videos.content)  # HEAD too
     add.add_get("/v1/models", admin.models)
     add.add_get("/healthz", admin.healthz)

@@ -32,9 +32,18 @@ async def healthz(request: web.Request) -> web.Response:
 
 async def models(request: web.Request) -> web.Response:
     created = int(request.app[STARTED_AT])
+    channels = request.app[RUNTIME].channels
+    # `cancel` is the relay's own addition: whether POST /v1/videos/{id}/cancel can stop this
+    # model's videos upstream
     data = [
-        {"id": name, "object": "model", "created": created, "owned_by": "relay"}
-        for name in request.app[RUNTIME].channels.models()
+        {
+            "id": name,
+            "object": "model",
+            "created": created,
+            "owned_by": "relay",
+            "cancel": channels.cancels(name),
+        }
+        for name in channels.models()
     ]
     return json_response({"object": "list", "data": data})
 

@@ -15,9 +15,8 @@ from aiohttp import web
 
 from relay import config as config_mod
 from relay import passwords
-from relay.config import ChannelConfig
 from relay.errors import InvalidRequest, NotFound
-from relay.routing import READY
+from relay.routing import READY, upstream_models
 from relay.store import User
 from relay.web.account import read_fields, text_field
 from relay.web.keys import PRINCIPAL, RUNTIME, SIGNIN, STORE
@@ -27,11 +26,6 @@ ROLES = ("user", "admin")
 
 
 # --- models -----------------------------------------------------------------------------------
-
-
-def _upstream_models(config: ChannelConfig, public: str) -> list[str]:
-    mapped = config.model_map.get(public, public)
-    return [mapped] if isinstance(mapped, str) else list(dict.fromkeys(mapped.values()))
 
 
 async def models(request: web.Request) -> web.Response:
@@ -50,7 +44,7 @@ async def models(request: web.Request) -> web.Response:
             adapter = channel.adapter
             features |= adapter.features
             variants |= adapter.variants
-            for upstream in _upstream_models(channel.config, name):
+            for upstream in upstream_models(channel.config, name):
                 durations, offered = adapter.accepts(upstream)
                 seconds.update(durations)
                 sizes.update(dict.fromkeys(offered))
@@ -63,7 +57,8 @@ async def models(request: web.Request) -> web.Response:
                 "sizes": list(sizes),
                 "remix": remix,
                 "image_input": "image_input" in features,
-                "features": sorted(features - {"remix"}),
+                "cancel": runtime.channels.cancels(name),
+                "features": sorted(features - {"remix", "cancel"}),
                 "variants": sorted(variants),
             }
         )

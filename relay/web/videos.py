@@ -131,6 +131,12 @@ async def delete(request: web.Request) -> web.Response:
     return json_response({"id": video_id, "object": "video.deleted", "deleted": True})
 
 
+async def cancel(request: web.Request) -> web.Response:
+    videos = request.app[VIDEOS]
+    task = await _shielded(videos.cancel(request[PRINCIPAL], request.match_info["video_id"]))
+    return _answer(request, task, replayed=False)
+
+
 async def content(request: web.Request) -> web.StreamResponse:
     variant = request.query.get("variant", "video")
     if variant not in VARIANTS:

@@ -27,7 +27,14 @@ from relay.providers.base import (
 from relay.providers.dashscope.models import RESULT_TTL_S, accepts
 from relay.providers.dashscope.request import create_body, refusal
 from relay.providers.dashscope.response import classify, native_error, task_update
-from relay.providers.errors import NotReady, ProviderError, TaskNotFound, Unavailable
+from relay.providers.errors import (
+    CancelRefused,
+    NotReady,
+    ProviderError,
+    Rejected,
+    TaskNotFound,
+    Unavailable,
+)
 from relay.providers.normalize import created_id
 
 if TYPE_CHECKING:
@@ -64,7 +71,8 @@ class DashScopeProvider(Provider[DashScopeOptions]):
     # https://{WorkspaceId}.eu-central-1.maas.aliyuncs.com (EU). Key, host and model names must
     # all belong to one region.
     default_base_url = "https://dashscope-intl.aliyuncs.com"
-    features = frozenset({"image_input", "last_frame", "reference_audio"})  # per model: refusal()
+    # per model: refusal(); cancel stops a PENDING task only
+    features = frozenset({"image_input", "last_frame", "reference_audio", "cancel"})
     variants = frozenset({"video"})
     Options = DashScopeOptions
     typical_run_s = 180.0
@@ -146,6 +154,20 @@ class DashScopeProvider(Provider[DashScopeOptions]):
         if update.status != "completed" or not isinstance(url, str):
             return None
         return None if url == task.state.get("video_url") else _remote(url)
+
+    async def cancel(self, task: TaskRef) -> None:
+        url = f"{self.api}/tasks/{quote(task.upstream_id, safe='')}/cancel"
+        reply = await self.http.request("POST", url, headers=self._auth())
+        body = reply.json()
+        if reply.status == 200 and native_error(body) is None:
+            return
+        error = _error(reply, body, creating=False)
+        if isinstance(error, Rejected) and not error.moderation:
+            # the page: only a PENDING task can be cancelled; running or ended, it says no
+            raise CancelRefused(
+                f"DashScope cancels only a pending task ({error.message})", detail=error.detail
+            )
+        raise error
 
     def _auth(self) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.channel.api_key}"}

@@ -1,7 +1,7 @@
 """Seedance (ByteDance): Volcengine Ark and BytePlus ModelArk video tasks
 (spec/providers/seedance.md).
 
-__init__.py  the adapter: refusal, submit, poll, content, remix, delete
+__init__.py  the adapter: refusal, submit, poll, content, remix, delete, cancel
 models.py    what each model family can do, and the output-size table by generation
 request.py   the client's request as an Ark create body (pure)
 response.py  task objects and error envelopes in relay terms (pure)
@@ -17,12 +17,14 @@ from urllib.parse import quote
 from relay.domain import FEATURES, ContentSource, Media, Remote, TaskRef, VideoRequest
 from relay.providers.base import Accepts, Provider, Submitted, Update, now, option
 from relay.providers.errors import (
+    CancelRefused,
     NotReady,
     ProviderError,
     Rejected,
     Unavailable,
     Unsupported,
     VariantUnavailable,
+    native_text,
 )
 from relay.providers.normalize import created_id
 from relay.providers.seedance.models import (
@@ -63,7 +65,7 @@ class SeedanceProvider(Provider[SeedanceOptions]):
     name = "seedance"
     credentials = ("api_key",)
     default_base_url = "https://ark.cn-beijing.volces.com/api/v3"
-    features = FEATURES  # per model, refusal() narrows this down
+    features = FEATURES | {"cancel"}  # per model, refusal() narrows this down
     variants = frozenset(RESULTS)
     Options = SeedanceOptions
     typical_run_s = 120.0
@@ -201,6 +203,27 @@ class SeedanceProvider(Provider[SeedanceOptions]):
         if 200 <= reply.status < 300 or reply.status == 404:
             return
         raise self._error(reply, reply.json(), on_task=True)
+
+    async def cancel(self, task: TaskRef) -> None:
+        """Ark's DELETE cancels a queued task, refuses a running one, and deletes a finished
+        one's record: asked first, so a job that ended just now keeps its result."""
+        status = (await self._query(task.upstream_id)).get("status")
+        if status != "queued":
+            raise CancelRefused(
+                f"Seedance cancels only a queued task; this one is {native_text(status, 20)}"
+            )
+        reply = await self.http.request(
+            "DELETE", self._task_url(task.upstream_id), headers=self._auth()
+        )
+        if 200 <= reply.status < 300:
+            return
+        error = self._error(reply, reply.json(), on_task=True)
+        if isinstance(error, Rejected) and not error.moderation:
+            # it left the queue between the two calls: the page's refusal of a running task
+            raise CancelRefused(
+                f"Seedance cancels only a queued task ({error.message})", detail=error.detail
+            )
+        raise error
 
     # --- helpers ----------------------------------------------------------------------------
 
