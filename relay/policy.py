@@ -178,6 +178,8 @@ TABLE: dict[tuple[str, Phase], Decision] = {
 
 def decide(error: ProviderError, phase: Phase) -> Decision:
     kind = _kind(error)
+    if kind == "cancel_refused" and phase is not Phase.CANCEL:
+        kind = "other"  # only a cancel is refused this way; anywhere else it is a stray answer
     found = TABLE.get((kind, phase))
     if found is not None:
         if kind == "rejected" and phase is Phase.SUBMIT and getattr(error, "moderation", False):

@@ -216,6 +216,7 @@ async def test_api_routes_need_a_dashboard_credential(dash: Dash):
         ("GET", "/api/videos/video_x"),
         ("GET", "/api/videos/video_x/content"),
         ("DELETE", "/api/videos/video_x"),
+        ("POST", "/api/videos/video_x/cancel"),
         ("POST", "/api/videos/video_x/remix"),
         ("GET", "/api/models"),
         ("GET", "/api/keys"),

@@ -16,6 +16,7 @@ from relay.policy import (
 )
 from relay.providers.errors import (
     AuthFailed,
+    CancelRefused,
     NotReady,
     ProviderError,
     QuotaExceeded,
@@ -44,6 +45,7 @@ ERRORS: dict[str, ProviderError] = {
     "not_ready": NotReady("not yet"),
     "variant_unavailable": VariantUnavailable("no thumbnail"),
     "other": ProviderError("odd"),
+    "cancel_refused": CancelRefused("only a queued task can be cancelled"),
 }
 
 SUBMIT = {
@@ -60,6 +62,7 @@ SUBMIT = {
     "not_ready": Decision(C.FAILURE, T.NEXT_CHANNEL),
     "variant_unavailable": Decision(C.FAILURE, T.NEXT_CHANNEL),
     "other": Decision(C.FAILURE, T.NEXT_CHANNEL),
+    "cancel_refused": Decision(C.FAILURE, T.NEXT_CHANNEL),
 }
 
 POLL = {
@@ -76,6 +79,7 @@ POLL = {
     "not_ready": Decision(C.NONE, T.RESCHEDULE),
     "variant_unavailable": Decision(C.NONE, T.RESCHEDULE),
     "other": Decision(C.NONE, T.RESCHEDULE),
+    "cancel_refused": Decision(C.NONE, T.RESCHEDULE),
 }
 
 _502 = Decision(C.NONE, T.KEEP, "upstream_error", 502)
@@ -93,6 +97,7 @@ CONTENT = {
     "not_ready": Decision(C.NONE, T.KEEP, "video_not_ready", 404),
     "variant_unavailable": Decision(C.NONE, T.KEEP, "variant_not_available", 404),
     "other": _502,
+    "cancel_refused": _502,
 }
 
 _RETRY = Decision(C.NONE, T.KEEP)
@@ -102,12 +107,21 @@ COPY = {kind: _RETRY for kind in ERRORS} | {
 }
 DELETE = {kind: Decision(C.NONE, T.KEEP) for kind in ERRORS}
 
+_SETTLE = Decision(C.ALIVE, T.SETTLE)
+CANCEL = {kind: _502 for kind in ERRORS} | {
+    "auth": Decision(C.REFUSED, T.KEEP, "upstream_error", 502),
+    "unsupported": Decision(C.ALIVE, T.KEEP, "unsupported_feature", 400),
+    "not_found": _SETTLE,
+    "cancel_refused": Decision(C.ALIVE, T.SETTLE, "unsupported_feature", 400),
+}
+
 EXPECTED = {
     Phase.SUBMIT: SUBMIT,
     Phase.POLL: POLL,
     Phase.CONTENT: CONTENT,
     Phase.COPY: COPY,
     Phase.DELETE: DELETE,
+    Phase.CANCEL: CANCEL,
 }
 
 
@@ -121,7 +135,13 @@ def test_the_table_covers_every_phase_and_its_expectations_cover_every_error():
     assert set(EXPECTED) == set(Phase)
     for expected in EXPECTED.values():
         assert set(expected) == set(ERRORS)
-    assert {phase for _, phase in TABLE} == {Phase.SUBMIT, Phase.POLL, Phase.CONTENT, Phase.COPY}
+    assert {phase for _, phase in TABLE} == {
+        Phase.SUBMIT,
+        Phase.POLL,
+        Phase.CONTENT,
+        Phase.COPY,
+        Phase.CANCEL,
+    }
 
 
 def test_a_quota_error_pauses_the_channel_the_same_way_at_submit_and_poll():

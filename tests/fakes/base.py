@@ -23,6 +23,8 @@ few hooks, each answered in the provider's own native form:
     expire_urls()                          every result URL handed out so far answers 403
                                            (a URL signed afresh later works)
     supports_delete                        whether the provider's API deletes a task
+    supports_cancel                        whether the provider's API stops a queued task (and
+                                           refuses to touch a finished one through cancel)
     renews_urls                            whether a new query hands out a working result URL
                                            once the old one expired (False: the URL is fixed)
     retry_after_header                     whether the provider's 429 carries a Retry-After
@@ -104,6 +106,7 @@ class FakeUpstream:
     name: ClassVar[str] = "fake"
     polls_to_finish: int = 2
     supports_delete: ClassVar[bool] = False
+    supports_cancel: ClassVar[bool] = False
     renews_urls: ClassVar[bool] = True
     retry_after_header: ClassVar[bool] = True
 

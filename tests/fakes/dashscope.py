@@ -153,6 +153,7 @@ class FakeTask:
 class DashScopeFake(FakeUpstream):
     name = "dashscope"
     supports_delete = False
+    supports_cancel = True  # POST /tasks/{id}/cancel, a PENDING task only
     renews_urls = False
     retry_after_header = False
 

@@ -122,6 +122,7 @@ class FakeTask:
 class SeedanceFake(FakeUpstream):
     name = "seedance"
     supports_delete = True
+    supports_cancel = True  # the same DELETE, on a queued task
     renews_urls = False
     retry_after_header = False
 

@@ -98,6 +98,7 @@ class Scripted:
 class ViduFake(FakeUpstream):
     name: ClassVar[str] = "vidu"
     supports_delete: ClassVar[bool] = False  # a cancel endpoint, but no delete
+    supports_cancel: ClassVar[bool] = True
     renews_urls: ClassVar[bool] = True  # each query signs afresh (unconfirmed on the page)
     retry_after_header: ClassVar[bool] = False  # the page shows none
 

@@ -16,6 +16,9 @@ Knobs (the page's "Unconfirmed" items, each form accepted by the adapter):
     failure_status    the HTTP status (= error.code) a "#fail" job ends with
     ready             False: every video route answers 503 "handler not initialized"
     delete_conflicts  how many DELETEs answer 409 "Video output not yet available" first
+    slow_cancels      how many DELETEs of a queued or running job answer 409 "Cancellation in
+                      progress. Please try again later." (the stop takes over 2 s; it still
+                      happens)
     echo_key          the 401 repeats the key it got (a careless proxy in front)
     fail_next(route, status, body)   the next call of a route gets this answer instead
 """
@@ -43,6 +46,7 @@ class FakeVllmOmni(FakeUpstream):
     provider: ClassVar[str] = "openai"  # the registry name the relay reaches it with
     moderates: ClassVar[bool] = False  # no content policy: a safety checker would just fail it
     supports_delete: ClassVar[bool] = True
+    supports_cancel: ClassVar[bool] = True  # the same DELETE, on a queued or running job
     renews_urls: ClassVar[bool] = True  # /content is the server's own, it never expires
     retry_after_header: ClassVar[bool] = False  # its "retry later" is a bare 503
 
@@ -59,6 +63,7 @@ class FakeVllmOmni(FakeUpstream):
         self.failure_status = 500
         self.ready = True
         self.delete_conflicts = 0
+        self.slow_cancels = 0
         self.echo_key = False
         self.restarts = 0
 
@@ -308,6 +313,10 @@ class FakeVllmOmni(FakeUpstream):
             self.delete_conflicts -= 1
             return self.http_error(409, "Video output not yet available. Please try again later.")
         # queued or running: cancelled; finished: its record and file go
+        if self.slow_cancels and video["status"] in ("queued", "in_progress"):
+            self.slow_cancels -= 1
+            del self.videos[video_id]
+            return self.http_error(409, "Cancellation in progress. Please try again later.")
         del self.videos[video_id]
         if video["file_name"]:
             self.files.pop(video["file_name"], None)

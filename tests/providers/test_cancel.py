@@ -1,4 +1,5 @@
-"""Cancel through the relay against the Seedance and DashScope fakes: the real upstream call,
+"""Cancel through the relay against the Seedance, DashScope, Vidu and vLLM-Omni fakes: the real
+upstream call,
 each page's refusals (a running task), the race with a job that just finished, outages, and a
 credential canary over the whole cancel path."""
 
@@ -15,10 +16,13 @@ from relay.config import Config
 from relay.providers import REGISTRY
 from relay.providers.dashscope import DashScopeProvider
 from relay.providers.seedance import SeedanceProvider
+from relay.providers.vidu import ViduProvider
 from tests.conftest import Relay, auth
 from tests.fakes.base import FakeUpstream
 from tests.fakes.dashscope import DashScopeFake
 from tests.fakes.seedance import SeedanceFake
+from tests.fakes.vidu import ViduFake
+from tests.fakes.vllm_omni import FakeVllmOmni
 
 IDLE_POLLER = {"interval_s": 60, "max_interval_s": 60}  # only cancel asks the upstream
 
@@ -27,6 +31,7 @@ IDLE_POLLER = {"interval_s": 60, "max_interval_s": 60}  # only cancel asks the u
 def registered(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(REGISTRY, "seedance", SeedanceProvider)
     monkeypatch.setitem(REGISTRY, "dashscope", DashScopeProvider)
+    monkeypatch.setitem(REGISTRY, "vidu", ViduProvider)
 
 
 @pytest.fixture
@@ -47,13 +52,34 @@ async def dashscope() -> AsyncIterator[DashScopeFake]:
     await server.close()
 
 
+@pytest.fixture
+async def vidu() -> AsyncIterator[ViduFake]:
+    server = ViduFake()
+    server.polls_to_finish = 10
+    await server.start()
+    yield server
+    await server.close()
+
+
+@pytest.fixture
+async def vllm() -> AsyncIterator[FakeVllmOmni]:
+    server = FakeVllmOmni()
+    server.polls_to_finish = 10
+    await server.start()
+    yield server
+    await server.close()
+
+
 Start = Callable[[FakeUpstream], Any]
 
 
 @pytest.fixture
 def start(start_relay: Callable[[Config], Any], make_config: Callable[..., Config]) -> Start:
     async def run(fake: FakeUpstream) -> Relay:
-        config = make_config(channels=[fake.channel(fake.base_url)], polling=IDLE_POLLER)
+        config = make_config(
+            channels=[fake.channel(fake.base_url)],
+            polling=IDLE_POLLER,
+        )
         relay: Relay = await start_relay(config)
         return relay
 
@@ -191,6 +217,83 @@ async def test_dashscope_refused_credentials_are_a_502(start: Start, dashscope: 
     status, body = await cancel(relay, video["id"])
     assert status == 502 and body["error"]["code"] == "upstream_error"
     assert (await relay.get(video["id"]))["status"] == "queued"
+
+
+# --- Vidu: POST /ent/v2/tasks/{id}/cancel ---------------------------------------------------
+
+
+async def test_vidu_cancels_a_running_task(start: Start, vidu: ViduFake):
+    relay = await start(vidu)
+    video = await relay.create()
+    [task] = vidu.tasks.values()
+    status, body = await cancel(relay, video["id"])
+    assert status == 200, body
+    assert body["status"] == "failed" and body["error"]["code"] == "cancelled"
+    [call] = vidu.calls(f"/ent/v2/tasks/{task.id}/cancel", "POST")
+    assert call.headers["Authorization"] == f"Token {vidu.api_key}"
+    assert task.cancelled
+
+
+async def test_vidu_job_that_just_finished_keeps_its_result(start: Start, vidu: ViduFake):
+    vidu.polls_to_finish = 1
+    relay = await start(vidu)
+    video = await relay.create()
+    [task] = vidu.tasks.values()
+    status, body = await cancel(relay, video["id"])
+    assert status == 200 and body["status"] == "completed", body
+    assert vidu.calls(f"/ent/v2/tasks/{task.id}/cancel", "POST") == []
+
+
+# --- vLLM-Omni: DELETE cancels a queued or running job ---------------------------------------
+
+
+async def test_vllm_omni_cancels_with_delete(start: Start, vllm: FakeVllmOmni):
+    relay = await start(vllm)
+    video = await relay.create()
+    [upstream_id] = vllm.videos
+    status, body = await cancel(relay, video["id"])
+    assert status == 200, body
+    assert body["status"] == "failed" and body["error"]["code"] == "cancelled"
+    assert vllm.calls(f"/v1/videos/{upstream_id}", "DELETE")
+    assert vllm.videos == {}
+
+
+async def test_vllm_omni_slow_cancel_is_still_a_cancel(start: Start, vllm: FakeVllmOmni):
+    relay = await start(vllm)
+    video = await relay.create()
+    vllm.slow_cancels = 1
+    status, body = await cancel(relay, video["id"])
+    assert status == 200 and body["error"]["code"] == "cancelled", body
+
+
+async def test_vllm_omni_finished_job_is_not_deleted(start: Start, vllm: FakeVllmOmni):
+    vllm.polls_to_finish = 1
+    relay = await start(vllm)
+    video = await relay.create()
+    [upstream_id] = vllm.videos
+    status, body = await cancel(relay, video["id"])
+    assert status == 200 and body["status"] == "completed", body
+    assert vllm.calls(f"/v1/videos/{upstream_id}", "DELETE") == []
+    assert upstream_id in vllm.videos
+
+
+async def test_openai_itself_cannot_cancel(
+    start_relay: Callable[[Config], Any], make_config: Callable[..., Config]
+):
+    config = make_config(
+        channels=[
+            {
+                "name": "sora",
+                "provider": "openai",
+                "api_key": "sk-none",
+                "base_url": "http://127.0.0.1:9/v1",
+                "models": ["sora-2"],
+            }
+        ]
+    )
+    relay: Relay = await start_relay(config)
+    resp = await relay.client.get("/v1/models", headers=auth())
+    assert [m["cancel"] for m in (await resp.json())["data"]] == [False]
 
 
 # --- the canary ------------------------------------------------------------------------------

@@ -15,7 +15,13 @@ from relay.config import ChannelConfig, Config
 from relay.domain import Remote, Size, TaskRef, VideoRequest
 from relay.providers import REGISTRY
 from relay.providers.base import Provider
-from relay.providers.errors import AuthFailed, RateLimited, TaskNotFound
+from relay.providers.errors import (
+    AuthFailed,
+    CancelRefused,
+    RateLimited,
+    TaskNotFound,
+    Unsupported,
+)
 from relay.routing import build_adapter, upstream_model
 from relay.upstream import Http
 from tests.fakes import fake_class
@@ -145,3 +151,29 @@ async def test_delete_where_supported(kit: Kit):
             await kit.adapter.poll(task)
     else:
         assert (await kit.adapter.poll(task)).status in (None, "completed")
+
+
+async def test_cancel_where_supported(kit: Kit):
+    kit.fake.polls_to_finish = 5  # still queued (or running, where that can be cancelled)
+    task = await kit.submit()
+    assert kit.adapter.can_cancel(task.upstream_model) == kit.fake.supports_cancel
+    if not kit.fake.supports_cancel:
+        with pytest.raises(Unsupported):
+            await kit.adapter.cancel(task)
+        return
+    await kit.adapter.cancel(task)
+    try:
+        update = await kit.adapter.poll(task)
+    except TaskNotFound:  # a cancelled job that disappears (vLLM-Omni)
+        return
+    assert update.status == "failed"
+    assert update.error is not None and update.error.code == "cancelled"
+
+
+async def test_cancel_of_a_finished_job_is_refused_and_keeps_the_result(kit: Kit):
+    if not kit.fake.supports_cancel:
+        pytest.skip("the provider has no cancel")
+    task = await kit.finish(await kit.submit())
+    with pytest.raises(CancelRefused):
+        await kit.adapter.cancel(task)
+    assert (await kit.adapter.poll(task)).status == "completed"

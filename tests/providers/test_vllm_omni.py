@@ -272,7 +272,7 @@ def test_a_vllm_channel_needs_no_key(make_config: Callable[..., Config]):
 
 
 def test_declared_per_channel():
-    assert OFFLINE.features == {"image_input"}
+    assert OFFLINE.features == {"image_input", "cancel"}  # DELETE stops a running job
     assert OFFLINE.variants == {"video"}
     assert not OFFLINE.can_remix(SERVED)
     assert OFFLINE.typical_run_s >= 120

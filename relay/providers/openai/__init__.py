@@ -5,7 +5,8 @@ Most of it is the Videos API every imitator shares (videos_api.py). OpenAI adds 
 JSON creates, organization and project headers. `vllm_omni = true` marks a local vLLM-Omni
 server: no key needed, flat extension fields, no remix and no thumbnail, a failed job answered
 with an error status and its video object, upstream progress ignored (it stays 0), an unknown id
-meaning the server restarted, and a delete that may need a second try.
+meaning the server restarted, a delete that may need a second try, and a cancel (the same DELETE,
+on a job still queued or running; OpenAI itself has none).
 
 videos_api.py  the shared adapter: submit, poll, content, remix, delete, errors
 request.py     the create body: JSON, or multipart fields and a typed file part
@@ -22,9 +23,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
-from relay.domain import ContentSource, Remote, TaskRef, VideoRequest
+from relay.domain import TERMINAL, ContentSource, Remote, TaskRef, VideoRequest
 from relay.providers.base import ChannelView, Submitted, Update, option, split_frames
-from relay.providers.errors import ProviderError, Unsupported
+from relay.providers.errors import CancelRefused, ProviderError, Unsupported
 from relay.providers.openai.models import pixel_size, upstream_seconds
 from relay.providers.openai.request import dropped_hints, form, json_create
 from relay.providers.openai.response import Phase
@@ -73,7 +74,7 @@ class OpenAIProvider(VideosApiProvider[OpenAIOptions]):
         self.vllm = channel.options.vllm_omni
         if self.vllm:
             # per channel, so the relay refuses a remix or a thumbnail before any upstream call
-            self.features = self.features - {"remix"}
+            self.features = (self.features - {"remix"}) | {"cancel"}
             self.variants = frozenset({"video"})
             self.typical_run_s = 300.0  # 2-15 min on a home GPU; upstream progress stays 0
 
@@ -169,3 +170,27 @@ class OpenAIProvider(VideosApiProvider[OpenAIOptions]):
             reply = await self.call("DELETE", url)
         if reply.status != 404 and self.failed(reply):
             raise self.error(reply, "delete")
+
+    async def cancel(self, task: TaskRef) -> None:
+        """vLLM-Omni's DELETE stops a queued or running job, and deletes a finished one with
+        its file: asked first, so a job that ended just now keeps its result."""
+        if not self.vllm:
+            return await super().cancel(task)
+        update = await self.poll(task)
+        if update.status in TERMINAL:
+            raise CancelRefused(f"the job has already ended ({update.status})")
+        url = self.video_url(task.upstream_id)
+        reply = await self.call("DELETE", url)
+        if reply.status == 409 and not _cancelling(reply):
+            await asyncio.sleep(self.delete_retry_s)  # the output is being saved: one retry
+            reply = await self.call("DELETE", url)
+        if not self.failed(reply) or _cancelling(reply):
+            return  # "Cancellation in progress": the server is stopping it
+        if reply.status == 409:
+            raise CancelRefused("the job finished and its output is being saved")
+        raise self.error(reply, "delete")
+
+
+def _cancelling(reply: Reply) -> bool:
+    """The page's 409 "Cancellation in progress": the stop was taken and takes over 2 s."""
+    return reply.status == 409 and b"cancellation in progress" in reply.body[:4096].lower()

@@ -12,9 +12,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from relay.domain import ContentSource, Remote, TaskRef, VideoRequest
+from relay.domain import TERMINAL, ContentSource, Remote, TaskRef, VideoRequest
 from relay.providers.base import Accepts, Provider, Submitted, Update, now, option
-from relay.providers.errors import NotReady, VariantUnavailable
+from relay.providers.errors import CancelRefused, NotReady, Rejected, VariantUnavailable
 from relay.providers.vidu import models
 from relay.providers.vidu.request import build, refusal
 from relay.providers.vidu.response import error_from, parse_query, parse_submit
@@ -41,7 +41,7 @@ class ViduProvider(Provider[ViduOptions]):
     name = "vidu"
     credentials = ("api_key",)
     default_base_url = "https://api.vidu.com"
-    features = frozenset({"image_input", "last_frame", "reference_images"})
+    features = frozenset({"image_input", "last_frame", "reference_images", "cancel"})
     variants = frozenset({"video", "thumbnail"})
     Options = ViduOptions
     typical_run_s = 90.0
@@ -90,6 +90,25 @@ class ViduProvider(Provider[ViduOptions]):
     async def content(self, task: TaskRef, variant: str) -> ContentSource:
         self.variant_check(variant)
         return _remote(task.state, variant)
+
+    async def cancel(self, task: TaskRef) -> None:
+        """The page names no state its cancel refuses, so a job's end is asked first: one that
+        ended just now keeps its outcome rather than turning into UserCancelled."""
+        update = await self.poll(task)
+        if update.status in TERMINAL:
+            raise CancelRefused(f"the task has already ended ({update.status})")
+        reply = await self.http.request(
+            "POST",
+            f"{self.base_url}/ent/v2/tasks/{task.upstream_id}/cancel",
+            headers=self._headers(),
+            json={},
+        )
+        if reply.status == 200:
+            return
+        error = error_from(reply.status, reply.headers, reply.json(), reply.text())
+        if isinstance(error, Rejected) and not error.moderation:
+            raise CancelRefused(f"Vidu would not cancel the task ({error.message})")
+        raise error
 
 
 def _remote(state: Mapping[str, Any], variant: str) -> Remote:
