@@ -1,5 +1,5 @@
-"""One video's page: the player plays and seeks by Range, download, copy curl, remix, delete,
-the details, and a deep link that survives a reload."""
+"""One video's page: the player plays and seeks by Range, download, copy curl, remix, cancel,
+delete, the details, and a deep link that survives a reload."""
 
 from __future__ import annotations
 
@@ -154,3 +154,33 @@ def test_a_deep_link_survives_a_reload_and_shows_the_details(
     watch.allow(404, f"/api/videos/{video['id']}")
     page.goto(f"/dashboard/videos/{video['id']}")
     expect(page.get_by_role("heading", name="No such video")).to_be_visible()
+
+
+def test_cancel_asks_first_then_stops_the_running_video(page: Any, relay: Relay, user: User):
+    running = relay.create(user, "a glacier calving, slowly", model="slow")
+    sign_in(page, user)
+    page.goto(f"/dashboard/videos/{running['id']}")
+    expect(page.locator(".stage progress")).to_be_visible()
+    page.get_by_role("button", name="Cancel video").click()
+    dialog = page.get_by_role("dialog")
+    expect(dialog).to_contain_text("Cancel this video?")
+    dialog.get_by_role("button", name="Keep it running").click()
+    expect(dialog).to_have_count(0)
+    answer = relay.api("GET", f"/api/videos/{running['id']}", token=user.token)
+    assert answer.body["status"] in ("queued", "in_progress")
+    page.get_by_role("button", name="Cancel video").click()
+    page.get_by_role("dialog").get_by_role("button", name="Cancel video").click()
+    expect(page.locator(".stage")).to_have_attribute("data-status", "failed")
+    expect(page.locator(".stage .failure code")).to_have_text("cancelled")
+    expect(page.get_by_role("button", name="Cancel video")).to_have_count(0)
+    expect(page.get_by_role("button", name="Delete")).to_be_visible()  # finished: it can go
+    answer = relay.api("GET", f"/api/videos/{running['id']}", token=user.token)
+    assert answer.body["status"] == "failed" and answer.body["error"]["code"] == "cancelled"
+
+
+def test_a_finished_video_offers_no_cancel(page: Any, relay: Relay, user: User):
+    [video] = relay.finished(user, ["a lighthouse in fog"])
+    sign_in(page, user)
+    page.goto(f"/dashboard/videos/{video['id']}")
+    expect(page.get_by_role("button", name="Delete")).to_be_visible()
+    expect(page.get_by_role("button", name="Cancel video")).to_have_count(0)

@@ -1,5 +1,5 @@
-// /dashboard/videos/{id}: the player, the actions (download, copy curl, remix, delete) and the
-// details; live while the video runs.
+// /dashboard/videos/{id}: the player, the actions (download, copy curl, remix, cancel, delete)
+// and the details; live while the video runs.
 
 import { ApiError, api } from "./api.js";
 import { ask, clearErrors, copyText, field, h, modal, showError } from "./dom.js";
@@ -37,7 +37,7 @@ export async function render(main, { me }) {
     // the player is made once, when the video is done: a redraw would restart it
     if (shown && shown.status === v.status && !active(v)) return;
     shown = v;
-    view.replaceChildren(...page(v, { model, extra, admin }));
+    view.replaceChildren(...page(v, { model, extra, admin, draw }));
   };
   draw(video);
   const live = new Live({ update: draw, gone: () => location.assign("/dashboard") });
@@ -48,7 +48,7 @@ function content(v, variant = "") {
   return `/v1/videos/${encodeURIComponent(v.id)}/content${variant ? `?variant=${variant}` : ""}`;
 }
 
-function page(v, { model, extra, admin }) {
+function page(v, { model, extra, admin, draw }) {
   const player =
     v.status === "completed"
       ? h("video", { controls: true, preload: "metadata", playsinline: true, src: content(v) })
@@ -61,7 +61,7 @@ function page(v, { model, extra, admin }) {
   return [
     h("h1", { class: "prompt-title", text: v.prompt }),
     h("div", { class: "stage", dataset: { videoId: v.id, status: v.status } }, player),
-    actions(v, model),
+    actions(v, model, draw),
     details(v, extra, admin),
   ];
 }
@@ -74,7 +74,7 @@ function curl(v) {
   return `curl "${location.origin}/v1/videos/${v.id}" \\\n  -H "Authorization: Bearer $RELAY_KEY"`;
 }
 
-function actions(v, model) {
+function actions(v, model, draw) {
   const bar = h("div", { class: "actions video-actions" });
   if (v.status === "completed") {
     const file = `${v.id}.mp4`;
@@ -93,6 +93,12 @@ function actions(v, model) {
     const remix = h("button", { type: "button", class: "secondary", text: t("video.remix") });
     remix.addEventListener("click", () => remixDialog(v));
     bar.append(remix);
+  }
+  // only where the provider really stops the job: a local mark would leave it running (and billed)
+  if (active(v) && model?.cancel) {
+    const stop = h("button", { type: "button", class: "danger", text: t("video.cancel") });
+    stop.addEventListener("click", () => cancel(v, stop, draw));
+    bar.append(stop);
   }
   if (!active(v)) {
     const del = h("button", { type: "button", class: "danger", text: t("video.delete") });
@@ -129,6 +135,21 @@ function remixDialog(v) {
   });
   dialog.addEventListener("close", () => dialog.remove());
   dialog.showModal();
+}
+
+async function cancel(v, button, draw) {
+  const labels = [t("cancel.title"), t("cancel.text"), t("video.cancel"), t("cancel.keep")];
+  const sure = await ask(...labels);
+  if (!sure) return;
+  button.disabled = true;
+  try {
+    // the answer is the video as it ended: cancelled, or what the provider had just finished
+    const { data } = await api("POST", `/api/videos/${encodeURIComponent(v.id)}/cancel`);
+    draw(data);
+  } catch (err) {
+    button.disabled = false;
+    button.after(h("p", { class: "alert", role: "alert", text: err.message }));
+  }
 }
 
 async function remove(v, button) {
