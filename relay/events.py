@@ -12,10 +12,10 @@ it never fails the use case that emitted.
     ChannelChanged     a channel's health changed (cooling, back, credentials refused, ...)
     PollRan            one upstream status check, with its lag behind the due time
     UpstreamCall       one HTTP call to a channel's upstream, with outcome and duration
-    UpstreamOp         one adapter operation (submit, poll, content, delete, refresh), with what
-                       it raised (None: ok) and its duration; emitted around the adapter call by
-                       `upstream_op`, so it covers adapters without HTTP (the demo) and classes
-                       the provider error, which an HTTP status alone cannot
+    UpstreamOp         one adapter operation (submit, poll, content, delete, refresh,
+                       cancel), with what it raised (None: ok) and its duration; emitted around
+                       the adapter call by `upstream_op`, so it covers adapters without HTTP (the
+                       demo) and classes the provider error, which an HTTP status alone cannot
     DownloadStarted    a content body starts going out to a client
     DownloadEnded      ... and has ended, however it ended (one for each DownloadStarted)
     BytesStreamed      content sent to a client (from upstream or from a stored copy)
@@ -94,7 +94,7 @@ class UpstreamCall:
 class UpstreamOp:
     channel: str
     provider: str
-    op: str  # submit | poll | content | delete | refresh
+    op: str  # submit | poll | content | delete | refresh | cancel
     error: Exception | None  # what the adapter raised (a ProviderError, or a bug); None: ok
     duration_s: float
 

@@ -13,9 +13,9 @@ The dashboard's JSON routes (relay/web/account.py, manage.py; credentials in cre
     *       /api/videos...        signed in     exactly the /v1/videos routes (same handlers);
                                                 GET /api/videos also takes q= (prompt search) and,
                                                 for an admin, owner=NAME|all
-    GET     /api/models           signed in     -> {data: [{id, seconds, sizes, remix, image_input,
-                                                features, variants}], defaults: {model, seconds,
-                                                size}}
+    GET     /api/models           signed in     -> {data: [{id, seconds, sizes, remix, cancel,
+                                                image_input, features, variants}], defaults:
+                                                {model, seconds, size}}
     GET     /api/keys             signed in     -> {data: [{id, name, prefix, created_at,
                                                 revoked_at, active}]} (the caller's own)
     POST    /api/keys             signed in     {name?} -> the key's fields + key (shown once)
