@@ -51,6 +51,7 @@ async def test_unauthenticated_requests(relay: Relay, headers: dict[str, str], m
         ("GET", "/v1/videos/video_x/content"),
         ("DELETE", "/v1/videos/video_x"),
         ("POST", "/v1/videos/video_x/remix"),
+        ("POST", "/v1/videos/video_x/cancel"),
         ("GET", "/v1/models"),
     ]:
         resp = await relay.client.request(method, path, headers=headers)

@@ -305,6 +305,7 @@ async def test_v1_takes_the_cookie_only_for_content_get_and_head(dash: Dash):
         ("POST", "/v1/videos"),
         ("DELETE", f"/v1/videos/{video['id']}"),
         ("POST", f"/v1/videos/{video['id']}/remix"),
+        ("POST", f"/v1/videos/{video['id']}/cancel"),  # /v1 takes keys only
         ("GET", "/v1/models"),
     ]:
         resp = await dash.client.request(method, path, json={"prompt": "x"}, headers=cookie(value))

@@ -46,7 +46,14 @@ class Canceller:
                 param="video_id",
             )
         channel = ctx.runtime.channels.get(task.channel)
-        if channel is None or not channel.adapter.can_cancel(task.upstream_model):
+        if channel is None:
+            raise InvalidRequest(
+                f"video {video_id!r} ran on a channel that is no longer configured, so it "
+                "cannot be cancelled",
+                code="unsupported_feature",
+                param="video_id",
+            )
+        if not channel.adapter.can_cancel(task.upstream_model):
             raise InvalidRequest(
                 f"provider {task.provider!r} cannot cancel a running video "
                 f"(model {task.model!r}); it runs on",
