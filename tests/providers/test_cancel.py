@@ -210,6 +210,18 @@ async def test_dashscope_job_that_just_finished_takes_its_real_outcome(
     assert body["error"]["code"] != "cancelled"  # the upstream's own failure
 
 
+async def test_dashscope_cancel_path_missing_leaves_the_task_running(
+    start: Start, dashscope: DashScopeFake
+):
+    """The page leaves the path unconfirmed: a 404 there is a refusal, and the task runs on."""
+    relay = await start(dashscope)
+    video = await relay.create()
+    dashscope.fail_next("cancel", "not_found")
+    status, body = await cancel(relay, video["id"])
+    assert status == 400 and body["error"]["code"] == "unsupported_feature"
+    assert (await relay.get(video["id"]))["status"] == "queued"
+
+
 async def test_dashscope_refused_credentials_are_a_502(start: Start, dashscope: DashScopeFake):
     relay = await start(dashscope)
     video = await relay.create()
