@@ -129,6 +129,7 @@ def _stamp(at: float | None = None) -> str:
 class GeminiOmniFake(FakeUpstream):
     name: ClassVar[str] = "gemini-omni"
     supports_delete: ClassVar[bool] = True  # DELETE /v1beta/interactions/{id}
+    supports_cancel: ClassVar[bool] = True  # POST .../{id}/cancel, a running interaction only
     renews_urls: ClassVar[bool] = False  # the file URI is fixed; it lives about 48 h
     # the 429 carries its wait as RetryInfo.retryDelay in the body, read as the retry-after
     retry_after_header: ClassVar[bool] = True

@@ -1,7 +1,6 @@
-"""Cancel through the relay against the Seedance, DashScope, Vidu and vLLM-Omni fakes: the real
-upstream call,
-each page's refusals (a running task), the race with a job that just finished, outages, and a
-credential canary over the whole cancel path."""
+"""Cancel through the relay against the Seedance, DashScope, Vidu, vLLM-Omni and Gemini Omni
+fakes: the real upstream call, each page's refusals (a running task), the race with a job that
+just finished, outages, and a credential canary over the whole cancel path."""
 
 from __future__ import annotations
 
@@ -20,6 +19,7 @@ from relay.providers.vidu import ViduProvider
 from tests.conftest import Relay, auth
 from tests.fakes.base import FakeUpstream
 from tests.fakes.dashscope import DashScopeFake
+from tests.fakes.gemini_omni import GeminiOmniFake
 from tests.fakes.seedance import SeedanceFake
 from tests.fakes.vidu import ViduFake
 from tests.fakes.vllm_omni import FakeVllmOmni
@@ -55,6 +55,15 @@ async def dashscope() -> AsyncIterator[DashScopeFake]:
 @pytest.fixture
 async def vidu() -> AsyncIterator[ViduFake]:
     server = ViduFake()
+    server.polls_to_finish = 10
+    await server.start()
+    yield server
+    await server.close()
+
+
+@pytest.fixture
+async def gemini() -> AsyncIterator[GeminiOmniFake]:
+    server = GeminiOmniFake()
     server.polls_to_finish = 10
     await server.start()
     yield server
@@ -254,6 +263,33 @@ async def test_vidu_job_that_just_finished_keeps_its_result(start: Start, vidu: 
     status, body = await cancel(relay, video["id"])
     assert status == 200 and body["status"] == "completed", body
     assert vidu.calls(f"/ent/v2/tasks/{task.id}/cancel", "POST") == []
+
+
+# --- Gemini Omni: POST .../cancel while the interaction runs -----------------------------------
+
+
+async def test_gemini_omni_cancels_a_running_interaction(start: Start, gemini: GeminiOmniFake):
+    relay = await start(gemini)
+    video = await relay.create()
+    [item] = gemini.interactions.values()
+    status, body = await cancel(relay, video["id"])
+    assert status == 200, body
+    assert body["status"] == "failed" and body["error"]["code"] == "cancelled"
+    [call] = [r for r in gemini.requests if r.path.endswith("/cancel")]
+    assert call.method == "POST" and call.headers["x-goog-api-key"] == gemini.api_key
+    assert item.cancelled
+
+
+async def test_gemini_omni_refusal_of_a_finished_job_keeps_its_result(
+    start: Start, gemini: GeminiOmniFake
+):
+    gemini.polls_to_finish = 0  # finished before the cancel arrives: Google answers 400
+    gemini.processing_reads = 0  # and its file is ready at the relay's one poll after that
+    relay = await start(gemini)
+    video = await relay.create()
+    status, body = await cancel(relay, video["id"])
+    assert status == 200 and body["status"] == "completed", body
+    assert [r for r in gemini.requests if r.path.endswith("/cancel")]
 
 
 # --- vLLM-Omni: DELETE cancels a queued or running job ---------------------------------------

@@ -35,7 +35,13 @@ from relay.providers.base import (
     option,
     split_frames,
 )
-from relay.providers.errors import NotReady, TaskNotFound, VariantUnavailable
+from relay.providers.errors import (
+    AuthFailed,
+    CancelRefused,
+    NotReady,
+    TaskNotFound,
+    VariantUnavailable,
+)
 from relay.providers.gemini_omni import models
 from relay.providers.gemini_omni.request import build
 from relay.providers.gemini_omni.response import (
@@ -76,7 +82,7 @@ class GeminiOmniProvider(Provider[GeminiOmniOptions]):
     name = "gemini-omni"
     credentials = ("api_key",)
     default_base_url = GEMINI_API
-    features = frozenset({"image_input", "remix"})
+    features = frozenset({"image_input", "remix", "cancel"})
     variants = frozenset({"video"})  # no thumbnail
     Options = GeminiOmniOptions
     typical_run_s = 60.0  # "typical 25-90 s for 10 s at 720p"
@@ -244,6 +250,23 @@ class GeminiOmniProvider(Provider[GeminiOmniOptions]):
         """None, without a second poll: a finished interaction names the same file forever,
         and a 404 or 410 after its 48 hours is final."""
         return None
+
+    async def cancel(self, task: TaskRef) -> None:
+        """`POST .../cancel` with an empty body. Google takes it only while a background
+        interaction runs; its 400 for any other state becomes a refusal, and the relay then
+        polls once and keeps whatever the job ended as."""
+        url = f"{self.base_url}/v1beta/interactions/{quote(task.upstream_id, safe='')}/cancel"
+        reply = await self.http.request("POST", url, headers=self._headers(), json={})
+        if 200 <= reply.status < 300:
+            return
+        error = classify(
+            reply.status, reply.headers, reply.json(), reply.text(), on_interaction=True
+        )
+        # a 400 here that is not a gone id or a bad key is the refusal (a poll would call it a
+        # passing hiccup)
+        if reply.status == 400 and not isinstance(error, (TaskNotFound, AuthFailed)):
+            raise CancelRefused(f"gemini-omni would not cancel the interaction ({error.message})")
+        raise error
 
     async def delete(self, task: TaskRef) -> None:
         """Delete the stored interaction (best effort; one already gone is fine)."""
