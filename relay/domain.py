@@ -95,6 +95,31 @@ def sniff_image(data: bytes) -> str | None:
     return None
 
 
+def sniff_media(data: bytes, kind: str) -> str | None:
+    """A video's or an audio's type from its magic bytes (MP4/MOV/WebM; WAV/MP3/M4A/Ogg/FLAC/
+    AAC), or None when the bytes are not that kind of media."""
+    head = data[:12]
+    if kind == "video":
+        if head[4:8] == b"ftyp":
+            return "video/quicktime" if head[8:12] == b"qt  " else "video/mp4"
+        if head[:4] == b"\x1a\x45\xdf\xa3":
+            return "video/webm"
+        return None
+    if head[:4] == b"RIFF" and head[8:12] == b"WAVE":
+        return "audio/wav"
+    if head[:3] == b"ID3" or (len(head) > 1 and head[0] == 0xFF and head[1] & 0xE6 == 0xE2):
+        return "audio/mpeg"  # an ID3 tag, or an MPEG audio layer III frame sync
+    if len(head) > 1 and head[0] == 0xFF and head[1] & 0xF6 == 0xF0:
+        return "audio/aac"  # ADTS
+    if head[4:8] == b"ftyp":
+        return "audio/mp4"
+    if head[:4] == b"OggS":
+        return "audio/ogg"
+    if head[:4] == b"fLaC":
+        return "audio/flac"
+    return None
+
+
 @dataclass(frozen=True)
 class Image:
     """An input image as the client gave it: an http(s) URL, or bytes (upload or data: URL)."""
@@ -130,11 +155,30 @@ class Image:
 
 @dataclass(frozen=True)
 class Media:
-    """A reference video or audio from input_reference.content[] (URLs only)."""
+    """A reference video or audio from input_reference.content[]: an http(s) URL, or bytes
+    from a data: URL (type checked by magic bytes). `param` names the item for a 400."""
 
     kind: Literal["video", "audio"]
-    url: str
+    url: str | None = None
     role: str | None = None
+    data: bytes | None = field(default=None, repr=False)
+    mime: str | None = None
+    param: str = field(default="input_reference", compare=False)
+
+    def data_url(self) -> str:
+        assert self.data is not None and self.mime is not None
+        return f"data:{self.mime};base64,{base64.b64encode(self.data).decode('ascii')}"
+
+    def url_or_data_url(self) -> str:
+        return self.url if self.url is not None else self.data_url()
+
+    def record(self) -> dict[str, Any]:
+        kept: dict[str, Any] = {"kind": self.kind, "url": self.url, "role": self.role}
+        if self.data is not None:
+            kept.update(
+                mime=self.mime, bytes=len(self.data), sha256=hashlib.sha256(self.data).hexdigest()
+            )
+        return kept
 
 
 HINTS = ("negative_prompt", "seed", "generate_audio", "enhance_prompt", "person_generation")
@@ -222,7 +266,7 @@ class VideoRequest:
             "seconds": self.seconds,
             "size": None if self.size is None else str(self.size),
             "images": [image.record() for image in self.images],
-            "media": [{"kind": m.kind, "url": m.url, "role": m.role} for m in self.media],
+            "media": [m.record() for m in self.media],
             **{k: getattr(self, k) for k in HINTS if getattr(self, k) is not None},
             "metadata": dict(self.metadata),
             **({"remix_video_id": self.remix_of} if self.remix_of else {}),

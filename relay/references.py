@@ -9,35 +9,40 @@ import re
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
-from relay.domain import Image, Media, sniff_image
+from relay.domain import Image, Media, sniff_image, sniff_media
 from relay.errors import InvalidRequest, RequestTooLarge
 
 IMAGE_ROLES = frozenset({"first_frame", "last_frame", "reference_image"})
 MEDIA_ROLES = {"video": "reference_video", "audio": "reference_audio"}
+_MIME = re.compile(r"[a-z]+/[a-z0-9][a-z0-9.+-]{0,60}")
+
+
+def _data_url(value: str, param: str, limit: int, code: str, example: str) -> tuple[str, bytes]:
+    """(the declared type, the bytes) of a base64 data: URL, within `limit` bytes."""
+    header, sep, payload = value.partition(",")
+    if not sep or not header.lower().endswith(";base64"):
+        raise InvalidRequest(
+            f"{param}: a data: URL must be base64 ({example})", code=code, param=param
+        )
+    payload = re.sub(r"\s+", "", payload)  # base64 wrapped at 76 columns
+    if len(payload) > limit * 4 // 3 + 4:
+        raise RequestTooLarge(f"{param} is larger than the upload limit", param=param)
+    try:
+        data = base64.b64decode(payload, validate=True)
+    except (binascii.Error, ValueError):
+        raise InvalidRequest(
+            f"{param}: the data: URL is not valid base64", code=code, param=param
+        ) from None
+    if len(data) > limit:
+        raise RequestTooLarge(f"{param} is larger than the upload limit", param=param)
+    return header[5:].partition(";")[0].strip().lower(), data
 
 
 def image_from_string(value: Any, param: str, role: str | None, max_upload: int) -> Image:
     if not isinstance(value, str) or not value:
         raise InvalidRequest(f"{param} must be an http(s) URL or a data: URL", param=param)
     if value.startswith("data:"):
-        header, sep, payload = value.partition(",")
-        if not sep or not header.lower().endswith(";base64"):
-            raise InvalidRequest(
-                f"{param}: a data: URL must be base64 (data:image/png;base64,...)",
-                code="invalid_image",
-                param=param,
-            )
-        payload = re.sub(r"\s+", "", payload)  # base64 wrapped at 76 columns
-        if len(payload) > max_upload * 4 // 3 + 4:
-            raise RequestTooLarge(f"{param} is larger than the upload limit", param=param)
-        try:
-            data = base64.b64decode(payload, validate=True)
-        except (binascii.Error, ValueError):
-            raise InvalidRequest(
-                f"{param}: the data: URL is not valid base64", code="invalid_image", param=param
-            ) from None
-        if len(data) > max_upload:
-            raise RequestTooLarge(f"{param} is larger than the upload limit", param=param)
+        _, data = _data_url(value, param, max_upload, "invalid_image", "data:image/png;base64,...")
         mime = sniff_image(data)
         if mime is None:
             raise InvalidRequest(
@@ -59,7 +64,9 @@ def _is_http_url(value: str) -> bool:
         return False
 
 
-def input_reference(value: Any, max_upload: int) -> tuple[list[Image], list[Media]]:
+def input_reference(
+    value: Any, max_upload: int, max_media: int | None = None
+) -> tuple[list[Image], list[Media]]:
     param = "input_reference"
     if isinstance(value, str):
         return [image_from_string(value, param, None, max_upload)], []
@@ -140,9 +147,35 @@ def input_reference(value: Any, max_upload: int) -> tuple[list[Image], list[Medi
             raise InvalidRequest(
                 f"{where}.role must be {MEDIA_ROLES[media_kind]}", param=f"{where}.role"
             )
-        if not isinstance(url, str) or not _is_http_url(url):
-            raise InvalidRequest(
-                f"{where}.{kind}.url must be an http(s) URL", param=f"{where}.{kind}.url"
-            )
-        media.append(Media(kind=media_kind, url=url, role=role or MEDIA_ROLES[media_kind]))
+        media.append(
+            media_from_string(url, f"{where}.{kind}.url", media_kind, role, max_media or max_upload)
+        )
     return images, media
+
+
+def media_from_string(
+    value: Any, param: str, kind: Literal["video", "audio"], role: str | None, limit: int
+) -> Media:
+    """A reference video or audio: an http(s) URL as it is, or a data: URL's bytes, whose magic
+    bytes must be that kind of media. The declared type is kept when it names the same kind
+    (the relay serves it as received to a provider that fetches by URL), else the sniffed one."""
+    role = role or MEDIA_ROLES[kind]
+    if isinstance(value, str) and value.startswith("data:"):
+        declared, data = _data_url(
+            value, param, limit, "invalid_parameter", f"data:{kind}/...;base64,..."
+        )
+        sniffed = sniff_media(data, kind)
+        if sniffed is None:
+            wanted = (
+                "an MP4, MOV or WebM video"
+                if kind == "video"
+                else "a WAV, MP3, M4A, Ogg, FLAC or AAC audio"
+            )
+            raise InvalidRequest(f"{param} must be {wanted}", param=param)
+        mime = (
+            declared if _MIME.fullmatch(declared) and declared.startswith(f"{kind}/") else sniffed
+        )
+        return Media(kind=kind, role=role, data=data, mime=mime, param=param)
+    if not isinstance(value, str) or not _is_http_url(value):
+        raise InvalidRequest(f"{param} must be an http(s) URL or a data: URL", param=param)
+    return Media(kind=kind, url=value, role=role, param=param)

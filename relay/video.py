@@ -199,7 +199,7 @@ def _hints(fields: _Fields) -> dict[str, Any]:
 
 
 def parse_create(
-    data: Mapping[str, Any], upload: Upload | None, *, max_upload: int
+    data: Mapping[str, Any], upload: Upload | None, *, max_upload: int, max_media: int | None = None
 ) -> VideoRequest:
     """A create request from its fields; raises InvalidRequest naming the field."""
     _check_names(data, CREATE_FIELDS, foreign=FOREIGN_FIELDS)
@@ -216,7 +216,7 @@ def parse_create(
             )
         images.append(Image(data=upload.data, mime=upload.mime))
     elif "input_reference" in data:
-        images, media = input_reference(data["input_reference"], max_upload)
+        images, media = input_reference(data["input_reference"], max_upload, max_media)
     if "image" in data:
         if images or media:
             raise InvalidRequest(

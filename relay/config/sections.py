@@ -52,6 +52,7 @@ def server(t: Table) -> ServerConfig:
         # "~/relay" in a unit file or a shell-less service would otherwise make a "~" directory
         data_dir=Path(t.string("data_dir", "./data", nonempty=True)).expanduser(),
         max_upload_mb=t.number("max_upload_mb", 10, minimum=0.001, maximum=1024),
+        max_media_mb=t.number("max_media_mb", 20, minimum=0.001, maximum=1024),
         trust_proxy=t.boolean("trust_proxy", False),
         allow_private_networks=t.boolean("allow_private_networks", False),
         log_level=t.choice("log_level", "info", LOG_LEVELS),

@@ -15,6 +15,7 @@ class ServerConfig:
     public_url: str = "http://127.0.0.1:8080"
     data_dir: Path = Path("./data")
     max_upload_mb: float = 10
+    max_media_mb: float = 20  # a reference video or audio sent as a data: URL
     trust_proxy: bool = False
     allow_private_networks: bool = False
     log_level: str = "info"  # $RELAY_LOG_LEVEL wins
@@ -24,6 +25,10 @@ class ServerConfig:
     @property
     def max_upload_bytes(self) -> int:
         return int(self.max_upload_mb * 1024 * 1024)
+
+    @property
+    def max_media_bytes(self) -> int:
+        return int(self.max_media_mb * 1024 * 1024)
 
 
 @dataclass(frozen=True)

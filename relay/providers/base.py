@@ -49,8 +49,9 @@ Implement (async unless noted):
                                way (some upstreams' cancel is a delete that does both)
 
 Raise the error tree of relay/providers/errors.py. Shared helpers: `image_bytes` (fetch a URL
-image through the private-network guard), `split_frames`, `variant_check`; pure translation
-helpers in relay/providers/normalize.py.
+image through the private-network guard), `hosted_url` / `input_url` (a URL for bytes the
+client sent, for upstreams that fetch inputs by URL only: relay/hosting.py), `split_frames`,
+`variant_check`; pure translation helpers in relay/providers/normalize.py.
 """
 
 from __future__ import annotations
@@ -62,9 +63,11 @@ from collections.abc import Mapping
 from dataclasses import MISSING, dataclass, field, fields, replace
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
 
+from relay import hosting
 from relay.domain import (
     ContentSource,
     Image,
+    Media,
     Status,
     TaskRef,
     VideoRequest,
@@ -351,6 +354,24 @@ class Provider(Generic[OptionsT]):
                 param="input_reference",
             )
         return Image(role=image.role, data=data, mime=mime)
+
+    async def hosted_url(self, data: bytes, mime: str, *, param: str) -> str:
+        """A URL on the relay's public_url that serves these bytes (as `mime`) until the task
+        finishes, at most 24 h; only inside submit or remix. Raises InvalidRequest naming
+        `param` when public_url is not reachable from outside (relay/hosting.py)."""
+        scope = hosting.SCOPE.get()
+        if scope is None:
+            raise Unsupported(f"{param}: the relay can host inputs only while it submits a task")
+        return await scope.url(data, mime, param)
+
+    async def input_url(self, item: Image | Media, *, param: str | None = None) -> str:
+        """The URL to send for an image or media item: the client's own URL, else its bytes
+        hosted by the relay (for upstreams that take URLs only)."""
+        if item.url is not None:
+            return item.url
+        assert item.data is not None and item.mime is not None
+        where = param or (item.param if isinstance(item, Media) else "input_reference")
+        return await self.hosted_url(item.data, item.mime, param=where)
 
     def variant_check(self, variant: str) -> None:
         if variant not in self.variants:

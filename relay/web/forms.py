@@ -48,14 +48,14 @@ _PART_NAME = re.compile(r'\bname="([\w\[\].-]{1,200})"')
 
 
 async def read_body(
-    request: web.Request, *, max_upload: int
+    request: web.Request, *, max_upload: int, max_media: int = 0
 ) -> tuple[dict[str, Any], Upload | None]:
     """The request's fields, and the uploaded file if there is one.
 
     Limits hold while reading: a body announcing more than the limit is refused before it is
     read, and a chunked one is cut off as soon as it passes the limit.
     """
-    json_limit = _text_limit(max_upload)
+    json_limit = _text_limit(max(max_upload, max_media))  # a data: URL in the JSON
     ctype = request.content_type
     if ctype == "multipart/form-data":
         _check_length(request, max_upload + json_limit)

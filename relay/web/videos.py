@@ -59,8 +59,12 @@ def _answer(request: web.Request, task: Task, replayed: bool) -> web.Response:
 async def create(request: web.Request) -> web.Response:
     config = request.app[RUNTIME].config
     key = _idempotency_key(request)
-    fields, upload = await read_body(request, max_upload=config.server.max_upload_bytes)
-    wanted = video.parse_create(fields, upload, max_upload=config.server.max_upload_bytes)
+    limits = {
+        "max_upload": config.server.max_upload_bytes,
+        "max_media": config.server.max_media_bytes,
+    }
+    fields, upload = await read_body(request, **limits)
+    wanted = video.parse_create(fields, upload, **limits)
     videos = request.app[VIDEOS]
     task, replayed = await _shielded(videos.create(request[PRINCIPAL], wanted, key))
     return _answer(request, task, replayed)

@@ -1,0 +1,220 @@
+"""Inputs a provider can only fetch by URL (api.md): bytes the client sent (an upload, a data:
+URL) that the relay serves itself at `{public_url}/v1/files/{token}` while the task runs.
+
+An adapter asks with `Provider.hosted_url(data, mime, param=...)` inside submit or remix; the
+create use case opens a `Scope` for the task around that call (a context variable, so adapters
+need no new argument). The bytes go into the storage library beside the task's stored copies
+(`videos/<task>/input-<nonce>.<ext>`, local or S3, so every relay of a group can serve them),
+and the scope remembers their paths: they are removed when the task finishes or is deleted,
+and at once when no channel took the job.
+
+The token carries what serving needs, signed, so there is no table to keep: the task id, the
+path (with a 128-bit random nonce), the content type as received and an expiry at most 24 h
+away, then an HMAC-SHA256 (cut to 128 bits) under a key derived from the relay's signing key,
+which every relay sharing a store has. Nothing lists the files; a forged, altered or expired
+token, or one whose task has finished, is a plain 404.
+
+A provider must reach `public_url`: when it names a loopback, private or link-local address
+(and `allow_private_networks` is off: a provider on the LAN, tests), hosting is refused with a
+400 naming the input before any upstream call (InvalidRequest, which the submit loop passes
+through like a client error: no other channel could do better).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import hmac
+import ipaddress
+import logging
+import secrets
+from collections.abc import AsyncIterator, Callable
+from contextvars import ContextVar
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+from urllib.parse import urlsplit
+
+import orjson
+
+from relay.errors import InvalidRequest
+
+if TYPE_CHECKING:
+    from relay.storage import Library
+
+log = logging.getLogger("relay.hosting")
+
+MAX_LIFETIME_S = 24 * 3600
+ROUTE = "/v1/files/"
+_MAC_BYTES = 16  # 128 bits
+_EXTENSIONS = {
+    "video/mp4": "mp4",
+    "video/quicktime": "mov",
+    "video/webm": "webm",
+    "audio/wav": "wav",
+    "audio/x-wav": "wav",
+    "audio/mpeg": "mp3",
+    "audio/mp3": "mp3",
+    "audio/mp4": "m4a",
+    "audio/aac": "aac",
+    "audio/ogg": "ogg",
+    "audio/flac": "flac",
+    "image/jpeg": "jpg",
+    "image/png": "png",
+    "image/webp": "webp",
+}
+
+
+@dataclass(frozen=True)
+class Hosted:
+    """What a valid token names."""
+
+    task_id: str
+    path: str
+    content_type: str
+    expires_at: float
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+
+
+def _unb64(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+def unreachable(public_url: str) -> str | None:
+    """Why a provider on the internet cannot fetch from public_url, or None."""
+    host = (urlsplit(public_url).hostname or "").lower()
+    if host in ("localhost", "") or host.endswith((".localhost", ".local", ".internal", ".lan")):
+        return f"{host or 'it'} is a local name"
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return None  # a public name: the operator's DNS knows best
+    if address.is_loopback:
+        return f"{host} is a loopback address"
+    if address.is_private or address.is_link_local or address.is_unspecified:
+        return f"{host} is a private address"
+    return None
+
+
+class Hosting:
+    def __init__(
+        self,
+        library: Library,
+        key: bytes,
+        *,
+        public_url: Callable[[], str],
+        allow_private: Callable[[], bool],
+        clock: Callable[[], float],
+    ) -> None:
+        self.library = library
+        self._key = hmac.new(key, b"relay hosted inputs", hashlib.sha256).digest()
+        self._public_url = public_url
+        self._allow_private = allow_private
+        self.clock = clock
+
+    def scope(self, task_id: str, ends_at: float | None = None) -> Scope:
+        return Scope(self, task_id, ends_at)
+
+    def token(self, hosted: Hosted) -> str:
+        payload = _b64(
+            orjson.dumps(
+                {
+                    "t": hosted.task_id,
+                    "p": hosted.path,
+                    "c": hosted.content_type,
+                    "e": int(hosted.expires_at),
+                }
+            )
+        )
+        ext = _EXTENSIONS.get(hosted.content_type, "bin")
+        return f"{payload}.{_b64(self._mac(payload))}.{ext}"
+
+    def _mac(self, payload: str) -> bytes:
+        return hmac.new(self._key, payload.encode("ascii"), hashlib.sha256).digest()[:_MAC_BYTES]
+
+    def parse(self, token: str) -> Hosted | None:
+        """What a token names, or None when it is not one of ours or has expired."""
+        if len(token) > 2048:
+            return None
+        payload, _, rest = token.partition(".")
+        mac, _, _ext = rest.partition(".")
+        try:
+            good = hmac.compare_digest(_unb64(mac), self._mac(payload))
+        except (binascii.Error, ValueError):
+            return None
+        if not good:
+            return None
+        try:
+            fields = orjson.loads(_unb64(payload))
+            hosted = Hosted(
+                str(fields["t"]), str(fields["p"]), str(fields["c"]), float(fields["e"])
+            )
+        except (orjson.JSONDecodeError, KeyError, TypeError, ValueError, binascii.Error):
+            return None
+        return hosted if hosted.expires_at > self.clock() else None
+
+    def check_reachable(self, param: str) -> None:
+        if self._allow_private():
+            return
+        why = unreachable(self._public_url())
+        if why is not None:
+            raise InvalidRequest(
+                f"{param}: this provider fetches the input by URL, so the relay would serve it at "
+                f"its public_url, which the provider cannot reach ({why}); set [server] "
+                "public_url to the relay's public address, or send an https URL",
+                param=param,
+            )
+
+    async def put(
+        self, task_id: str, data: bytes, content_type: str, *, ends_at: float | None = None
+    ) -> tuple[str, str]:
+        """Store the bytes; returns (the URL a provider fetches, the stored path)."""
+        nonce = secrets.token_hex(16)
+
+        async def body() -> AsyncIterator[bytes]:
+            yield data
+
+        path, _ = await self.library.write(
+            task_id, f"input-{nonce}", content_type, body(), len(data)
+        )
+        expires = self.clock() + MAX_LIFETIME_S
+        if ends_at is not None:
+            expires = min(expires, ends_at)
+        token = self.token(Hosted(task_id, path, content_type, expires))
+        return f"{self._public_url().rstrip('/')}{ROUTE}{token}", path
+
+    async def drop(self, paths: list[str]) -> None:
+        for path in paths:
+            try:
+                await self.library.forget(path)
+            except Exception as exc:  # best effort: the task's delete removes it too
+                log.warning("could not remove a hosted input: %s", type(exc).__name__)
+
+
+@dataclass
+class Scope:
+    """The inputs hosted for one task's submit: the same bytes are hosted once, whichever
+    channel the job fails over to."""
+
+    hosting: Hosting
+    task_id: str
+    ends_at: float | None = None
+    paths: list[str] = field(default_factory=list)
+    _urls: dict[str, str] = field(default_factory=dict)
+
+    async def url(self, data: bytes, content_type: str, param: str) -> str:
+        self.hosting.check_reachable(param)
+        digest = hashlib.sha256(data).hexdigest() + content_type
+        if digest not in self._urls:
+            url, path = await self.hosting.put(
+                self.task_id, data, content_type, ends_at=self.ends_at
+            )
+            self.paths.append(path)
+            self._urls[digest] = url
+        return self._urls[digest]
+
+
+SCOPE: ContextVar[Scope | None] = ContextVar("relay_hosting_scope", default=None)
