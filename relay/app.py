@@ -24,6 +24,7 @@ from aiohttp import web
 from relay import logs
 from relay.config import Config
 from relay.events import Events, TaskFinished, TaskSubmitted
+from relay.hosting import Hosting
 from relay.metrics import METRICS, Metrics
 from relay.providers import REGISTRY
 from relay.providers.base import Provider
@@ -162,13 +163,21 @@ def _runtime(
         )
         parts.channels.set_in_flight(await store.count_active_by_channel())
         app[RUNTIME] = live = Runtime(parts)
+        library = open_library(config, app[HTTP].trusted)
         ctx = Context(
             store=store,
             runtime=live,
             events=events,
             clock=clock,
             instance=secrets.token_hex(8),
-            library=open_library(config, app[HTTP].trusted),
+            library=library,
+            hosting=Hosting(
+                library,
+                await store.shared_secret("hosted", secrets.token_bytes(32), clock()),
+                public_url=lambda: live.config.server.public_url,
+                allow_private=lambda: live.config.server.allow_private_networks,
+                clock=clock,
+            ),
         )
         app[VIDEOS] = Videos(ctx)
         # a finished task frees its channel's slot, in whichever table is current then

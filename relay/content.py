@@ -355,7 +355,10 @@ async def serve_remote(
     http: Http,
     sent: Sent | None = None,
     events: Events | None = None,
+    exact_type: str | None = None,
 ) -> web.StreamResponse:
+    """`exact_type`: serve this Content-Type and no file name (a hosted input, whose type is
+    what the client sent, not a video variant's)."""
     send = dict(source.headers)
     for name in ("Range", "If-Range"):
         if name in request.headers:
@@ -369,7 +372,7 @@ async def serve_remote(
             idle_timeout=IDLE_TIMEOUT_S,
         ) as upstream:
             download = _Download(events, video_id, variant)
-            return await _relay_body(request, upstream, source, download, sent)
+            return await _relay_body(request, upstream, source, download, sent, exact_type)
     except BlockedAddress:
         log.warning("content of %s points to a private address; refused", video_id)
         raise UpstreamFailed("the upstream result address is not allowed") from None
@@ -394,6 +397,7 @@ async def _relay_body(
     source: Remote,
     download: _Download,
     sent_to: Sent | None,
+    exact_type: str | None = None,
 ) -> web.StreamResponse:
     video_id, variant = download.video_id, download.variant
     status = upstream.status
@@ -415,6 +419,9 @@ async def _relay_body(
     length = None if encoded else _int(upstream.headers.get("Content-Length"))
     skip, limit = 0, None
     headers = _out_headers(upstream.headers, source, video_id, variant)
+    if exact_type is not None:
+        headers["Content-Type"] = exact_type
+        headers.pop("Content-Disposition")
     if status == 206 and "Content-Range" not in headers and not encoded:
         log.warning("content of %s: upstream sent a partial body without a range", video_id)
         raise UpstreamFailed("the upstream failed to send the content")

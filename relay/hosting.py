@@ -45,6 +45,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("relay.hosting")
 
 MAX_LIFETIME_S = 24 * 3600
+STATE_KEY = "hosted"  # the task's upstream state lists the paths hosted for it
 ROUTE = "/v1/files/"
 _MAC_BYTES = 16  # 128 bits
 _EXTENSIONS = {

@@ -55,8 +55,9 @@ def form(*fields: tuple[str, Any], **files: tuple[str, bytes, str]) -> aiohttp.F
 
 @pytest.fixture
 async def small(start_relay: Callable[[Config], Any], make_config: Callable[..., Config]) -> Relay:
-    """A relay with a 10 KiB upload limit."""
-    relay: Relay = await start_relay(make_config(server={"max_upload_mb": SMALL_UPLOAD_MB}))
+    """A relay with a 10 KiB upload limit (and media limit: a JSON body holds either)."""
+    server = {"max_upload_mb": SMALL_UPLOAD_MB, "max_media_mb": SMALL_UPLOAD_MB}
+    relay: Relay = await start_relay(make_config(server=server))
     return relay
 
 

@@ -373,6 +373,21 @@ class Provider(Generic[OptionsT]):
         where = param or (item.param if isinstance(item, Media) else "input_reference")
         return await self.hosted_url(item.data, item.mime, param=where)
 
+    async def hosted_inputs(self, request: VideoRequest, *, images: bool = False) -> VideoRequest:
+        """The request with each reference video and audio the client sent as bytes (and, with
+        `images`, each image) given a relay-hosted URL in place of its bytes."""
+        media = [
+            m if m.url is not None else replace(m, url=await self.input_url(m), data=None)
+            for m in request.media
+        ]
+        pictures = list(request.images)
+        if images:
+            pictures = [
+                i if i.url is not None else replace(i, url=await self.input_url(i), data=None)
+                for i in request.images
+            ]
+        return replace(request, media=tuple(media), images=tuple(pictures))
+
     def variant_check(self, variant: str) -> None:
         if variant not in self.variants:
             raise VariantUnavailable(f"provider {self.name!r} does not produce a {variant}")

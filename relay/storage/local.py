@@ -24,6 +24,11 @@ log = logging.getLogger("relay.storage")
 EXTENSIONS = {"video/mp4": "mp4", "image/webp": "webp", "image/jpeg": "jpg", "image/png": "png"}
 
 
+def extension(content_type: str, variant: str) -> str:
+    """A stored file's extension: from its type, else its variant's (a hosted input: "bin")."""
+    return EXTENSIONS.get(content_type) or VARIANTS.get(variant, ("", "bin"))[1]
+
+
 class LocalLibrary:
     def __init__(self, data_dir: Path) -> None:
         self.root = data_dir / "videos"
@@ -32,8 +37,7 @@ class LocalLibrary:
         return self.root.parent / relative
 
     def relative(self, task_id: str, variant: str, content_type: str) -> str:
-        ext = EXTENSIONS.get(content_type, VARIANTS[variant][1])
-        return f"videos/{task_id}/{variant}.{ext}"
+        return f"videos/{task_id}/{variant}.{extension(content_type, variant)}"
 
     async def write(
         self,

@@ -25,7 +25,7 @@ import aiohttp
 from relay.config import S3Config
 from relay.domain import VARIANTS, Remote
 from relay.storage.errors import StorageError
-from relay.storage.local import EXTENSIONS
+from relay.storage.local import extension
 from relay.storage.sigv4 import EMPTY_SHA256, presign, sign_headers
 from relay.store import Copy
 
@@ -65,7 +65,7 @@ class S3Library:
         body: AsyncIterator[bytes],
         expected: int | None,
     ) -> tuple[str, int]:
-        key = f"videos/{task_id}/{variant}.{EXTENSIONS.get(content_type, VARIANTS[variant][1])}"
+        key = f"videos/{task_id}/{variant}.{extension(content_type, variant)}"
         buffer = bytearray()
         upload: str | None = None
         parts: list[tuple[int, str]] = []

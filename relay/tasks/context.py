@@ -1,5 +1,6 @@
 """What every use case shares: the store, the runtime (channels, keys, limits, config), the
-events, the stored-copy library, a clock, and this process's name for leases."""
+events, the stored-copy library and the hosted inputs beside it, a clock, and this process's
+name for leases."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from dataclasses import dataclass
 from relay.domain import Principal, Task
 from relay.errors import NotFound
 from relay.events import Events
+from relay.hosting import Hosting
 from relay.runtime import Runtime
 from relay.storage import Library
 from relay.store import Store
@@ -22,6 +24,7 @@ class Context:
     clock: Callable[[], float]
     instance: str  # the lease owner name of this process
     library: Library | None = None
+    hosting: Hosting | None = None  # inputs served to providers that fetch by URL only
 
     async def find(self, who: Principal, video_id: str) -> Task:
         """A task the caller may see; another user's task is as unknown as a missing one."""

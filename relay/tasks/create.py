@@ -16,6 +16,7 @@ import secrets
 from dataclasses import replace
 from typing import Any
 
+from relay import hosting
 from relay.domain import Outcome, Principal, Size, Task, VideoRequest
 from relay.errors import (
     InvalidRequest,
@@ -232,6 +233,30 @@ class Creator:
         routes: list[Route],
         source: Task | None,
     ) -> Task:
+        """Submit with a hosting scope open, so an adapter can serve the client's bytes to a
+        provider that fetches inputs by URL; what it hosted goes when no channel takes the job
+        (or the task finishes, see Lifecycle.finish)."""
+        host = self.ctx.hosting
+        scope = host.scope(video_id) if host is not None else None
+        token = hosting.SCOPE.set(scope)
+        try:
+            return await self._try_routes(video_id, request, channels, route, routes, source)
+        except BaseException:
+            if host is not None and scope is not None and scope.paths:
+                await host.drop(scope.paths)
+            raise
+        finally:
+            hosting.SCOPE.reset(token)
+
+    async def _try_routes(
+        self,
+        video_id: str,
+        request: VideoRequest,
+        channels: ChannelTable,
+        route: Route,
+        routes: list[Route],
+        source: Task | None,
+    ) -> Task:
         """Try each route until one accepts the job; the slot of the route trying is held."""
         failures: list[str] = []
         limited: list[float] = []  # the wait each 429 asked for
@@ -313,10 +338,14 @@ class Creator:
         ctx = self.ctx
         now = ctx.clock()
         interval = first_interval(route.channel.adapter, ctx.runtime.config.polling.interval_s)
+        state = submitted.state
+        scope = hosting.SCOPE.get()
+        if scope is not None and scope.paths:  # removed when the task finishes
+            state = {**state, hosting.STATE_KEY: list(scope.paths)}
         task = await ctx.store.record_submitted(
             video_id,
             upstream_id=submitted.upstream_id,
-            upstream_state=submitted.state,
+            upstream_state=state,
             seconds=submitted.seconds,
             size=submitted.size,
             status=submitted.status,
@@ -353,6 +382,9 @@ class Creator:
         )
         task = await self.lifecycle.finish(video_id, route.channel.name, self.ctx.instance, outcome)
         assert task is not None
+        scope = hosting.SCOPE.get()
+        if self.ctx.hosting is not None and scope is not None and scope.paths:
+            await self.ctx.hosting.drop(scope.paths)
         return task
 
 

@@ -16,6 +16,7 @@ from typing import Any
 from relay.domain import TERMINAL, Outcome, Task
 from relay.errors import safe_message
 from relay.events import PollRan, TaskFinished, upstream_op
+from relay.hosting import STATE_KEY
 from relay.policy import ChannelEffect, Phase, TaskEffect, decide
 from relay.providers.base import Update
 from relay.providers.errors import ProviderError, RateLimited
@@ -262,6 +263,9 @@ class Lifecycle:
         if finished is None:
             return None
         self._poll_errors.pop(task_id, None)
+        hosted = finished.upstream_state.get(STATE_KEY)
+        if hosted and ctx.hosting is not None:  # no provider may fetch them any more
+            await ctx.hosting.drop([str(path) for path in hosted])
         ctx.events.emit(
             TaskFinished(
                 finished.id,

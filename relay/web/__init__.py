@@ -42,7 +42,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from relay.web import account, admin, manage, pages, videos
+from relay.web import account, admin, files, manage, pages, videos
 from relay.web.keys import CONFIG
 
 
@@ -55,6 +55,7 @@ def setup_routes(app: web.Application) -> None:
     add.add_post("/v1/videos/{video_id}/remix", videos.remix)
     add.add_post("/v1/videos/{video_id}/cancel", videos.cancel)
     add.add_get("/v1/videos/{video_id}/content", videos.content)  # HEAD too
+    add.add_get("/v1/files/{token}", files.hosted)  # HEAD too; no auth (relay/hosting.py)
     add.add_get("/v1/models", admin.models)
     add.add_get("/healthz", admin.healthz)
     add.add_get("/metrics", admin.metrics)

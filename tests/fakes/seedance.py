@@ -28,6 +28,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+import aiohttp
 from aiohttp import web
 
 from tests.fakes.base import VIDEO, FakeUpstream, outcome
@@ -137,6 +138,10 @@ class SeedanceFake(FakeUpstream):
         self.null_fields = False
         self.expired_error = False
         self.not_found_code = "NotFound.TaskId"
+        # Seedance downloads reference videos and audio from their URL at create; with this on,
+        # the fake does too and keeps (url, status, content type, bytes) of each download
+        self.fetch_media = False
+        self.fetched: list[tuple[str, int, str, bytes]] = []
         super().__init__()
 
     def routes(self, router: web.UrlDispatcher) -> None:
@@ -223,6 +228,15 @@ class SeedanceFake(FakeUpstream):
         problem = _validate(body, family)
         if problem is not None:
             return problem
+        if self.fetch_media:
+            for item in body["content"]:
+                if item.get("type") in ("video_url", "audio_url"):
+                    url = item[item["type"]]["url"]
+                    async with aiohttp.ClientSession() as session, session.get(url) as got:
+                        data = await got.read()
+                        self.fetched.append((url, got.status, got.content_type, data))
+                        if got.status != 200:
+                            return bad("content", f"failed to download {item['type']}")
         prompt = next(i["text"] for i in body["content"] if i["type"] == "text")
         fate = outcome(prompt)
         if fate == "reject":
@@ -436,6 +450,9 @@ def _validate(body: dict[str, Any], family: str) -> web.Response | None:
                 roles.append(item.get("role"))
             elif gen != "2.0":
                 return bad(where + ".type", f"{kind} is only supported by 2.0 models")
+            elif not ref["url"].startswith(("https://", "http://", "asset://")):
+                # reference videos and audio are downloaded by URL; no data: URLs
+                return bad(f"{where}.{kind}.url", f"invalid {kind.split('_')[0]} url")
         elif kind != "draft_task":
             return bad(where + ".type", f"invalid content type {kind!r}")
         counts[str(kind)] = counts.get(str(kind), 0) + 1

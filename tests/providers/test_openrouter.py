@@ -410,11 +410,11 @@ async def test_a_create_without_an_id_may_have_made_a_job():
     assert caught.value.maybe_created
 
 
-async def test_inline_images_off_refuses_bytes_before_any_call():
+async def test_inline_images_off_without_hosting_refuses_bytes_before_any_call():
     adapter, http = stubbed(inline_images=False)
-    with pytest.raises(Rejected) as caught:
+    with pytest.raises(Unsupported) as caught:  # no submit scope: nothing can host the bytes
         await adapter.submit(job(images=(UPLOAD,)), "google/veo-3.1-lite")
-    assert caught.value.param == "input_reference" and http.sent == []
+    assert "input_reference" in str(caught.value) and http.sent == []
 
 
 async def test_content_is_the_content_route_with_the_key():

@@ -25,7 +25,7 @@ import aiohttp
 
 from relay.domain import FEATURES, ContentSource, Remote, Status, TaskRef, VideoRequest
 from relay.providers.base import Accepts, Provider, Submitted, Update, now, option
-from relay.providers.errors import Rejected, TaskNotFound, Unavailable, VariantUnavailable
+from relay.providers.errors import TaskNotFound, Unavailable, VariantUnavailable
 from relay.providers.http import Reply
 from relay.providers.normalize import created_id
 from relay.providers.openrouter.models import Capabilities, accepts, model_table
@@ -52,7 +52,9 @@ class OpenRouterOptions:
         300.0, "seconds the /videos/models capability list is kept", kind=(int, float), minimum=0
     )
     inline_images: bool = option(
-        True, "send uploaded and data-URL images as data URLs (false: refuse them with a 400)"
+        True,
+        "send uploaded and data-URL images as data URLs (false: the relay hosts them at its "
+        "public_url and sends that URL)",
     )
     provider_slug: str = option(
         "", "the provider whose passthrough options carry negative_prompt (e.g. google-vertex)"
@@ -116,11 +118,9 @@ class OpenRouterProvider(Provider[OpenRouterOptions]):
     # --- create ---------------------------------------------------------------------------
 
     async def submit(self, request: VideoRequest, model: str) -> Submitted:
-        if not self.channel.options.inline_images and any(i.url is None for i in request.images):
-            raise Rejected(
-                "this channel takes input images by https URL only (options.inline_images = false)",
-                param="input_reference",
-            )
+        # references by URL, the documented form (and images too unless inline_images): bytes
+        # the client sent are hosted by the relay
+        request = await self.hosted_inputs(request, images=not self.channel.options.inline_images)
         caps = await self.capabilities(model)
         made = create_body(request, model, caps, provider_slug=self.channel.options.provider_slug)
         reply = await self._send("POST", f"{self.base_url}/videos", "create", made.body)

@@ -105,6 +105,8 @@ class SeedanceProvider(Provider[SeedanceOptions]):
     async def submit(self, request: VideoRequest, model: str) -> Submitted:
         family = self.family(model)
         last_frame = self.channel.options.last_frame_thumbnail
+        # reference videos and audio are fetched by URL only: bytes are hosted by the relay
+        request = await self.hosted_inputs(request)
         return await self._create(create_body(request, model, family, return_last_frame=last_frame))
 
     async def remix(self, source: TaskRef, request: VideoRequest, model: str) -> Submitted:
