@@ -83,6 +83,29 @@ def test_a_running_row_shows_its_status_word_and_a_progress_bar(
     )
 
 
+def test_a_running_row_offers_cancel_and_a_finished_one_does_not(
+    page: Any, relay: Relay, user: User
+):
+    [done] = relay.finished(user, ["a finished harbour at dawn"])
+    running = relay.create(user, "a slow tide coming in", model="slow")
+    sign_in(page, user)
+    page.goto("/dashboard")
+    row = row_of(page, running["id"])
+    expect(row).to_have_attribute("data-status", "in_progress")
+    expect(row_of(page, done["id"]).get_by_role("button", name="Cancel video")).to_have_count(0)
+    row.get_by_role("button", name="Cancel video").click()
+    page.get_by_role("dialog").get_by_role("button", name="Keep it running").click()
+    answer = relay.api("GET", f"/api/videos/{running['id']}", token=user.token)
+    assert answer.body["status"] in ("queued", "in_progress")
+    row.get_by_role("button", name="Cancel video").click()
+    page.get_by_role("dialog").get_by_role("button", name="Cancel video").click()
+    expect(row).to_have_attribute("data-status", "failed")  # redrawn from the answer
+    expect(row).to_contain_text("cancelled")
+    expect(row.get_by_role("button", name="Cancel video")).to_have_count(0)
+    answer = relay.api("GET", f"/api/videos/{running['id']}", token=user.token)
+    assert answer.body["status"] == "failed" and answer.body["error"]["code"] == "cancelled"
+
+
 def test_a_refused_create_shows_the_error_by_its_field_and_keeps_the_input(
     page: Any, user: User, watch: Watch, tmp_path: Path
 ):

@@ -2,6 +2,7 @@
 // and the details; live while the video runs.
 
 import { ApiError, api } from "./api.js";
+import { cancelButton } from "./cancel.js";
 import { ask, clearErrors, copyText, field, h, modal, showError } from "./dom.js";
 import { exactly, t } from "./i18n.js";
 import { Live, active } from "./live.js";
@@ -94,12 +95,8 @@ function actions(v, model, draw) {
     remix.addEventListener("click", () => remixDialog(v));
     bar.append(remix);
   }
-  // only where the provider really stops the job: a local mark would leave it running (and billed)
-  if (active(v) && model?.cancel) {
-    const stop = h("button", { type: "button", class: "danger", text: t("video.cancel") });
-    stop.addEventListener("click", () => cancel(v, stop, draw));
-    bar.append(stop);
-  }
+  const stop = cancelButton(v, model, draw);
+  if (stop) bar.append(stop);
   if (!active(v)) {
     const del = h("button", { type: "button", class: "danger", text: t("video.delete") });
     del.addEventListener("click", () => remove(v, del));
@@ -135,21 +132,6 @@ function remixDialog(v) {
   });
   dialog.addEventListener("close", () => dialog.remove());
   dialog.showModal();
-}
-
-async function cancel(v, button, draw) {
-  const labels = [t("cancel.title"), t("cancel.text"), t("video.cancel"), t("cancel.keep")];
-  const sure = await ask(...labels);
-  if (!sure) return;
-  button.disabled = true;
-  try {
-    // the answer is the video as it ended: cancelled, or what the provider had just finished
-    const { data } = await api("POST", `/api/videos/${encodeURIComponent(v.id)}/cancel`);
-    draw(data);
-  } catch (err) {
-    button.disabled = false;
-    button.after(h("p", { class: "alert", role: "alert", text: err.message }));
-  }
 }
 
 async function remove(v, button) {

@@ -2,6 +2,7 @@
 // searched by prompt, paged with "Load more", unfinished rows kept live.
 
 import { ApiError, api } from "./api.js";
+import { cancelButton } from "./cancel.js";
 import { clearErrors, field, h, shorten, showError, table } from "./dom.js";
 import { t, when } from "./i18n.js";
 import { Live, active } from "./live.js";
@@ -280,7 +281,12 @@ class VideoList {
       ),
       promptCell,
       h("td", { "data-label": t("list.model"), text: video.model }),
-      h("td", { "data-label": t("list.status") }, statusCell(video)),
+      h(
+        "td",
+        { "data-label": t("list.status") },
+        statusCell(video),
+        cancelButton(video, this.models.get(video.model), (ended) => this.replace(ended)),
+      ),
       h("td", { "data-label": t("list.created"), text: when(video.created_at) }),
     ];
     if (this.admin) {
