@@ -40,6 +40,7 @@ from relay.events import (
     TaskFinished,
     TaskSubmitted,
 )
+from relay.hosting import ROUTE as HOSTED_ROUTE
 from relay.logformat import (
     ACCESS_LOGGER,
     JsonFormatter,
@@ -265,9 +266,11 @@ def _printable(text: str) -> str:
 
 
 def log_path(raw: str) -> str:
-    """The path as the client sent it, without the query (its values may be secrets), bounded
-    and escaped so a line stays one line."""
+    """The path as the client sent it, without the query (its values may be secrets) or a
+    hosted input's token, bounded and escaped so a line stays one line."""
     path = raw.partition("?")[0]
+    if path.startswith(HOSTED_ROUTE):  # the token is the credential of a hosted input
+        return HOSTED_ROUTE + "(token)"
     if len(path) > MAX_PATH:
         path = path[:MAX_PATH] + "..."
     return _printable(path)

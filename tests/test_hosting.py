@@ -5,6 +5,7 @@ the task finishes; a public_url no provider can reach is a 400 before any upstre
 from __future__ import annotations
 
 import base64
+import logging
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,7 @@ from aiohttp.test_utils import TestServer, unused_port
 from relay.app import create_app
 from relay.config import Config
 from relay.hosting import MAX_LIFETIME_S, Hosted, Hosting, unreachable
+from relay.logs import log_path
 from relay.providers import REGISTRY
 from relay.providers.seedance import SeedanceProvider
 from relay.storage import LocalLibrary
@@ -180,8 +182,9 @@ def start(
 
 
 async def test_a_data_url_reference_video_reaches_the_provider_through_the_hosted_url(
-    start: Start, fake: SeedanceFake, tmp_path: Path
+    start: Start, fake: SeedanceFake, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ):
+    caplog.set_level(logging.DEBUG)
     relay = await start()
     video = await relay.create(
         **with_media(
@@ -213,6 +216,11 @@ async def test_a_data_url_reference_video_reaches_the_provider_through_the_hoste
     listed = await relay.client.get("/v1/videos", headers=auth())
     assert "/v1/files/" not in await listed.text()
     assert (await relay.client.get("/v1/files/")).status == 404
+
+    token = path.rsplit("/", 1)[1]
+    ours = [r for r in caplog.records if r.name.startswith("relay")]
+    assert ours and not [r for r in ours if token in r.getMessage()]  # a credential
+    assert log_path(path) == "/v1/files/(token)"  # what `relay serve`'s access line shows
 
     finished = await relay.wait(video["id"])
     assert finished["status"] == "completed"
