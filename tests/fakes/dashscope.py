@@ -17,11 +17,18 @@ Contract hooks: DashScope deletes nothing (no delete endpoint; cancel is for PEN
 hands out the same signed URL on every query (`renews_urls` False), and its 429 carries no
 Retry-After (the page shows none).
 
+Wan 2.7 / 3.0 models (`wan2.7-…`, `wan3.0-…`, `happyhorse-…`) take the "new protocol" body,
+checked by tests/fakes/dashscope_new.py. The fake then fetches every media URL on a loopback
+host with a plain GET, as DashScope fetches inputs (a failure is 400 InvalidURL), and keeps
+what it got in `fetched`; other hosts are taken as public and not fetched (tests have no
+internet).
+
 Knobs: `fail_next(op, case)` queues a canned answer (ERRORS) for the next "submit", "poll" or
 "cancel"; `status_override` answers every known task with that status; `hidden_polls` answers
 UNKNOWN to the first n queries of a new task (not visible yet); `usage_numbers` ("int", "str",
 "float") sends usage numbers in that form; `expires_in_url` drops `Expires` from result URLs when
-False.
+False; `accept_data_urls` takes `data:` URLs in new-protocol `media[].url` (refused by default,
+the page documents none); `usage_extra` ("ratio" or "size") adds that key to new-protocol usage.
 """
 
 from __future__ import annotations
@@ -37,9 +44,13 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 from urllib.parse import quote
 
+import aiohttp
 from aiohttp import web
+from yarl import URL
 
+from tests.fakes import dashscope_new
 from tests.fakes.base import VIDEO, FakeUpstream, outcome
+from tests.fakes.dashscope_new import NEW_MODELS, NewModel
 
 API_KEY = "sk-4b1f0c2d7e8a49f3b6c5d2e1f0a9b8c7"
 MODEL = "wan2.6-t2v"
@@ -140,7 +151,7 @@ class Answer:
 class FakeTask:
     id: str
     model: str
-    spec: Model
+    spec: Model | NewModel
     request: dict[str, Any]
     outcome: str
     submitted: float
@@ -169,6 +180,9 @@ class DashScopeFake(FakeUpstream):
         self.hidden_polls = 0
         self.usage_numbers = "int"
         self.expires_in_url = True
+        self.accept_data_urls = False
+        self.usage_extra: str | None = None
+        self.fetched: dict[str, bytes] = {}  # media URL -> the bytes its GET answered
         super().__init__()
 
     def routes(self, router: web.UrlDispatcher) -> None:
@@ -242,7 +256,9 @@ class DashScopeFake(FakeUpstream):
             )
         return None
 
-    def spec(self, model: str) -> Model | None:
+    def spec(self, model: str) -> Model | NewModel | None:
+        if dashscope_new.is_new(model):
+            return NEW_MODELS.get(model)
         name = model
         if self.region == "us":
             return MODELS.get(name) if name.endswith("-us") else None
@@ -274,9 +290,19 @@ class DashScopeFake(FakeUpstream):
         spec = self.spec(model)
         if spec is None:
             return ds_error(404, "ModelNotFound", "Model not exist.")
-        problem = _validate(body, model, spec, request.headers)
-        if problem is not None:
-            return problem
+        if isinstance(spec, NewModel):
+            checked = dashscope_new.validate(
+                body, model, spec, request.headers, accept_data_urls=self.accept_data_urls
+            )
+            if isinstance(checked, tuple):
+                return ds_error(*checked)
+            for url in checked:
+                if not await self._fetch(url):
+                    return ds_error(400, "InvalidURL", "Download the media resource failed.")
+        else:
+            problem = _validate(body, model, spec, request.headers)
+            if problem is not None:
+                return problem
         prompt = str(body["input"].get("prompt", ""))
         fate = outcome(prompt)
         if fate == "reject":
@@ -296,6 +322,19 @@ class DashScopeFake(FakeUpstream):
         return web.json_response(
             {"output": {"task_status": "PENDING", "task_id": task.id}, "request_id": request_id()}
         )
+
+    async def _fetch(self, url: str) -> bool:
+        """GET a media URL as DashScope would, when this sandbox can reach its host."""
+        if URL(url).host not in ("127.0.0.1", "localhost", "::1"):
+            return True  # a public host: taken as reachable
+        try:
+            async with aiohttp.ClientSession() as session, session.get(URL(url, encoded=True)) as r:
+                if r.status != 200:
+                    return False
+                self.fetched[url] = await r.read()
+        except aiohttp.ClientError:
+            return False
+        return True
 
     async def _get(self, request: web.Request) -> web.StreamResponse:
         refused = self._refused(request, "poll")
@@ -370,7 +409,8 @@ class DashScopeFake(FakeUpstream):
             prompt = task.request["input"].get("prompt", "")
             output["orig_prompt"] = prompt
             params = task.request.get("parameters", {})
-            if params.get("prompt_extend", True) and task.spec.generation != "2.6":
+            legacy = isinstance(task.spec, Model) and task.spec.generation != "2.6"
+            if params.get("prompt_extend", True) and legacy:
                 output["actual_prompt"] = f"{prompt}. Cinematic lighting, smooth camera motion."
             name = f"{task.id}.mp4"
             output["video_url"] = self.cdn_url(name, self.signed.get(name, ""))
@@ -384,6 +424,8 @@ class DashScopeFake(FakeUpstream):
         params = task.request.get("parameters", {})
         seconds = params.get("duration", 5)
         spec = task.spec
+        if isinstance(spec, NewModel):
+            return self._numbers(dashscope_new.usage(spec, params, self.usage_extra))
         if spec.kind == "t2v":
             size = params.get("size") or {"1080P": "1920*1080", "720P": "1280*720"}.get(
                 spec.tiers[-1], "832*480"
@@ -406,6 +448,9 @@ class DashScopeFake(FakeUpstream):
             usage = {"video_duration": seconds, "video_ratio": size, "video_count": 1}
         else:
             usage = {"duration": seconds, "SR": sr, "video_count": 1}
+        return self._numbers(usage)
+
+    def _numbers(self, usage: dict[str, Any]) -> dict[str, Any]:
         form = {"str": str, "float": float}.get(self.usage_numbers)
         if form is not None:
             usage = {k: form(v) if isinstance(v, int) else v for k, v in usage.items()}

@@ -8,7 +8,9 @@ from typing import Any
 
 import aiohttp
 import pytest
+from aiohttp.test_utils import TestServer, unused_port
 
+from relay.app import create_app
 from relay.config import Config
 from relay.domain import FEATURES
 from relay.providers import REGISTRY
@@ -21,7 +23,7 @@ FAKES: dict[str, type[FakeUpstream]] = {
     name: fake_class(name) for name, cls in REGISTRY.items() if cls.needs_network
 }
 # servers a registered provider reaches with an option: {fake name: its registry name}
-FLAVOURS: dict[str, str] = {"vllm-omni": "openai"}
+FLAVOURS: dict[str, str] = {"vllm-omni": "openai", "dashscope-wan27": "dashscope"}
 NORMALIZED_CODES = {
     "upstream_auth_failed",
     "insufficient_quota",
@@ -56,7 +58,8 @@ class Upstream:
 @pytest.fixture(params=sorted(["demo", *FAKES, *FLAVOURS]))
 async def upstream(
     request: pytest.FixtureRequest,
-    start_relay: Callable[[Config], Any],
+    aiohttp_client: Callable[..., Any],
+    providers: dict[str, Any],
     make_config: Callable[..., Config],
 ) -> AsyncIterator[Upstream]:
     provider: str = request.param
@@ -71,8 +74,13 @@ async def upstream(
     else:
         fake = fake_class(provider)()
         channel = fake.channel(await fake.start())
-    config = make_config(storage={"keep_videos": False}, channels=[channel])
-    relay: Relay = await start_relay(config)
+    # public_url is the relay's own address: a fake that fetches inputs by URL (as DashScope's
+    # Wan 2.7 media) gets what the relay hosts from there
+    port = unused_port()
+    server = {"public_url": f"http://127.0.0.1:{port}"}
+    config = make_config(server=server, storage={"keep_videos": False}, channels=[channel])
+    app = create_app(config, providers=providers)
+    relay = Relay(await aiohttp_client(TestServer(app, host="127.0.0.1", port=port)))
     yield Upstream(provider, relay, fake)
     if fake is not None:
         await fake.close()

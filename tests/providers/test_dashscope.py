@@ -123,8 +123,8 @@ def test_model_table(model: str, kind: str, tiers: tuple[str, ...], durations: t
 
 
 def test_unknown_ids_are_read_from_their_words():
-    assert not known("wan2.7-i2v")
-    assert spec_for("wan2.7-i2v").kind == "i2v"
+    assert not known("wan2.6-i2v-2025-12-01")
+    assert spec_for("wan2.6-i2v-2025-12-01").kind == "i2v"
     assert spec_for("my-wan-kf2v-alias").kind == "kf2v"
     assert spec_for("something-else").kind == "t2v"
 
@@ -378,7 +378,12 @@ def test_options_are_validated(registered: None, make_config: Callable[..., Conf
     with pytest.raises(ConfigError, match="utc_offset_hours"):
         make_config(channels=[channel(utc_offset_hours="+8")])
     ok = make_config(channels=[channel(prompt_extend=False, utc_offset_hours=-5)])
-    assert dict(ok.channels[0].options) == {"prompt_extend": False, "utc_offset_hours": -5}
+    assert dict(ok.channels[0].options) == {
+        "prompt_extend": False,
+        "utc_offset_hours": -5,
+        "wan27_image_model": "",
+        "remix_model": "",
+    }
 
 
 # --- task records ---------------------------------------------------------------------------

@@ -28,7 +28,7 @@ from tests.fakes import fake_class
 from tests.fakes.base import VIDEO, FakeUpstream
 
 NETWORK = sorted(name for name, cls in REGISTRY.items() if cls.needs_network)
-FLAVOURS = ["vllm-omni"]  # servers a registered provider reaches with an option
+FLAVOURS = ["vllm-omni", "dashscope-wan27"]  # servers a registered provider reaches with an option
 
 
 @dataclass

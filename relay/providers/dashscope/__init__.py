@@ -1,9 +1,12 @@
-"""The DashScope adapter: async Wan 2.1-2.6 video tasks on Alibaba Cloud Model Studio
-(spec/providers/dashscope.md).
+"""The DashScope adapter: async Wan video tasks on Alibaba Cloud Model Studio, the 2.1-2.6
+body (spec/providers/dashscope.md) and, chosen by the model's name, the Wan 2.7 / 3.0 "new
+protocol" (spec/providers/dashscope-wan27.md) on the same URLs.
 
-models.py    what each Wan model can do: kind, size tiers, durations
-request.py   the client's request as a create body, and what a model refuses (pure)
-response.py  task records and error bodies in relay terms (pure)
+models.py         what each Wan 2.1-2.6 model can do: kind, size tiers, durations
+request.py        the 2.6 create body, and what a 2.6 model refuses (pure)
+wan27/            the new protocol: its models, which inputs they take, the create and remix
+                  bodies
+response.py       task records and error bodies in relay terms, both protocols (pure)
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
-from relay.domain import ContentSource, Remote, TaskRef, VideoRequest
+from relay.domain import FEATURES, ContentSource, Remote, TaskRef, VideoRequest
 from relay.providers.base import (
     Accepts,
     ChannelView,
@@ -25,8 +28,11 @@ from relay.providers.base import (
     option,
 )
 from relay.providers.dashscope.models import RESULT_TTL_S, accepts
-from relay.providers.dashscope.request import create_body, refusal
+from relay.providers.dashscope.request import CreateBody, create_body, refusal
 from relay.providers.dashscope.response import classify, native_error, task_update
+from relay.providers.dashscope.wan27 import models as wan27_models
+from relay.providers.dashscope.wan27 import request as wan27
+from relay.providers.dashscope.wan27 import rules as wan27_rules
 from relay.providers.errors import (
     CancelRefused,
     NotReady,
@@ -34,6 +40,7 @@ from relay.providers.errors import (
     Rejected,
     TaskNotFound,
     Unavailable,
+    Unsupported,
 )
 from relay.providers.normalize import created_id
 
@@ -61,6 +68,16 @@ class DashScopeOptions:
         kind=(int, float),
         minimum=-12,
     )
+    wan27_image_model: str = option(
+        "",
+        "the Wan 2.7/3.0 model that runs a job sent to a new-protocol t2v model with an image "
+        '(e.g. "wan2.7-i2v"); empty: such a job is refused',
+    )
+    remix_model: str = option(
+        "",
+        'the video edit model that remixes ("wan2.7-videoedit"), from the source\'s result URL '
+        "while it lives (24 h); empty: no remix",
+    )
 
 
 class DashScopeProvider(Provider[DashScopeOptions]):
@@ -71,8 +88,8 @@ class DashScopeProvider(Provider[DashScopeOptions]):
     # https://{WorkspaceId}.eu-central-1.maas.aliyuncs.com (EU). Key, host and model names must
     # all belong to one region.
     default_base_url = "https://dashscope-intl.aliyuncs.com"
-    # per model: refusal(); cancel stops a PENDING task only
-    features = frozenset({"image_input", "last_frame", "reference_audio", "cancel"})
+    # per model: refusal(); cancel stops a PENDING task only; remix with options.remix_model
+    features = (FEATURES - {"remix"}) | {"cancel"}
     variants = frozenset({"video"})
     Options = DashScopeOptions
     typical_run_s = 180.0
@@ -84,15 +101,67 @@ class DashScopeProvider(Provider[DashScopeOptions]):
         # the region root is the documented setting; a base_url that already ends in the API
         # root works the same
         self.api = self.base_url.removesuffix(API) + API
+        if channel.options.remix_model:
+            self.features = self.features | {"remix"}
 
     def accepts(self, model: str) -> Accepts:
+        if wan27_models.is_new_protocol(model):
+            return wan27_models.accepts(model)
         return accepts(model)
 
+    def can_remix(self, model: str) -> bool:
+        return bool(self.channel.options.remix_model)
+
     def refusal(self, request: VideoRequest, model: str) -> str | None:
-        return super().refusal(request, model) or refusal(request, model)
+        why = super().refusal(request, model)
+        if why or request.remix_of is not None:  # a remix runs on remix_model, whatever the route
+            return why or wan27_rules.remix_refusal(self.channel.options.remix_model)
+        if wan27_models.is_new_protocol(model):
+            options = self.channel.options
+            return wan27_rules.refusal(request, model, image_model=options.wan27_image_model)
+        return refusal(request, model)
 
     async def submit(self, request: VideoRequest, model: str) -> Submitted:
-        req = create_body(request, model, prompt_extend=self.channel.options.prompt_extend)
+        options = self.channel.options
+        extend = options.prompt_extend
+        if wan27_models.is_new_protocol(model):
+            target = wan27_rules.target_model(request, model, options.wan27_image_model)
+            req = await wan27.create_body(
+                request, target, url_of=self.input_url, prompt_extend=extend
+            )
+        else:
+            req = create_body(request, model, prompt_extend=extend)
+        return await self._create(req)
+
+    async def remix(self, source: TaskRef, request: VideoRequest, model: str) -> Submitted:
+        """A video edit of the source's result, on options.remix_model. The result URL is the
+        only copy DashScope can fetch: past its 24 h the remix is refused (the relay's stored
+        copy is not offered: see the README)."""
+        remix_model = self.channel.options.remix_model
+        why = wan27_rules.remix_refusal(remix_model)
+        if why:
+            raise Unsupported(why)
+        url = source.state.get("video_url")
+        if not isinstance(url, str) or not url:
+            raise Rejected("the source video has no DashScope result to edit", param="video_id")
+        expires = source.state.get("expires_at")
+        if isinstance(expires, int | float) and now() >= expires:
+            raise Rejected(
+                "the source video's upstream result expired (DashScope keeps it 24 h), so "
+                f"{remix_model} cannot fetch it: remix a video made in the last 24 hours",
+                param="video_id",
+            )
+        req = wan27.remix_body(
+            request,
+            remix_model,
+            url,
+            source.size,
+            source.seconds,
+            prompt_extend=self.channel.options.prompt_extend,
+        )
+        return await self._create(req)
+
+    async def _create(self, req: CreateBody) -> Submitted:
         headers = {**self._auth(), "X-DashScope-Async": "enable"}
         if req.oss:
             headers["X-DashScope-OssResourceResolve"] = "enable"

@@ -13,7 +13,7 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, Protocol
 
 from relay.domain import Size
 from relay.providers.base import Accepts
@@ -121,7 +121,17 @@ def known(model: str) -> bool:
     return canonical(model)[0] in _SPECS
 
 
-def pick_tier(size: Size, spec: Spec) -> str:
+class Tiered(Protocol):
+    """A model with resolution tiers: a 2.6 Spec or a new-protocol one (wan27_models.py)."""
+
+    @property
+    def tiers(self) -> tuple[str, ...]: ...
+
+    @property
+    def default_tier(self) -> str: ...
+
+
+def pick_tier(size: Size, spec: Tiered) -> str:
     """The model's tier for a size: the size's own (4k counts as 1080P), else the nearest one the
     model offers (a tie takes the higher); a bare ratio takes the model's default tier."""
     found = tier(size)

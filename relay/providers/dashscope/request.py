@@ -44,6 +44,10 @@ def refusal(request: VideoRequest, model: str) -> str | None:
     frames = split_frames(request.images)
     first, last = frames.first, frames.last
     given = metadata_inputs(request.metadata)
+    if frames.references:
+        return f"{model} takes no reference images (wan2.7-r2v and Wan 3.0 models do)"
+    if any(m.kind == "video" for m in request.media):
+        return f"{model} takes no reference video (wan2.7 and Wan 3.0 models take videos)"
     if spec.kind == "t2v" and (first or last):
         return f"{model} is text-to-video: it takes no input image (use an i2v model)"
     if spec.kind == "i2v":
@@ -145,10 +149,19 @@ def requested_size(body: Mapping[str, Any], spec: Spec, asked: Size) -> str:
 
 
 def uses_oss(body: Mapping[str, Any]) -> bool:
-    inputs = body.get("input")
-    if not isinstance(inputs, Mapping):
+    """Whether any input URL, at any depth (the new protocol's `media[].url`,
+    `reference_voice`), is an `oss://` temporary URL."""
+
+    def found(value: Any) -> bool:
+        if isinstance(value, str):
+            return value.startswith("oss://")
+        if isinstance(value, Mapping):
+            return any(found(v) for v in value.values())
+        if isinstance(value, list):
+            return any(found(v) for v in value)
         return False
-    return any(isinstance(v, str) and v.startswith("oss://") for v in inputs.values())
+
+    return found(body.get("input"))
 
 
 def _params(body: Mapping[str, Any]) -> Mapping[str, Any]:

@@ -16,6 +16,7 @@ from relay.domain import Size
 from relay.providers.base import TaskError, Update
 from relay.providers.dashscope.models import (
     RESULT_TTL_S,
+    TIER_SIZES,
     parse_wh,
     snap_size,
     tier_of_short_side,
@@ -185,19 +186,31 @@ def produced_seconds(usage: Mapping[str, Any]) -> str | None:
 
 
 def produced_size(usage: Mapping[str, Any], requested: str) -> str | None:
-    """`usage.size` / `usage.video_ratio` ("1280*720"), else the `SR` tier in the requested
-    aspect (i2v reports only the tier); None: keep what was requested."""
+    """`usage.size` / `usage.video_ratio` ("1280*720"), else the `SR` tier in `usage.ratio`
+    ("16:9", which Wan 2.7/3.0 may report) or the requested aspect (i2v reports only the tier);
+    None: keep what was requested."""
     for key in ("size", "video_ratio"):
         found = parse_wh(usage.get(key))
         if found is not None:
             return f"{found[0]}x{found[1]}"
+    asked = Size.parse(requested)
     short = whole_seconds(usage.get("SR"))  # a positive whole number, whatever its type
     tier = tier_of_short_side(int(short)) if short else None
-    asked = Size.parse(requested)
-    if tier is None or asked is None:
+    ratio = usage.get("ratio")
+    shape = Size.parse(ratio) if isinstance(ratio, str) and ":" in ratio else None
+    if asked is None or (tier is None and shape is None):
         return None
-    width, height = snap_size(asked, tier)
+    tier = tier or _tier_of(asked)
+    if tier is None:
+        return None
+    width, height = snap_size(shape or asked, tier)
     return f"{width}x{height}"
+
+
+def _tier_of(size: Size) -> str | None:
+    """The tier whose sizes include this one (the 720P square is 960 px a side)."""
+    pair = (size.width, size.height)
+    return next((name for name, sizes in TIER_SIZES.items() if pair in sizes), None)
 
 
 def url_expiry(url: str) -> float | None:
