@@ -303,6 +303,9 @@ class DashScopeFake(FakeUpstream):
             problem = _validate(body, model, spec, request.headers)
             if problem is not None:
                 return problem
+            audio = body["input"].get("audio_url")
+            if isinstance(audio, str) and not await self._fetch(audio):
+                return ds_error(400, "InvalidURL", "Download the media resource failed.")
         prompt = str(body["input"].get("prompt", ""))
         fate = outcome(prompt)
         if fate == "reject":

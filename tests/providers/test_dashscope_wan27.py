@@ -1161,3 +1161,20 @@ async def test_a_data_url_needs_a_public_url_the_provider_reaches(
     assert resp.status == 400 and error["param"] == "input_reference.content[1].video_url.url"
     assert "public_url" in error["message"]
     assert fake.creates() == []
+
+
+async def test_audio_bytes_for_a_wan26_model_reach_it_through_the_hosted_url(
+    start_public: Start, fake: DashScopeFake
+):
+    """The 2.6 audio_url takes a URL (data URLs are documented for img_url only)."""
+    song = b"ID3\x04\x00\x00\x00\x00\x00\x00" + bytes(range(256)) * 4
+    relay = await start_public(model_map={"sora-2": "wan2.6-t2v"})
+    item = {
+        "type": "audio_url",
+        "audio_url": {"url": "data:audio/mpeg;base64," + base64.b64encode(song).decode()},
+    }
+    video = await relay.create(prompt="a song", input_reference={"content": [item]})
+    url = fake.creates()[0]["input"]["audio_url"]
+    assert url.startswith(relay.url("/v1/files/"))
+    assert fake.fetched[url] == song
+    assert (await relay.wait(video["id"]))["status"] == "completed"

@@ -130,6 +130,9 @@ class DashScopeProvider(Provider[DashScopeOptions]):
                 request, target, url_of=self.input_url, prompt_extend=extend
             )
         else:
+            # the 2.5/2.6 audio_url is a URL (data URLs are documented for img_url only): audio
+            # bytes are hosted by the relay
+            request = await self.hosted_inputs(request)
             req = create_body(request, model, prompt_extend=extend)
         return await self._create(req)
 
