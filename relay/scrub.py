@@ -114,6 +114,7 @@ _SECRETS: tuple[tuple[re.Pattern[str], str | Callable[[re.Match[str]], str]], ..
     (re.compile(r"\beyJ[\w-]{5,}\.[\w-]{5,}\.[\w-]*"), "***"),  # a JWT
     (re.compile(r"\bsk-[\w*-]{6,}"), "sk-***"),
     (re.compile(r"\bxai-[\w*-]{6,}"), "xai-***"),  # an xAI key (xAI echoes it masked, xa***23)
+    (re.compile(r"\bkey_[0-9a-fA-F*]{16,}"), "key_***"),  # a Runway key: key_ and long hex
     (re.compile(r"\b(?:AKIA|ASIA)[0-9A-Z]{16}\b"), "***"),
     (
         re.compile(

@@ -356,6 +356,8 @@ def test_native_text_takes_only_strings():
         ("bucket s3://private-bucket/key is gone", "bucket <url> is gone"),
         ("bad key sk-proj-abcdef123456 given", "bad key sk-*** given"),
         ("bad key xai-Zk3abcdef123456 given", "bad key xai-*** given"),
+        ("bad key key_0f3c9a1e5b7d2c4e6f8a0b1c given", "bad key key_*** given"),
+        ("key_frames must be a list", "key_frames must be a list"),
         ("Authorization: Bearer abcdefgh12345678 refused", "Authorization: Bearer *** refused"),
         ("Invalid token provided", "Invalid token provided"),
         ("token: 8f1c2e3d4b5a6978 expired", "token: *** expired"),

@@ -18,6 +18,7 @@ from relay.providers.kling import KlingProvider
 from relay.providers.minimax import MinimaxProvider
 from relay.providers.openai import OpenAIProvider
 from relay.providers.openrouter import OpenRouterProvider
+from relay.providers.runway import RunwayProvider
 from relay.providers.seedance import SeedanceProvider
 from relay.providers.veo import VeoProvider
 from relay.providers.vidu import ViduProvider
@@ -35,6 +36,7 @@ REGISTRY: dict[str, type[Provider[Any]]] = {
         MinimaxProvider,
         OpenAIProvider,
         OpenRouterProvider,
+        RunwayProvider,
         SeedanceProvider,
         VeoProvider,
         ViduProvider,
