@@ -52,7 +52,7 @@ def channel_blocks() -> dict[str, list[str]]:
     OpenAI itself and a local vLLM-Omni server)."""
     blocks: dict[str, list[str]] = {}
     for block in re.split(r"^#? ?\[\[channels\]\]$", EXAMPLE, flags=re.M)[1:]:
-        provider = re.search(r'provider\s*=\s*"([a-z-]+)"', block)
+        provider = re.search(r'provider\s*=\s*"([a-z0-9-]+)"', block)
         assert provider, block[:200]
         blocks.setdefault(provider.group(1), []).append(block)
     return blocks

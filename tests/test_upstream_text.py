@@ -358,6 +358,7 @@ def test_native_text_takes_only_strings():
         ("bad key xai-Zk3abcdef123456 given", "bad key xai-*** given"),
         ("bad key key_0f3c9a1e5b7d2c4e6f8a0b1c given", "bad key key_*** given"),
         ("key_frames must be a list", "key_frames must be a list"),
+        ("invalid api key sk-api-Q7vLm2x9Rk4pT8wZ given", "invalid api key sk-*** given"),
         ("Authorization: Bearer abcdefgh12345678 refused", "Authorization: Bearer *** refused"),
         ("Invalid token provided", "Invalid token provided"),
         ("token: 8f1c2e3d4b5a6978 expired", "token: *** expired"),

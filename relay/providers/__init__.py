@@ -16,6 +16,7 @@ from relay.providers.gemini_omni import GeminiOmniProvider
 from relay.providers.jimeng import JimengProvider
 from relay.providers.kling import KlingProvider
 from relay.providers.minimax import MinimaxProvider
+from relay.providers.minimax_v2 import MinimaxV2Provider
 from relay.providers.openai import OpenAIProvider
 from relay.providers.openrouter import OpenRouterProvider
 from relay.providers.runway import RunwayProvider
@@ -34,6 +35,7 @@ REGISTRY: dict[str, type[Provider[Any]]] = {
         JimengProvider,
         KlingProvider,
         MinimaxProvider,
+        MinimaxV2Provider,
         OpenAIProvider,
         OpenRouterProvider,
         RunwayProvider,
