@@ -14,6 +14,8 @@ text item (<= 7000 chars), typed media items with their roles, frame and referen
 mixed, the reference-mode counts; `resolution` (upper case, per model) and `duration` (4-15)
 required; `ratio` defaulting to `adaptive`, which a text-only request may not use; media URLs
 as http(s), `mm_file://` or a data URL (images and videos only); a body over 64 MB is a 413.
+Media URLs on this sandbox's loopback (what the relay hosts) are fetched as MiniMax would, into
+`fetched`, and a failed download refuses the create; other hosts are taken as reachable.
 
 Statuses go `queued` (the first query, when `polls_to_finish` > 2), `running`, then the end at
 `polls_to_finish` queries. Markers beyond the shared ones ("#fail": `failed` with code "1000";
@@ -44,7 +46,9 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar
 from urllib.parse import quote
 
+import aiohttp
 from aiohttp import web
+from yarl import URL
 
 from tests.fakes.base import VIDEO, FakeUpstream, outcome
 
@@ -128,6 +132,7 @@ class MinimaxV2Fake(FakeUpstream):
         self.url_expires = True
         self.redirect = False
         self.moderation_code = "1027"  # "1026" for sensitive input
+        self.fetched: dict[str, bytes] = {}  # media URL -> the bytes its GET answered
         super().__init__()
         self.app._client_max_size = MAX_BODY + 1024 * 1024  # the page's 413 is the fake's own
 
@@ -237,6 +242,9 @@ class MinimaxV2Fake(FakeUpstream):
             text = _generation(body)
         except Refusal as exc:
             return self.error(exc.status, exc.message)
+        failed = await self._download(body["content"])
+        if failed is not None:
+            return failed
         fate = outcome(text)
         if fate == "reject":
             return self.error(
@@ -260,6 +268,9 @@ class MinimaxV2Fake(FakeUpstream):
                 raise Refusal(400, f"invalid ratio {body.get('ratio')!r}")
         except Refusal as exc:
             return self.error(exc.status, exc.message)
+        failed = await self._download(body["content"])
+        if failed is not None:
+            return failed
         fate = "fail" if "#ir-fail" in text else "complete"
         return self._made(str(body.get("model", H3)), "h3_context_ir", body, fate, text)
 
@@ -277,6 +288,26 @@ class MinimaxV2Fake(FakeUpstream):
         except Refusal as exc:
             return self.error(exc.status, exc.message)
         return self._made(str(body.get("model", H3)), "regeneration", body, "complete", "")
+
+    async def _download(self, content: list[Any]) -> web.Response | None:
+        """GET each media URL as MiniMax would, where this sandbox can reach its host (the
+        relay's own /v1/files); other hosts are taken as public and reachable."""
+        for n, entry in enumerate(content):
+            kind = entry.get("type") if isinstance(entry, dict) else None
+            url = entry[kind]["url"] if kind in ROLES else ""
+            if not url.startswith("http") or URL(url).host not in ("127.0.0.1", "localhost"):
+                continue
+            try:
+                async with (
+                    aiohttp.ClientSession() as session,
+                    session.get(URL(url, encoded=True)) as got,
+                ):
+                    if got.status != 200:
+                        return self.error(400, f"failed to download content[{n}] {kind}.url")
+                    self.fetched[url] = await got.read()
+            except aiohttp.ClientError:
+                return self.error(400, f"failed to download content[{n}] {kind}.url")
+        return None
 
     def _made(
         self, model: str, task_type: str, body: dict[str, Any], fate: str, text: str

@@ -14,8 +14,10 @@ from typing import Any
 import aiohttp
 import openai
 import pytest
+from aiohttp.test_utils import TestServer, unused_port
 
 from relay import hosting
+from relay.app import create_app
 from relay.config import Config
 from relay.domain import Image, Media, Remote, Size, TaskRef, VideoRequest
 from relay.errors import ConfigError
@@ -992,19 +994,74 @@ async def test_a_video_data_url_over_a_megabyte_reaches_minimax(start: Start, fa
     assert fake.creates()[0]["ratio"] == "9:16"  # no image: a concrete ratio
 
 
-async def test_audio_bytes_need_the_relay_to_host_them(start: Start, fake: MinimaxV2Fake):
-    relay = await start()
-    items = [
-        {"type": "video_url", "video_url": {"url": "https://cdn.example.test/ref.mp4"}},
-        {"type": "audio_url", "audio_url": {"url": data_url(MP3, "audio/mpeg")}},
-    ]
+@pytest.fixture
+def start_public(
+    fake: MinimaxV2Fake,
+    aiohttp_client: Callable[..., Any],
+    providers: dict[str, Any],
+    make_config: Callable[..., Config],
+) -> Start:
+    """A relay whose public_url is its own address, so the fake can fetch what it hosts."""
+
+    async def run(*, private: bool = True, **channel: Any) -> Relay:
+        port = unused_port()
+        server = {"public_url": f"http://127.0.0.1:{port}", "allow_private_networks": private}
+        config = make_config(
+            server=server,
+            storage={"keep_videos": False},
+            channels=[fake.channel(fake.base_url, **channel)],
+        )
+        app = create_app(config, providers=providers)
+        return Relay(await aiohttp_client(TestServer(app, host="127.0.0.1", port=port)))
+
+    return run
+
+
+AUDIO_BYTES = [
+    {"type": "video_url", "video_url": {"url": "https://cdn.example.test/ref.mp4"}},
+    {"type": "audio_url", "audio_url": {"url": data_url(MP3, "audio/mpeg")}},
+]
+
+
+async def test_audio_bytes_reach_minimax_through_the_hosted_url(
+    start_public: Start, fake: MinimaxV2Fake
+):
+    """The page documents data URLs for images and video only: audio bytes are served by the
+    relay, and MiniMax fetches them."""
+    relay = await start_public()
+    video = await relay.create(prompt="she sings", input_reference={"content": AUDIO_BYTES})
+    [create] = fake.creates()
+    url = create["content"][2]["audio_url"]["url"]
+    assert url.startswith(relay.url("/v1/files/")) and fake.fetched[url] == MP3
+    assert create["content"][1]["video_url"]["url"] == "https://cdn.example.test/ref.mp4"
+    assert (await relay.wait(video["id"]))["status"] == "completed"
+
+
+async def test_audio_bytes_need_a_public_url_minimax_reaches(
+    start_public: Start, fake: MinimaxV2Fake
+):
+    relay = await start_public(private=False)  # a loopback public_url, taken at its word
     resp = await relay.client.post(
-        "/v1/videos", json={"prompt": "x", "input_reference": {"content": items}}, headers=auth()
+        "/v1/videos",
+        json={"prompt": "x", "input_reference": {"content": AUDIO_BYTES}},
+        headers=auth(),
     )
-    body = await resp.json()
-    assert resp.status == 400, body
-    assert "input_reference.content[1].audio_url.url" in body["error"]["message"]
-    assert fake.creates() == []  # the page documents no data URL for audio
+    error = (await resp.json())["error"]
+    assert resp.status == 400 and error["param"] == "input_reference.content[1].audio_url.url"
+    assert "public_url" in error["message"]
+    assert fake.creates() == []
+
+
+async def test_context_ir_hosts_every_byte_input(start_public: Start, fake: MinimaxV2Fake):
+    relay = await start_public(options={"poll_interval_s": 0, "context_ir": True})
+    form = {"image_url": data_url(png())}
+    video = await relay.create(prompt="animate", input_reference=form)
+    assert (await relay.wait(video["id"]))["status"] == "completed"
+    [expansion] = fake.creates("/v2/h3_context_ir")
+    [generation] = fake.creates()
+    url = expansion["content"][1]["image_url"]["url"]
+    assert url.startswith(relay.url("/v1/files/")) and fake.fetched[url] == png()
+    assert generation["content"][1] == expansion["content"][1]
 
 
 @pytest.mark.parametrize(
