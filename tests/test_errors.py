@@ -93,7 +93,7 @@ async def test_401_403_404_415(relay: Relay):
 
 
 async def test_413(relay: Relay):
-    big = b"x" * (20 * 1024 * 1024)
+    big = b"x" * (30 * 1024 * 1024)  # past the JSON limit: 4/3 of max_media_mb (20) and more
     resp = await relay.client.post(
         "/v1/videos", data=big, headers={**auth(), "Content-Type": "application/json"}
     )

@@ -31,7 +31,8 @@ async def quick(
     monkeypatch.setattr(timeouts, "HEADER_TIMEOUT_S", HEADER_S)
     monkeypatch.setattr(timeouts, "BODY_GRACE_S", 0.5)
     monkeypatch.setattr(timeouts, "BODY_MIN_RATE", 200)
-    relay: Relay = await start_relay(make_config(server={"max_upload_mb": 0.01}))
+    server = {"max_upload_mb": 0.01, "max_media_mb": 0.01}
+    relay: Relay = await start_relay(make_config(server=server))
     return relay
 
 
