@@ -6,7 +6,8 @@ create use case opens a `Scope` for the task around that call (a context variabl
 need no new argument). The bytes go into the storage library beside the task's stored copies
 (`videos/<task>/input-<nonce>.<ext>`, local or S3, so every relay of a group can serve them),
 and the scope remembers their paths: they are removed when the task finishes or is deleted,
-and at once when no channel took the job.
+and at once when no channel took the job. A crash between hosting and recording the upstream
+id leaves no recorded paths: the sweep that fails such a task removes its inputs by name.
 
 The token carries what serving needs, signed, so there is no table to keep: the task id, the
 path (with a 128-bit random nonce), the content type as received and an expiry at most 24 h
@@ -46,6 +47,7 @@ log = logging.getLogger("relay.hosting")
 
 MAX_LIFETIME_S = 24 * 3600
 STATE_KEY = "hosted"  # the task's upstream state lists the paths hosted for it
+PREFIX = "input-"  # the name of a hosted file beside the task's copies: input-<nonce>.<ext>
 ROUTE = "/v1/files/"
 _MAC_BYTES = 16  # 128 bits
 _EXTENSIONS = {
@@ -179,13 +181,21 @@ class Hosting:
             yield data
 
         path, _ = await self.library.write(
-            task_id, f"input-{nonce}", content_type, body(), len(data)
+            task_id, f"{PREFIX}{nonce}", content_type, body(), len(data)
         )
         expires = self.clock() + MAX_LIFETIME_S
         if ends_at is not None:
             expires = min(expires, ends_at)
         token = self.token(Hosted(task_id, path, content_type, expires))
         return f"{self._public_url().rstrip('/')}{ROUTE}{token}", path
+
+    async def drop_all(self, task_id: str) -> None:
+        """Every input hosted for a task, found by name: after a crash cut its submit off, the
+        paths were never recorded."""
+        try:
+            await self.library.forget_named(task_id, PREFIX)
+        except Exception as exc:  # best effort: the task's delete removes them too
+            log.warning("could not remove the hosted inputs of %s: %s", task_id, type(exc).__name__)
 
     async def drop(self, paths: list[str]) -> None:
         for path in paths:

@@ -24,6 +24,7 @@ from tests.conftest import Relay, auth
 from tests.fakes.base import VIDEO
 from tests.fakes.seedance import SeedanceFake
 from tests.s3server import S3Server, s3_server  # noqa: F401 - the session fixture
+from tests.storetools import update_task
 
 V2 = "doubao-seedance-2-0-260128"
 AUDIO = b"ID3\x04\x00\x00\x00\x00\x00\x00" + bytes(range(256)) * 8
@@ -333,3 +334,21 @@ async def test_hosted_inputs_live_in_the_bucket_with_s3_storage(
     assert not (tmp_path / "data" / "videos").exists()  # nothing on the relay's own disk
     await relay.wait(video["id"])
     assert (await relay.client.get(path)).status == 404
+
+
+async def test_inputs_of_a_submit_a_crash_cut_off_are_removed_with_the_task(
+    start: Start, fake: SeedanceFake, tmp_path: Path
+):
+    """The paths are recorded only with the upstream id: after a crash in between, the sweep
+    that fails the task finds its inputs by name."""
+    relay = await start()
+    host = relay.videos.ctx.hosting
+    assert host is not None
+    video = await relay.create()  # a real row to stand for the cut-off one
+    await host.put(video["id"], VIDEO, "video/mp4")
+    await host.put(video["id"], AUDIO, "audio/mpeg")
+    assert len(inputs_on_disk(tmp_path / "data")) == 2
+    cut = {"status": "queued", "upstream_id": None, "lease_owner": "dead"}
+    assert await update_task(relay.store, video["id"], {**cut, "lease_until": relay.clock() - 1})
+    assert await relay.lifecycle.fail_stale_submissions() == 1
+    assert inputs_on_disk(tmp_path / "data") == []

@@ -122,6 +122,16 @@ async def test_a_small_copy_goes_up_in_one_put_and_reads_back_with_range(library
     assert (await fetch(source))[0] == 404
 
 
+async def test_files_found_by_name_go_and_the_others_stay(library: S3Library):
+    data = pattern(1000)
+    kept, _ = await library.write("video_named", "video", "video/mp4", chunks(data), len(data))
+    hosted, _ = await library.write("video_named", "input-ab", "video/mp4", chunks(data), 1000)
+    await library.forget_named("video_named", "input-")
+    assert (await fetch(library.source(copy_of(hosted, 1000))))[0] == 404
+    assert (await fetch(library.source(copy_of(kept, 1000)))) == (200, data)
+    await library.remove("video_named")
+
+
 async def test_a_large_copy_is_a_streamed_multipart_upload(library: S3Library):
     data = pattern(2 * s3_module.PART_BYTES + 12345)
     path, size = await library.write("video_big", "video", "video/mp4", chunks(data), len(data))

@@ -69,6 +69,10 @@ class Library(Protocol):
     async def forget(self, path: str) -> None:
         """One copy (retention removed it)."""
 
+    async def forget_named(self, task_id: str, prefix: str) -> None:
+        """Every file of a task whose name starts with `prefix` (the inputs hosted for a submit
+        that a crash cut off, whose paths were never recorded)."""
+
     async def clean_partials(self) -> int:
         """Delete what a stopped copy left half-written; returns how many."""
         ...

@@ -68,6 +68,12 @@ class LocalLibrary:
         with contextlib.suppress(OSError):
             file.parent.rmdir()  # only once it is empty
 
+    async def forget_named(self, task_id: str, prefix: str) -> None:
+        folder = self.root / task_id
+        if folder.is_dir():
+            for file in folder.glob(f"{prefix}*"):
+                await self.forget(str(file.relative_to(self.root.parent)))
+
     async def clean_partials(self) -> int:
         count = 0
         if self.root.is_dir():

@@ -113,6 +113,10 @@ class S3Library:
         for key in await self._list(f"videos/{task_id}/"):
             await self.forget(key)
 
+    async def forget_named(self, task_id: str, prefix: str) -> None:
+        for key in await self._list(f"videos/{task_id}/{prefix}"):
+            await self.forget(key)
+
     async def forget(self, path: str) -> None:
         resp = await self._request("DELETE", path)
         if resp.status not in (200, 204, 404):

@@ -291,6 +291,8 @@ class Lifecycle:
             )
             if await self.finish(task.id, task.channel, None, outcome):
                 count += 1
+                if self.ctx.hosting is not None:
+                    await self.ctx.hosting.drop_all(task.id)
         return count
 
     async def fail_overdue(self) -> int:
