@@ -177,6 +177,7 @@ def _runtime(
                 public_url=lambda: live.config.server.public_url,
                 allow_private=lambda: live.config.server.allow_private_networks,
                 clock=clock,
+                store=store,
             ),
         )
         app[VIDEOS] = Videos(ctx)

@@ -9,6 +9,10 @@ and the scope remembers their paths: they are removed when the task finishes or 
 and at once when no channel took the job. A crash between hosting and recording the upstream
 id leaves no recorded paths: the sweep that fails such a task removes its inputs by name.
 
+A remix's source may be served the same way (`Scope.copy_url`): a token for the new task that
+names the source's stored copy, for an upstream whose own result URL has expired; nothing is
+copied, and nothing is removed with the new task.
+
 The token carries what serving needs, signed, so there is no table to keep: the task id, the
 path (with a 128-bit random nonce), the content type as received and an expiry at most 24 h
 away, then an HMAC-SHA256 (cut to 128 bits) under a key derived from the relay's signing key,
@@ -42,6 +46,7 @@ from relay.errors import InvalidRequest
 
 if TYPE_CHECKING:
     from relay.storage import Library
+    from relay.store import Store
 
 log = logging.getLogger("relay.hosting")
 
@@ -111,8 +116,10 @@ class Hosting:
         public_url: Callable[[], str],
         allow_private: Callable[[], bool],
         clock: Callable[[], float],
+        store: Store | None = None,
     ) -> None:
         self.library = library
+        self.store = store
         self._key = hmac.new(key, b"relay hosted inputs", hashlib.sha256).digest()
         self._public_url = public_url
         self._allow_private = allow_private
@@ -171,6 +178,22 @@ class Hosting:
                 param=param,
             )
 
+    def url(self, hosted: Hosted) -> str:
+        return f"{self._public_url().rstrip('/')}{ROUTE}{self.token(hosted)}"
+
+    def expiry(self, ends_at: float | None) -> float:
+        expires = self.clock() + MAX_LIFETIME_S
+        return expires if ends_at is None else min(expires, ends_at)
+
+    async def stored_video(self, task_id: str) -> tuple[str, str, int | None] | None:
+        """(path, content type, size) of a task's stored video, or None."""
+        if self.store is None:
+            return None
+        copy = await self.store.stored_copy(task_id, "video")
+        if copy is None or copy.path is None:
+            return None
+        return copy.path, copy.content_type or "video/mp4", copy.bytes
+
     async def put(
         self, task_id: str, data: bytes, content_type: str, *, ends_at: float | None = None
     ) -> tuple[str, str]:
@@ -183,11 +206,7 @@ class Hosting:
         path, _ = await self.library.write(
             task_id, f"{PREFIX}{nonce}", content_type, body(), len(data)
         )
-        expires = self.clock() + MAX_LIFETIME_S
-        if ends_at is not None:
-            expires = min(expires, ends_at)
-        token = self.token(Hosted(task_id, path, content_type, expires))
-        return f"{self._public_url().rstrip('/')}{ROUTE}{token}", path
+        return self.url(Hosted(task_id, path, content_type, self.expiry(ends_at))), path
 
     async def drop_all(self, task_id: str) -> None:
         """Every input hosted for a task, found by name: after a crash cut its submit off, the
@@ -226,6 +245,31 @@ class Scope:
             self.paths.append(path)
             self._urls[digest] = url
         return self._urls[digest]
+
+    async def copy_url(self, source_id: str, param: str) -> str | None:
+        """A URL serving the stored video of another task (a remix's source) for as long as
+        this task runs; None without a stored copy. The copy is the source's: never removed
+        with this task's inputs."""
+        found = await self.hosting.stored_video(source_id)
+        if found is None:
+            return None
+        self.hosting.check_reachable(param)
+        path, content_type, _ = found
+        return self.hosting.url(
+            Hosted(self.task_id, path, content_type, self.hosting.expiry(self.ends_at))
+        )
+
+    async def copy_bytes(self, source_id: str, limit: int) -> tuple[bytes, str] | None:
+        """(bytes, content type) of another task's stored video, when it has one of at most
+        `limit` bytes."""
+        found = await self.hosting.stored_video(source_id)
+        if found is None:
+            return None
+        path, content_type, size = found
+        if size is not None and size > limit:
+            return None
+        data = await self.hosting.library.read(path, limit)
+        return None if data is None else (data, content_type)
 
 
 SCOPE: ContextVar[Scope | None] = ContextVar("relay_hosting_scope", default=None)

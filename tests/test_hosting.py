@@ -352,3 +352,52 @@ async def test_inputs_of_a_submit_a_crash_cut_off_are_removed_with_the_task(
     assert await update_task(relay.store, video["id"], {**cut, "lease_until": relay.clock() - 1})
     assert await relay.lifecycle.fail_stale_submissions() == 1
     assert inputs_on_disk(tmp_path / "data") == []
+
+
+async def test_a_remix_past_the_upstream_url_sends_the_stored_copy_by_hosted_url(
+    start: Start, fake: SeedanceFake
+):
+    relay = await start(storage={"keep_videos": True})
+    source = await relay.create()
+    assert (await relay.wait(source["id"]))["status"] == "completed"
+    for _ in range(200):
+        if await relay.store.stored_copy(source["id"], "video") is not None:
+            break
+        await relay.copier.round()
+    row = await relay.store.get_task(source["id"])
+    assert row is not None
+    state = {**row.upstream_state, "expires_at": 1.0}  # Seedance's URL is past its 24 h
+    await update_task(relay.store, source["id"], {"upstream_state": state})
+
+    resp = await relay.client.post(
+        f"/v1/videos/{source['id']}/remix", json={"prompt": "at night"}, headers=auth()
+    )
+    assert resp.status == 200, await resp.text()
+    remix = await resp.json()
+    url = fake.creates()[1]["content"][1]["video_url"]["url"]
+    assert url.startswith(relay.url("/v1/files/"))
+    assert fake.fetched[-1][1:] == (200, "video/mp4", VIDEO)  # the stored copy's bytes
+    assert (await relay.wait(remix["id"]))["status"] == "completed"
+    assert (await relay.client.get(url[len(relay.url("")) :])).status == 404
+    kept = await relay.client.get(f"/v1/videos/{source['id']}/content", headers=auth())
+    assert kept.status == 200 and await kept.read() == VIDEO  # the source's copy stays
+
+
+async def test_a_remix_past_the_upstream_url_without_a_stored_copy_is_refused(
+    start: Start, fake: SeedanceFake
+):
+    relay = await start()  # keep_videos off
+    source = await relay.create()
+    await relay.wait(source["id"])
+    row = await relay.store.get_task(source["id"])
+    assert row is not None
+    await update_task(
+        relay.store, source["id"], {"upstream_state": {**row.upstream_state, "expires_at": 1.0}}
+    )
+    resp = await relay.client.post(
+        f"/v1/videos/{source['id']}/remix", json={"prompt": "again"}, headers=auth()
+    )
+    body = await resp.json()
+    assert resp.status == 400 and body["error"]["param"] == "video_id"
+    assert "keep_videos" in body["error"]["message"]
+    assert len(fake.creates()) == 1

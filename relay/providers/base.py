@@ -364,6 +364,19 @@ class Provider(Generic[OptionsT]):
             raise Unsupported(f"{param}: the relay can host inputs only while it submits a task")
         return await scope.url(data, mime, param)
 
+    async def stored_copy_url(self, source: TaskRef, *, param: str = "video_id") -> str | None:
+        """For a remix whose source's upstream URL has expired: a relay-hosted URL of the
+        source's stored copy while the new task runs, or None without one. Raises
+        InvalidRequest naming `param` when public_url is not reachable from outside."""
+        scope = hosting.SCOPE.get()
+        return None if scope is None else await scope.copy_url(source.id, param)
+
+    async def stored_copy_bytes(self, source: TaskRef, limit: int) -> tuple[bytes, str] | None:
+        """(bytes, content type) of the source's stored copy for an upstream that takes the
+        video inline, or None without one (or over `limit` bytes)."""
+        scope = hosting.SCOPE.get()
+        return None if scope is None else await scope.copy_bytes(source.id, limit)
+
     async def input_url(self, item: Image | Media, *, param: str | None = None) -> str:
         """The URL to send for an image or media item: the client's own URL, else its bytes
         hosted by the relay (for upstreams that take URLs only)."""

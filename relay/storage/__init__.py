@@ -69,6 +69,11 @@ class Library(Protocol):
     async def forget(self, path: str) -> None:
         """One copy (retention removed it)."""
 
+    async def read(self, path: str, limit: int) -> bytes | None:
+        """A stored file whole, for an upstream that takes it inline; None when it is missing
+        or larger than `limit` bytes."""
+        ...
+
     async def forget_named(self, task_id: str, prefix: str) -> None:
         """Every file of a task whose name starts with `prefix` (the inputs hosted for a submit
         that a crash cut off, whose paths were never recorded)."""

@@ -68,6 +68,15 @@ class LocalLibrary:
         with contextlib.suppress(OSError):
             file.parent.rmdir()  # only once it is empty
 
+    async def read(self, path: str, limit: int) -> bytes | None:
+        file = self.path(path)
+        try:
+            if file.stat().st_size > limit:
+                return None
+        except OSError:
+            return None
+        return await asyncio.get_running_loop().run_in_executor(None, file.read_bytes)
+
     async def forget_named(self, task_id: str, prefix: str) -> None:
         folder = self.root / task_id
         if folder.is_dir():

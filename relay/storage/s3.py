@@ -113,6 +113,15 @@ class S3Library:
         for key in await self._list(f"videos/{task_id}/"):
             await self.forget(key)
 
+    async def read(self, path: str, limit: int) -> bytes | None:
+        size = await self.size_of(path)
+        if size is None or size > limit:
+            return None
+        resp = await self._request("GET", path)
+        if resp.status != 200:
+            raise await _error(resp, f"read {path}")
+        return await resp.read()
+
     async def forget_named(self, task_id: str, prefix: str) -> None:
         for key in await self._list(f"videos/{task_id}/{prefix}"):
             await self.forget(key)

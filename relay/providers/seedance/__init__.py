@@ -119,15 +119,21 @@ class SeedanceProvider(Provider[SeedanceOptions]):
                 f"Seedance {family.name} cannot remix: only 2.0 models take a reference video"
             )
         url = source.state.get("video_url")
-        if not isinstance(url, str) or not url:
-            raise Rejected("the source video has no upstream URL to reference", param="video_id")
         expires = source.state.get("expires_at")
-        if isinstance(expires, int | float) and now() >= expires:
-            raise Rejected(
-                "the source video's upstream URL expired (24 h after it was made), so it cannot "
-                "be sent as a reference video",
-                param="video_id",
-            )
+        if (
+            not isinstance(url, str)
+            or not url
+            or (isinstance(expires, int | float) and now() >= expires)
+        ):
+            # past the upstream URL's 24 h: the relay's stored copy, served at its public_url
+            url = await self.stored_copy_url(source)
+            if url is None:
+                raise Rejected(
+                    "the source video's upstream URL expired (24 h after it was made) and the "
+                    "relay keeps no copy of it ([storage] keep_videos), so it cannot be sent as a "
+                    "reference video",
+                    param="video_id",
+                )
         plain = replace(request, images=(), media=())
         reference = Media(kind="video", url=url, role="reference_video")
         body = create_body(
