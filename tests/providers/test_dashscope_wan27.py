@@ -616,7 +616,7 @@ def source_ref(state: dict[str, Any]) -> TaskRef:
     ("state", "words"),
     [
         ({"video_url": "https://r.test/v.mp4", "expires_at": 1.0}, "upstream result expired"),
-        ({}, "has no DashScope result"),
+        ({}, "keeps no copy"),
     ],
 )
 async def test_remix_of_an_expired_or_missing_result_is_a_400(state: dict[str, Any], words: str):
@@ -1115,10 +1115,14 @@ def start_public(
 ) -> Start:
     """A relay whose public_url is its own address, so the fake can fetch what it hosts."""
 
-    async def run(*, private: bool = True, **channel: Any) -> Relay:
+    async def run(*, private: bool = True, keep: bool = False, **channel: Any) -> Relay:
         port = unused_port()
         server = {"public_url": f"http://127.0.0.1:{port}", "allow_private_networks": private}
-        config = make_config(server=server, channels=[fake.channel(fake.base_url, **channel)])
+        config = make_config(
+            server=server,
+            storage={"keep_videos": keep},
+            channels=[fake.channel(fake.base_url, **channel)],
+        )
         app = create_app(config, providers=providers)
         return Relay(await aiohttp_client(TestServer(app, host="127.0.0.1", port=port)))
 
@@ -1178,3 +1182,27 @@ async def test_audio_bytes_for_a_wan26_model_reach_it_through_the_hosted_url(
     assert url.startswith(relay.url("/v1/files/"))
     assert fake.fetched[url] == song
     assert (await relay.wait(video["id"]))["status"] == "completed"
+
+
+async def test_remix_after_the_result_expired_edits_the_stored_copy(
+    start_public: Start, fake: DashScopeFake
+):
+    """The page's "temporary upload of the stored copy": a relay-hosted URL of it."""
+    relay = await start_public(keep=True, options={"remix_model": EDIT})
+    source = await relay.create()
+    assert (await relay.wait(source["id"]))["status"] == "completed"
+    for _ in range(200):
+        if await relay.store.stored_copy(source["id"], "video") is not None:
+            break
+        await relay.copier.round()
+    row = await relay.store.get_task(source["id"])
+    assert row is not None
+    state = {**row.upstream_state, "expires_at": 1_000_000.0}
+    await update_task(relay.store, source["id"], {"upstream_state": state})
+    resp = await relay.client.post(
+        f"/v1/videos/{source['id']}/remix", json={"prompt": "again"}, headers=auth()
+    )
+    assert resp.status == 200, await resp.text()
+    [url] = [m["url"] for m in fake.creates()[1]["input"]["media"]]
+    assert url.startswith(relay.url("/v1/files/"))
+    assert fake.fetched[url] == VIDEO

@@ -137,23 +137,25 @@ class DashScopeProvider(Provider[DashScopeOptions]):
         return await self._create(req)
 
     async def remix(self, source: TaskRef, request: VideoRequest, model: str) -> Submitted:
-        """A video edit of the source's result, on options.remix_model. The result URL is the
-        only copy DashScope can fetch: past its 24 h the remix is refused (the relay's stored
-        copy is not offered: see the README)."""
+        """A video edit of the source's result, on options.remix_model: DashScope's result URL
+        while it lives (24 h), then the relay's stored copy at a hosted URL (the page's
+        "temporary upload of the stored copy"), else a refusal."""
         remix_model = self.channel.options.remix_model
         why = wan27_rules.remix_refusal(remix_model)
         if why:
             raise Unsupported(why)
         url = source.state.get("video_url")
-        if not isinstance(url, str) or not url:
-            raise Rejected("the source video has no DashScope result to edit", param="video_id")
         expires = source.state.get("expires_at")
-        if isinstance(expires, int | float) and now() >= expires:
-            raise Rejected(
-                "the source video's upstream result expired (DashScope keeps it 24 h), so "
-                f"{remix_model} cannot fetch it: remix a video made in the last 24 hours",
-                param="video_id",
-            )
+        lapsed = isinstance(expires, int | float) and now() >= expires
+        if not isinstance(url, str) or not url or lapsed:
+            url = await self.stored_copy_url(source)
+            if url is None:
+                raise Rejected(
+                    "the source video's upstream result expired (DashScope keeps it 24 h) and "
+                    f"the relay keeps no copy of it ([storage] keep_videos), so {remix_model} "
+                    "cannot fetch it: remix a video made in the last 24 hours",
+                    param="video_id",
+                )
         req = wan27.remix_body(
             request,
             remix_model,
