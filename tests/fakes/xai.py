@@ -12,6 +12,7 @@ The page shows no Retry-After on a 429, so none is sent.
 
 from __future__ import annotations
 
+import base64
 import re
 import uuid
 from dataclasses import dataclass
@@ -83,6 +84,9 @@ class Scripted:
     headers: dict[str, str] | None = None
 
 
+DATA_URL_CLIP_S = 6  # what the fake takes a clip sent inline to last (it cannot probe one)
+
+
 class XaiFake(FakeUpstream):
     name: ClassVar[str] = "xai"
     supports_delete: ClassVar[bool] = False  # no cancel, delete or list route
@@ -91,6 +95,7 @@ class XaiFake(FakeUpstream):
 
     def __init__(self, api_key: str = "xai-test-key-0123456789abcdef") -> None:
         self.api_key = api_key
+        self.edit_sources: list[bytes] = []  # clips an edit sent as data URLs
         self.jobs: dict[str, Job] = {}
         # the page's unconfirmed points
         self.bad_key_status = 400  # 401 in some clients
@@ -307,6 +312,15 @@ class XaiFake(FakeUpstream):
 
     def _edit(self, body: Any) -> int:
         self._common(body, EDIT_FIELDS)
+        video = body.get("video")
+        url = video.get("url") if isinstance(video, dict) else None
+        if isinstance(url, str) and url.startswith("data:"):  # the page: a data URL works too
+            header, _, payload = url.partition(",")
+            data = base64.b64decode(payload) if header.endswith(";base64") else b""
+            if not header.startswith("data:video/") or data[4:8] != b"ftyp":
+                raise NativeError(400, "Failed to download the input video")
+            self.edit_sources.append(data)
+            return DATA_URL_CLIP_S
         source = self._source(body)
         if source.duration > 8.7:
             raise NativeError(400, "The input video must be at most 8.7 seconds long")

@@ -451,10 +451,10 @@ Start = Callable[..., Any]
 def start(
     fake: XaiFake, start_relay: Callable[[Config], Any], make_config: Callable[..., Config]
 ) -> Start:
-    async def run(**channel: Any) -> Relay:
-        # no stored copies: content must come from the fake's CDN
+    async def run(keep: bool = False, **channel: Any) -> Relay:
+        # no stored copies unless asked: content must come from the fake's CDN
         config = make_config(
-            storage={"keep_videos": False}, channels=[fake.channel(fake.base_url, **channel)]
+            storage={"keep_videos": keep}, channels=[fake.channel(fake.base_url, **channel)]
         )
         relay: Relay = await start_relay(config)
         return relay
@@ -761,6 +761,28 @@ async def test_remix_of_a_long_clip_or_an_expired_url_is_refused(start: Start, f
     assert resp.status == 400
     assert "expired" in (await resp.json())["error"]["message"]
     assert fake.creates("edits") == []
+
+
+async def test_remix_past_the_url_sends_the_stored_copy_as_a_data_url(start: Start, fake: XaiFake):
+    relay = await start(keep=True)
+    source = await relay.create(seconds="6")
+    assert (await relay.wait(source["id"]))["status"] == "completed"
+    for _ in range(200):
+        if await relay.store.stored_copy(source["id"], "video") is not None:
+            break
+        await relay.copier.round()
+    row = await relay.store.get_task(source["id"])
+    assert row is not None
+    await update_task(
+        relay.store, source["id"], {"upstream_state": {**row.upstream_state, "expires_at": 1.0}}
+    )
+    resp = await relay.client.post(
+        f"/v1/videos/{source['id']}/remix", json={"prompt": "again"}, headers=auth()
+    )
+    assert resp.status == 200, await resp.text()
+    [edit] = fake.creates("edits")
+    assert edit["video"]["url"].startswith("data:video/mp4;base64,")
+    assert fake.edit_sources == [VIDEO]  # the stored copy's bytes
 
 
 async def test_remix_on_a_model_that_cannot_edit_never_reaches_xai(start: Start, fake: XaiFake):

@@ -8,6 +8,7 @@ models.py holds the models' limits, request.py builds the bodies, response.py re
 
 from __future__ import annotations
 
+import base64
 import logging
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -16,6 +17,7 @@ from urllib.parse import quote
 from relay.domain import ContentSource, Remote, TaskRef, VideoRequest
 from relay.providers.base import Accepts, Provider, Submitted, Update, now, option
 from relay.providers.errors import NotReady, ProviderError, Rejected
+from relay.providers.inline import INLINE_MAX_BYTES
 from relay.providers.xai import models
 from relay.providers.xai.request import build, edit_body, refusal
 from relay.providers.xai.response import classify, request_id, update
@@ -83,15 +85,19 @@ class XaiProvider(Provider[XaiOptions]):
                 param="video_id",
             )
         url = source.state.get("video_url")
-        if not isinstance(url, str) or not url:
-            raise Rejected("the source video has no upstream URL to edit", param="video_id")
         expires = source.state.get("expires_at")
-        if isinstance(expires, int | float) and now() >= expires:
-            # xAI takes a data URL of the clip too, but an adapter cannot read stored copies
-            raise Rejected(
-                "the source video's upstream URL has expired, so xai cannot edit it",
-                param="video_id",
-            )
+        lapsed = isinstance(expires, int | float) and now() >= expires
+        if not isinstance(url, str) or not url or lapsed:
+            # the page: a data URL of the relay's stored copy (an edit source is at most 8.7 s)
+            kept = await self.stored_copy_bytes(source, INLINE_MAX_BYTES)
+            if kept is None:
+                raise Rejected(
+                    "the source video's upstream URL has expired and the relay keeps no copy "
+                    "of it ([storage] keep_videos), so xai cannot edit it",
+                    param="video_id",
+                )
+            data, content_type = kept
+            url = f"data:{content_type};base64,{base64.b64encode(data).decode('ascii')}"
         upstream_id = await self._create(
             "/v1/videos/edits", edit_body(request.prompt, url, request.metadata)
         )
