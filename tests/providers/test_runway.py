@@ -860,10 +860,12 @@ Start = Callable[..., Any]
 def start(
     fake: RunwayFake, start_relay: Callable[[Config], Any], make_config: Callable[..., Config]
 ) -> Start:
-    async def run(polling: dict[str, Any] | None = None, **channel: Any) -> Relay:
-        # no stored copies: content must come from the fake's CDN
+    async def run(
+        polling: dict[str, Any] | None = None, keep: bool = False, **channel: Any
+    ) -> Relay:
+        # no stored copies unless asked: content must come from the fake's CDN
         config = make_config(
-            storage={"keep_videos": False},
+            storage={"keep_videos": keep},
             channels=[fake.channel(fake.base_url, **channel)],
             **({"polling": polling} if polling else {}),
         )
@@ -1281,6 +1283,26 @@ async def test_remix_runs_video_to_video_over_the_source(
     done = await relay.wait(remix["id"])
     assert done["status"] == "completed" and done["seconds"] == "8"
     assert await (await content(relay, remix["id"])).read() == VIDEO
+
+
+async def test_remix_of_a_source_runway_forgot_sends_the_stored_copy(
+    start: Start, fake: RunwayFake
+):
+    relay = await start(keep=True, options={"remix_model": "aleph2", "min_poll_s": 0})
+    source = await relay.create(seconds="8", size="720x1280")
+    assert (await relay.wait(source["id"]))["status"] == "completed"
+    for _ in range(200):
+        if await relay.store.stored_copy(source["id"], "video") is not None:
+            break
+        await relay.copier.round()
+    fake.forget_tasks()  # Runway no longer has the source
+    resp = await relay.client.post(
+        f"/v1/videos/{source['id']}/remix", json={"prompt": "make it snow"}, headers=auth()
+    )
+    assert resp.status == 200, await resp.text()
+    [body] = fake.creates("video_to_video")
+    assert body["videoUri"] == data_uri(VIDEO, "video/mp4")  # the page: a data URI of the copy
+    assert (await relay.wait((await resp.json())["id"]))["status"] == "completed"
 
 
 async def test_deleting_a_video_deletes_the_runway_task(start: Start, fake: RunwayFake):

@@ -126,9 +126,16 @@ class RunwayProvider(Provider[RunwayOptions]):
 
     async def remix(self, source: TaskRef, request: VideoRequest, model: str) -> Submitted:
         """The remix model's video_to_video over a freshly signed output URL of the source; if
-        Runway will not take its own output URL, over the clip's bytes."""
+        Runway will not take its own output URL, over the clip's bytes; once Runway no longer
+        has the source, over the relay's stored copy (a data URI, or hosted when larger)."""
         remix_model = self.channel.options.remix_model
         url = await self._fresh_output(source)
+        if url is None:
+            kept = await self._stored_source(source)
+            upstream_id, state = await self._create(
+                models.V2V, remix_body(request, remix_model, kept)
+            )
+            return Submitted(upstream_id, source.seconds, source.size, state=state)
         try:
             upstream_id, state = await self._create(
                 models.V2V, remix_body(request, remix_model, url)
@@ -141,16 +148,28 @@ class RunwayProvider(Provider[RunwayOptions]):
             upstream_id, state = await self._create(models.V2V, body)
         return Submitted(upstream_id, source.seconds, source.size, state=state)
 
-    async def _fresh_output(self, source: TaskRef) -> str:
+    async def _fresh_output(self, source: TaskRef) -> str | None:
+        """A freshly signed output URL of the source; None when Runway no longer has it."""
         try:
             found = await self.poll(source)
         except TaskNotFound:
-            raise Rejected(
-                "runway no longer has the source video, so it cannot be remixed", param="video_id"
-            ) from None
+            return None
         url = found.state.get("video_url")
         if found.status != "completed" or not isinstance(url, str):
             raise Rejected("runway lists no output for the source video", param="video_id")
+        return url
+
+    async def _stored_source(self, source: TaskRef) -> str:
+        kept = await self.stored_copy_bytes(source, MEDIA_DATA_URI_MAX * 3 // 4)
+        if kept is not None and fits_data_uri(kept[0], kept[1], MEDIA_DATA_URI_MAX):
+            return data_uri(kept[0], kept[1])
+        url = await self.stored_copy_url(source)
+        if url is None:
+            raise Rejected(
+                "runway no longer has the source video and the relay keeps no copy of it "
+                "([storage] keep_videos), so it cannot be remixed",
+                param="video_id",
+            )
         return url
 
     async def _clip(self, url: str) -> str:
