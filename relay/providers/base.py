@@ -49,9 +49,11 @@ Implement (async unless noted):
                                way (some upstreams' cancel is a delete that does both)
 
 Raise the error tree of relay/providers/errors.py. Shared helpers: `image_bytes` (fetch a URL
-image through the private-network guard), `hosted_url` / `input_url` (a URL for bytes the
-client sent, for upstreams that fetch inputs by URL only: relay/hosting.py), `split_frames`,
-`variant_check`; pure translation helpers in relay/providers/normalize.py.
+image through the private-network guard), `hosted_url` / `input_url` / `hosted_inputs` (a URL
+for bytes the client sent, for upstreams that fetch inputs by URL only: relay/hosting.py),
+`stored_copy_url` / `stored_copy_bytes` (a remix source's stored copy, once the upstream's own
+result is gone), `split_frames`, `variant_check`; pure translation helpers in
+relay/providers/normalize.py.
 """
 
 from __future__ import annotations
