@@ -65,6 +65,7 @@ async def create(request: web.Request) -> web.Response:
     }
     fields, upload = await read_body(request, **limits)
     wanted = video.parse_create(fields, upload, **limits)
+    del fields, upload  # a data: URL's text (up to 4/3 of max_media_mb) is not needed past here
     videos = request.app[VIDEOS]
     task, replayed = await _shielded(videos.create(request[PRINCIPAL], wanted, key))
     return _answer(request, task, replayed)
