@@ -787,6 +787,28 @@ async def test_cancel_errors():
     down, _ = wired(answer({"status": "PENDING"}), answer(None, 503))
     with pytest.raises(Unavailable):
         await down.cancel(ref())
+    for odd in (["RUNNING"], None, "RUNNING"):  # a 200 that is not a task: no crash, no DELETE
+        unreadable, http = wired(answer(odd))
+        with pytest.raises(Unavailable):
+            await unreadable.cancel(ref())
+        assert [m for m, _, _ in http.sent] == ["GET"]
+    html, _ = wired(Reply(200, {"Content-Type": "text/html"}, b"<html>maintenance</html>"))
+    with pytest.raises(Unavailable):
+        await html.cancel(ref())
+
+
+def test_a_validation_failure_naming_content_moderation_is_no_content_policy_refusal():
+    body = {
+        "error": "Validation of body failed",
+        "issues": [
+            {"path": ["contentModeration", "publicFigureThreshold"], "message": "Invalid enum"}
+        ],
+    }
+    error = classify(400, {}, body, json.dumps(body), on_create=True)
+    assert isinstance(error, Rejected) and not error.moderation
+    flagged = {"error": "Your prompt was flagged by our content moderation"}
+    error = classify(400, {}, flagged, json.dumps(flagged), on_create=True)
+    assert isinstance(error, Rejected) and error.moderation
 
 
 async def test_delete_is_best_effort_and_a_404_is_done():

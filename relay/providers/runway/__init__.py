@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 from collections import OrderedDict
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
@@ -33,6 +34,7 @@ from relay.providers.errors import (
     ProviderError,
     Rejected,
     TaskNotFound,
+    Unavailable,
 )
 from relay.providers.runway import models
 from relay.providers.runway.inputs import (
@@ -236,14 +238,22 @@ class RunwayProvider(Provider[RunwayOptions]):
         """DELETE stops a pending, throttled or running task, but deletes a finished one with
         its output: the task's state is asked first, so a job that ended just now keeps what
         it made."""
-        status = (await self._task(task.upstream_id)).get("status")
+        found = await self._task(task.upstream_id)
+        if not isinstance(found, Mapping):
+            raise Unavailable("runway's answer about the task was unreadable")
+        status = found.get("status")
         if status not in ACTIVE:
             shown = status if isinstance(status, str) else "unreadable"
             raise CancelRefused(f"the runway task has already ended ({shown[:20]})")
-        await self._delete(task.upstream_id)
+        # marked before the DELETE: a poll already on its way may meet the 404 first
         self._cancelled[task.upstream_id] = None
         while len(self._cancelled) > CANCELLED_KEPT:
             self._cancelled.popitem(last=False)
+        try:
+            await self._delete(task.upstream_id)
+        except BaseException:
+            self._cancelled.pop(task.upstream_id, None)
+            raise
 
     async def delete(self, task: TaskRef) -> None:
         """Best effort, and only when the client deletes the video: for a finished task this

@@ -70,7 +70,7 @@ def classify(
         kind = "rate_limit_exceeded"
     elif status == 404 and not on_create:
         kind = "task_expired"
-    elif 400 <= status < 500 and on_create and moderation_words(lowered, _MODERATION_WORDS):
+    elif 400 <= status < 500 and on_create and _moderated(body, field):
         kind = "moderation_blocked"
     elif 400 <= status < 500:
         kind = "invalid_request"
@@ -90,6 +90,18 @@ def classify(
         param=param,
         maybe_created=on_create and status >= 500 and status not in _NOT_CREATED,
     )
+
+
+def _moderated(body: Any, field: str | None) -> bool:
+    """A content-policy refusal says so in its `error`; a body validation failure (its
+    `issues`) never is one, though a field such as contentModeration may name the word."""
+    if field is not None or not isinstance(body, Mapping):
+        return False
+    error = body.get("error")
+    if isinstance(error, Mapping):
+        error = error.get("message")
+    text = native_text(error).lower()
+    return "validation of body failed" not in text and moderation_words(text, _MODERATION_WORDS)
 
 
 def _parts(body: Any) -> tuple[str, str | None]:
