@@ -221,6 +221,10 @@ class MinimaxV2Provider(Provider[MinimaxV2Options]):
             raise CancelRefused(f"MiniMax cancels only a queued task; this one is {status or '?'}")
         reply = await self._delete(upstream_id)
         body = reply.json()
+        if expanding(task.state):
+            # whatever MiniMax says of the expansion, the generation is never sent once the
+            # relay has ended the task; a refusal here must not lead to the poll that sends it
+            return
         if not failed_answer(reply.status, body):
             if isinstance(body, Mapping) and body.get("action") == "deleted":
                 log.warning("%s: the task ended as it was cancelled; MiniMax deleted its record",

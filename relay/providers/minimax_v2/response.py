@@ -10,6 +10,7 @@ MiniMax's own: `sensitive` (moderation) and `invalid task_id` (an unknown or age
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -30,6 +31,8 @@ from relay.providers.normalize import (
 
 URL_TTL_S = 32400.0  # MiniMax states no lifetime; V1's 9 h, as the page's conservative guess
 INVALID_TASK = "invalid task_id"
+# MiniMax's word for a moderation refusal, but not "case-sensitive" (its resolution rule)
+_SENSITIVE = re.compile(r"(?<![\w-])sensitive\b")
 MODERATION_CODES = frozenset({"1026", "1027"})  # sensitive input, sensitive output
 # the client field an invalid-parameter message is about, by the first word found
 _PARAMS = (
@@ -98,7 +101,7 @@ def classify(
         kind = "insufficient_quota"
     elif status == 429:
         kind = "rate_limit_exceeded"
-    elif status == 422 or "sensitive" in lowered:
+    elif status == 422 or _SENSITIVE.search(lowered):
         kind = "moderation_blocked"
     elif 400 <= status < 500:
         kind = v1_kind if v1_kind in _SPECIFIC else "invalid_request"
@@ -225,7 +228,7 @@ def task_error(task: Mapping[str, Any]) -> TaskError:
     text = f"{code}: {message}" if code and message else code or message
     if not text:
         return TaskError("generation_failed", "failed: the upstream gave no reason")
-    if code in MODERATION_CODES or "sensitive" in message.lower():
+    if code in MODERATION_CODES or _SENSITIVE.search(message.lower()):
         return TaskError("moderation_blocked", text)
     return TaskError("generation_failed", text)
 
