@@ -147,7 +147,7 @@ Refresh = Callable[[], Awaitable[ContentSource | None]]
 Sent = Callable[[str, int], None]  # (source: "upstream" or "local", bytes) once a body is out
 
 
-class _Expired(Exception):
+class Expired(Exception):
     """The upstream URL answered 403/404/410 before any byte went to the client."""
 
 
@@ -204,7 +204,7 @@ async def serve(
                 sent=count,
                 events=events,
             )
-        except _Expired:
+        except Expired:
             fresh = await refresh() if refresh is not None and attempt == 0 else None
             if fresh is None:
                 break
@@ -356,9 +356,10 @@ async def serve_remote(
     sent: Sent | None = None,
     events: Events | None = None,
     exact_type: str | None = None,
+    extra_headers: Mapping[str, str] | None = None,
 ) -> web.StreamResponse:
     """`exact_type`: serve this Content-Type and no file name (a hosted input, whose type is
-    what the client sent, not a video variant's)."""
+    what the client sent, not a video variant's), with `extra_headers` over the usual ones."""
     send = dict(source.headers)
     for name in ("Range", "If-Range"):
         if name in request.headers:
@@ -372,7 +373,9 @@ async def serve_remote(
             idle_timeout=IDLE_TIMEOUT_S,
         ) as upstream:
             download = _Download(events, video_id, variant)
-            return await _relay_body(request, upstream, source, download, sent, exact_type)
+            return await _relay_body(
+                request, upstream, source, download, sent, exact_type, extra_headers
+            )
     except BlockedAddress:
         log.warning("content of %s points to a private address; refused", video_id)
         raise UpstreamFailed("the upstream result address is not allowed") from None
@@ -398,11 +401,12 @@ async def _relay_body(
     download: _Download,
     sent_to: Sent | None,
     exact_type: str | None = None,
+    extra_headers: Mapping[str, str] | None = None,
 ) -> web.StreamResponse:
     video_id, variant = download.video_id, download.variant
     status = upstream.status
     if status in (403, 404, 410):
-        raise _Expired
+        raise Expired
     if status == 416:
         raise RangeNotSatisfiable(_total_from_content_range(upstream.headers.get("Content-Range")))
     if status not in (200, 206):
@@ -422,6 +426,7 @@ async def _relay_body(
     if exact_type is not None:
         headers["Content-Type"] = exact_type
         headers.pop("Content-Disposition")
+    headers.update(extra_headers or {})
     if status == 206 and "Content-Range" not in headers and not encoded:
         log.warning("content of %s: upstream sent a partial body without a range", video_id)
         raise UpstreamFailed("the upstream failed to send the content")

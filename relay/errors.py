@@ -193,3 +193,9 @@ def safe_message(text: str, limit: int = CLIENT_LIMIT) -> str:
     no server path, URL or secret, at most `limit` characters ("" when nothing readable is left).
     The rules are relay/scrub.py's."""
     return client_text(text, limit)
+
+
+class StorageError(Exception):
+    """A stored file could not be written, read or removed (a short body, the bucket
+    unreachable or refusing): the copier retries it. Here, beside the API errors, so code
+    below the storage package (the hosting of inputs) can name it without importing it."""

@@ -34,6 +34,7 @@ import hmac
 import ipaddress
 import logging
 import secrets
+import socket
 from collections.abc import AsyncIterator, Callable
 from contextvars import ContextVar
 from dataclasses import dataclass, field
@@ -42,7 +43,7 @@ from urllib.parse import urlsplit
 
 import orjson
 
-from relay.errors import InvalidRequest
+from relay.errors import InvalidRequest, ServiceUnavailable, StorageError
 
 if TYPE_CHECKING:
     from relay.storage import Library
@@ -55,6 +56,7 @@ STATE_KEY = "hosted"  # the task's upstream state lists the paths hosted for it
 PREFIX = "input-"  # the name of a hosted file beside the task's copies: input-<nonce>.<ext>
 ROUTE = "/v1/files/"
 _MAC_BYTES = 16  # 128 bits
+_PART = 1024 * 1024
 _EXTENSIONS = {
     "video/mp4": "mp4",
     "video/quicktime": "mov",
@@ -93,17 +95,35 @@ def _unb64(text: str) -> bytes:
 
 def unreachable(public_url: str) -> str | None:
     """Why a provider on the internet cannot fetch from public_url, or None."""
-    host = (urlsplit(public_url).hostname or "").lower()
-    if host in ("localhost", "") or host.endswith((".localhost", ".local", ".internal", ".lan")):
-        return f"{host or 'it'} is a local name"
-    try:
-        address = ipaddress.ip_address(host)
-    except ValueError:
+    host = (urlsplit(public_url).hostname or "").lower().rstrip(".")
+    address = _address(host)
+    if address is None:
+        if "." not in host or host.endswith(_LOCAL_SUFFIXES):
+            return f"{host or 'it'} is a local name"
         return None  # a public name: the operator's DNS knows best
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        address = address.ipv4_mapped
     if address.is_loopback:
         return f"{host} is a loopback address"
-    if address.is_private or address.is_link_local or address.is_unspecified:
+    if not address.is_global:
         return f"{host} is a private address"
+    return None
+
+
+_LOCAL_SUFFIXES = (".localhost", ".local", ".internal", ".lan", ".home.arpa")
+
+
+def _address(host: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    """The address a host names literally, legacy IPv4 forms (127.1, 0x7f000001) included."""
+    try:
+        return ipaddress.ip_address(host)
+    except ValueError:
+        pass
+    if host and all(c in "0123456789abcdefx." for c in host) and host[0].isdigit():
+        try:
+            return ipaddress.IPv4Address(socket.inet_aton(host))
+        except OSError:
+            return None
     return None
 
 
@@ -201,11 +221,19 @@ class Hosting:
         nonce = secrets.token_hex(16)
 
         async def body() -> AsyncIterator[bytes]:
-            yield data
+            view = memoryview(data)  # in parts, as a download arrives: no whole extra copies
+            for start in range(0, len(data), _PART):
+                yield bytes(view[start : start + _PART])
 
-        path, _ = await self.library.write(
-            task_id, f"{PREFIX}{nonce}", content_type, body(), len(data)
-        )
+        try:
+            path, _ = await self.library.write(
+                task_id, f"{PREFIX}{nonce}", content_type, body(), len(data)
+            )
+        except (StorageError, OSError) as exc:
+            log.warning("could not store an input to host for %s: %s", task_id, exc)
+            raise ServiceUnavailable(
+                "the relay could not store the input to host it for the provider; try again"
+            ) from None
         return self.url(Hosted(task_id, path, content_type, self.expiry(ends_at))), path
 
     async def drop_all(self, task_id: str) -> None:

@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import pytest
 from aiohttp.test_utils import TestServer, unused_port
 
@@ -129,6 +130,12 @@ async def test_hosting_stores_the_bytes_and_the_url_expires_within_a_day(tmp_pat
         ("http://172.16.0.1", "private"),
         ("http://169.254.1.1", "private"),
         ("http://[fd00::1]", "private"),
+        ("http://localhost.:8080", "local name"),
+        ("http://relay:8080", "local name"),
+        ("http://127.1:8080", "loopback"),
+        ("http://0x7f000001", "loopback"),
+        ("http://100.64.1.2", "private"),
+        ("http://[::ffff:10.0.0.1]", "private"),
         ("https://relay.example.org", None),
         ("https://93.184.216.34", None),
         ("https://8.8.8.8", None),
@@ -401,3 +408,70 @@ async def test_a_remix_past_the_upstream_url_without_a_stored_copy_is_refused(
     assert resp.status == 400 and body["error"]["param"] == "video_id"
     assert "keep_videos" in body["error"]["message"]
     assert len(fake.creates()) == 1
+
+
+async def test_a_hosted_object_gone_from_the_bucket_is_a_plain_404(
+    start: Start,
+    fake: SeedanceFake,
+    s3_server: S3Server,  # noqa: F811
+    caplog: pytest.LogCaptureFixture,
+):
+    relay = await start(storage=s3_server.storage())
+    await relay.create(**with_media(reference("video", data_url("video/mp4", VIDEO))))
+    url = fake.creates()[0]["content"][1]["video_url"]["url"]
+    host = relay.videos.ctx.hosting
+    assert host is not None
+    found = host.parse(url.rsplit("/", 1)[1])
+    assert found is not None
+    await host.library.forget(found.path)  # retention, or another relay's drop
+    resp = await relay.client.get(url[len(relay.url("")) :])
+    assert resp.status == 404
+    assert (await resp.json())["error"]["code"] == "not_found"
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+
+
+async def test_a_storage_failure_while_hosting_is_a_503_before_any_upstream_call(
+    start: Start, fake: SeedanceFake, monkeypatch: pytest.MonkeyPatch
+):
+    relay = await start()
+    host = relay.videos.ctx.hosting
+    assert host is not None
+
+    async def full(*args: Any) -> tuple[str, int]:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(host.library, "write", full)
+    resp = await relay.client.post(
+        "/v1/videos",
+        json=with_media(reference("video", data_url("video/mp4", VIDEO))),
+        headers=auth(),
+    )
+    body = await resp.json()
+    assert resp.status == 503, body
+    assert "store the input" in body["error"]["message"]
+    assert fake.creates() == []
+
+
+async def test_a_declared_type_off_the_list_is_served_as_the_bytes_show(
+    start: Start, fake: SeedanceFake
+):
+    relay = await start()
+    await relay.create(**with_media(reference("video", data_url("video/svg+xml", VIDEO))))
+    url = fake.creates()[0]["content"][1]["video_url"]["url"]
+    resp = await relay.client.get(url[len(relay.url("")) :])
+    assert resp.status == 200 and resp.headers["Content-Type"] == "video/mp4"
+    assert resp.headers["Content-Security-Policy"] == "sandbox; default-src 'none'"
+
+
+async def test_a_multipart_form_takes_a_reference_up_to_max_media_mb(
+    start: Start, fake: SeedanceFake
+):
+    relay = await start(server={"max_upload_mb": 0.01, "max_media_mb": 1})
+    form = aiohttp.FormData()
+    form.add_field("prompt", "a cat")
+    prefix = "input_reference[content][0]"
+    form.add_field(f"{prefix}[type]", "video_url")
+    form.add_field(f"{prefix}[video_url][url]", data_url("video/mp4", VIDEO[:200_000]))
+    resp = await relay.client.post("/v1/videos", data=form, headers=auth())
+    assert resp.status == 200, await resp.text()
+    assert fake.fetched[-1][3] == VIDEO[:200_000]

@@ -2,6 +2,6 @@
 
 from __future__ import annotations
 
+from relay.errors import StorageError
 
-class StorageError(Exception):
-    """A copy could not be stored (a short body, the bucket unreachable or refusing)."""
+__all__ = ["StorageError"]

@@ -355,6 +355,8 @@ class Creator:
             interval=interval,
         )
         if task is None:  # the submit lease ran out meanwhile and the task was failed
+            if ctx.hosting is not None and scope is not None and scope.paths:
+                await ctx.hosting.drop(scope.paths)  # nothing will fetch them now
             found = await ctx.store.get_task(video_id)
             assert found is not None
             return found

@@ -6,14 +6,19 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from relay.content import serve_remote
+from relay.content import Expired, serve_remote
 from relay.domain import TERMINAL, LocalFile, Remote
 from relay.errors import NotFound
 from relay.store import Copy
 from relay.web.keys import HTTP, STORE, VIDEOS
 from relay.web.middleware import public
 
-CACHE_CONTROL = "private, no-store"
+# the bytes are the client's, served from the relay's own origin: never rendered there
+HEADERS = {
+    "Cache-Control": "private, no-store",
+    "X-Content-Type-Options": "nosniff",
+    "Content-Security-Policy": "sandbox; default-src 'none'",
+}
 
 
 @public
@@ -42,20 +47,19 @@ async def hosted(request: web.Request) -> web.StreamResponse:
     if isinstance(source, LocalFile):
         return web.FileResponse(  # Range, If-Range and HEAD as aiohttp does them
             source.path,
-            headers={
-                "Content-Type": found.content_type,
-                "Cache-Control": CACHE_CONTROL,
-                "X-Content-Type-Options": "nosniff",
-            },
+            headers={"Content-Type": found.content_type, **HEADERS},
         )
     if isinstance(source, Remote):
-        response = await serve_remote(
-            request,
-            source,
-            video_id=found.task_id,
-            variant="video",
-            http=request.app[HTTP],
-            exact_type=found.content_type,
-        )
-        return response
+        try:
+            return await serve_remote(
+                request,
+                source,
+                video_id=found.task_id,
+                variant="video",
+                http=request.app[HTTP],
+                exact_type=found.content_type,
+                extra_headers=HEADERS,
+            )
+        except Expired:  # the bucket no longer has it (retention, another relay's drop)
+            raise gone from None
     raise gone

@@ -59,7 +59,7 @@ async def read_body(
     ctype = request.content_type
     if ctype == "multipart/form-data":
         _check_length(request, max_upload + json_limit)
-        return await _read_multipart(request, max_upload)
+        return await _read_multipart(request, max_upload, json_limit)
     if ctype in ("application/json", "") or ctype.endswith("+json"):
         _check_length(request, json_limit)
         raw = await _read_limited(request, json_limit)
@@ -122,18 +122,18 @@ async def _read_limited(request: web.Request, limit: int) -> bytes:
 
 
 async def _read_multipart(
-    request: web.Request, max_upload: int
+    request: web.Request, max_upload: int, text_limit: int
 ) -> tuple[dict[str, Any], Upload | None]:
     try:
         reader = await request.multipart()
     except (ValueError, AssertionError, KeyError):
         raise InvalidRequest("the multipart body is malformed", code="invalid_body") from None
-    async with paced(request, max_upload + _text_limit(max_upload)):
-        return await _read_parts(reader, max_upload)
+    async with paced(request, max_upload + text_limit):
+        return await _read_parts(reader, max_upload, text_limit)
 
 
 async def _read_parts(
-    reader: MultipartReader, max_upload: int
+    reader: MultipartReader, max_upload: int, text_limit: int
 ) -> tuple[dict[str, Any], Upload | None]:
     pairs: list[tuple[str, str]] = []
     upload: Upload | None = None
@@ -177,11 +177,11 @@ async def _read_parts(
                     )
                 upload = Upload(data, mime, part.filename)
                 continue
-            # a text field may hold a data: URL image (input_reference[image_url], image)
+            # a text field may hold a data: URL (an image, a reference video or audio)
             value = await _read_part(
                 part,
-                _text_limit(max_upload) - text_total,
-                f"the form fields are larger than {_size_text(_text_limit(max_upload))}",
+                text_limit - text_total,
+                f"the form fields are larger than {_size_text(text_limit)}",
                 param=name or None,
             )
             text_total += len(value)

@@ -86,7 +86,8 @@ async def front(request: web.Request, handler: Handler) -> web.StreamResponse:
         logs.abandoned(request, time.perf_counter() - started)
         raise
     except Exception:
-        log.exception("unhandled error in %s %s", request.method, request.path)
+        # the path as the access line shows it: a hosted input's token is a credential
+        log.exception("unhandled error in %s %s", request.method, logs.log_path(request.raw_path))
         return error_response(InternalError("internal error; see the relay's log"))
 
 
