@@ -14,10 +14,8 @@ import aiohttp
 import openai
 import pytest
 from aiohttp import web
-from aiohttp.test_utils import TestServer, unused_port
+from aiohttp.test_utils import TestServer
 
-from relay import hosting
-from relay.app import create_app
 from relay.config import Config
 from relay.domain import Image, Media, Remote, Size, TaskRef, VideoRequest
 from relay.errors import ConfigError
@@ -525,28 +523,24 @@ def test_data_uri_limit_is_on_the_encoded_string():
     assert len(data_uri(b"x" * (raw + 1), "image/png")) > IMAGE_DATA_URI_MAX
 
 
-class StubScope:
+class Uploads:
+    """Stands in for Runway's upload flow: records what would go up."""
+
     def __init__(self) -> None:
-        self.hosted: list[tuple[int, str, str]] = []
+        self.sent: list[tuple[int, str]] = []
 
-    async def url(self, data: bytes, mime: str, param: str) -> str:
-        self.hosted.append((len(data), mime, param))
-        return f"https://relay.example.com/v1/files/tok{len(self.hosted)}"
-
-
-@pytest.fixture
-def scope() -> Any:
-    stub = StubScope()
-    token = hosting.SCOPE.set(stub)  # type: ignore[arg-type]
-    yield stub
-    hosting.SCOPE.reset(token)
+    async def __call__(self, data: bytes, mime: str) -> str:
+        self.sent.append((len(data), mime))
+        return f"runway://upload/u{len(self.sent)}"
 
 
 class HeadStub(Resolver):
     """A resolver whose HEAD answers are scripted, and whose fetches are recorded."""
 
-    def __init__(self, verdict: str | None, fetched: bytes = b"") -> None:
-        super().__init__(provider())
+    def __init__(
+        self, verdict: str | None, fetched: bytes = b"", uploads: Uploads | None = None
+    ) -> None:
+        super().__init__(provider(), uploads or Uploads())
         self.verdict, self.fetched = verdict, fetched
         self.heads: list[str] = []
         self.provider.image_bytes = self._fetch  # type: ignore[method-assign]
@@ -565,7 +559,7 @@ async def test_an_image_url_goes_as_it_is_when_runway_can_fetch_it():
     assert resolver.heads == [FIRST]
 
 
-async def test_an_image_url_runway_would_refuse_is_sent_as_bytes(scope: StubScope):
+async def test_an_image_url_runway_would_refuse_is_sent_as_bytes():
     small = png(8, 8)
     for url, verdict in (
         (FIRST, "redirects (runway does not follow redirects)"),
@@ -575,30 +569,27 @@ async def test_an_image_url_runway_would_refuse_is_sent_as_bytes(scope: StubScop
         resolver = HeadStub(verdict, small)
         assert await resolver.image(Image(url=url)) == data_url(small)
     big = b"\x89PNG\r\n\x1a\n" + b"0" * (4 * 1024 * 1024)
-    assert (await HeadStub("redirects", big).image(Image(url=FIRST))).startswith("https://relay.")
-    assert scope.hosted == [(len(big), "image/png", "input_reference")]
+    uploads = Uploads()
+    resolver = HeadStub("redirects", big, uploads)
+    assert await resolver.image(Image(url=FIRST)) == "runway://upload/u1"
+    assert uploads.sent == [(len(big), "image/png")]
 
 
-async def test_uploaded_bytes_are_a_data_uri_or_hosted(scope: StubScope):
-    resolver = HeadStub(None)
+async def test_uploaded_bytes_are_a_data_uri_or_runways_upload():
+    uploads = Uploads()
+    resolver = HeadStub(None, uploads=uploads)
     assert await resolver.image(Image(data=jpeg(), mime="image/jpeg")) == data_url(
         jpeg(), "image/jpeg"
     )
     big = Image(data=b"\xff\xd8\xff" + b"0" * (4 * 1024 * 1024), mime="image/jpeg")
-    assert await resolver.image(big) == "https://relay.example.com/v1/files/tok1"
+    assert await resolver.image(big) == "runway://upload/u1"
     video = Media(kind="video", data=VIDEO, mime="video/mp4", param="input_reference.content[1]")
     assert await resolver.media(video) == data_uri(VIDEO, "video/mp4")
     large = Media(kind="video", data=b"0" * (13 * 1024 * 1024), mime="video/mp4",
                   param="input_reference.content[2]")  # fmt: skip
-    assert (await resolver.media(large)).startswith("https://relay.example.com/")
+    assert await resolver.media(large) == "runway://upload/u2"
     assert resolver.heads == []  # no URL, no HEAD
-    assert scope.hosted[-1] == (13 * 1024 * 1024, "video/mp4", "input_reference.content[2]")
-
-
-async def test_hosting_outside_a_submit_is_refused():
-    big = Image(data=b"\xff\xd8\xff" + b"0" * (4 * 1024 * 1024), mime="image/jpeg")
-    with pytest.raises(Unsupported):
-        await HeadStub(None).image(big)
+    assert uploads.sent[-1] == (13 * 1024 * 1024, "video/mp4")
 
 
 async def test_a_media_url_runway_would_refuse_is_a_400_naming_it():
@@ -632,7 +623,7 @@ async def test_head_reads_the_answer_without_following_redirects():
     http = Http(allow_private_networks=True)
     runway = RunwayProvider(ChannelView("r", RunwayOptions(), api_key="k"), ChannelHttp(http, 5))
     try:
-        resolver = Resolver(runway)
+        resolver = Resolver(runway, runway.upload)
         base = str(server.make_url("")).rstrip("/")
         assert await resolver.head(f"{base}/fine.png", "image", 1 << 20) is None
         assert "redirects" in (await resolver.head(f"{base}/moved.png", "image", 1 << 20) or "")
@@ -660,7 +651,7 @@ async def test_head_never_reaches_a_private_address_the_guard_refuses():
     try:
         url = str(server.make_url("/x.png"))
         # left to Runway, whose network is not the relay's: the relay itself sends nothing
-        assert await Resolver(runway).head(url, "image", 1 << 20) is None
+        assert await Resolver(runway, runway.upload).head(url, "image", 1 << 20) is None
         assert hits == []
     finally:
         await http.close()
@@ -1774,23 +1765,10 @@ async def test_the_fake_cancel_forms(fake: RunwayFake):
     assert (await call(fake, "GET", f"/v1/tasks/{created['id']}"))[0] == 404
 
 
-async def test_an_upload_too_big_for_a_data_uri_is_hosted_by_the_relay(
-    fake: RunwayFake,
-    aiohttp_client: Callable[..., Any],
-    providers: dict[str, Any],
-    make_config: Callable[..., Config],
+async def test_an_upload_too_big_for_a_data_uri_goes_up_by_runways_upload(
+    start: Start, fake: RunwayFake
 ):
-    port = unused_port()
-    public_url = f"http://127.0.0.1:{port}"
-    fake.fetchable.add(public_url)  # stands in for the relay's public https address
-    config = make_config(
-        server={"public_url": public_url},
-        storage={"keep_videos": False},
-        channels=[fake.channel(fake.base_url)],
-    )
-    relay = Relay(
-        await aiohttp_client(TestServer(create_app(config, providers=providers), port=port))
-    )
+    relay = await start()
     big = png(16, 9) + b"\x00" * (4 * 1024 * 1024)  # over 5 MB as a data URI
     form = aiohttp.FormData()
     form.add_field("prompt", "animate this")
@@ -1799,6 +1777,11 @@ async def test_an_upload_too_big_for_a_data_uri_is_hosted_by_the_relay(
     video = await resp.json()
     assert resp.status == 200, video
     [create] = fake.creates("image_to_video")
-    assert create["promptImage"].startswith(f"{public_url}/v1/files/")
-    assert fake.fetched == [(create["promptImage"], 200, "image/png", len(big))]
+    assert create["promptImage"].startswith("runway://upload/")
+    assert create["promptImage"] in fake.uploads  # the fake's bucket took the file
+    [slot] = fake.calls("/v1/uploads", "POST")
+    assert slot.json() == {"filename": "input.png", "type": "ephemeral"}
+    assert slot.headers["X-Runway-Version"] == VERSION
+    [put] = fake.calls("/upload-bucket", "POST")
+    assert "Authorization" not in put.headers and "X-Runway-Version" not in put.headers
     assert (await relay.wait(video["id"]))["status"] == "completed"

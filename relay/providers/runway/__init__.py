@@ -46,6 +46,7 @@ from relay.providers.runway.inputs import (
 )
 from relay.providers.runway.request import build, refusal, remix_body
 from relay.providers.runway.response import ACTIVE, CANCELLED, classify, task_id, update
+from relay.providers.runway.upload import upload
 
 if TYPE_CHECKING:
     from relay.providers.http import ChannelHttp, Reply
@@ -113,13 +114,25 @@ class RunwayProvider(Provider[RunwayOptions]):
             "Accept": "application/json",
         }
 
+    async def upload(self, data: bytes, mime: str) -> str:
+        """A runway:// URI of bytes too big for a data URI (Runway's own upload flow)."""
+        return await upload(
+            self.http,
+            self.base_url,
+            self._headers(),
+            data,
+            mime,
+            error=lambda reply, body: self._error(reply, body, on_create=False),
+        )
+
     def _task_url(self, upstream_id: str) -> str:
         return f"{self.base_url}/v1/tasks/{quote(upstream_id, safe='')}"
 
     # --- create -----------------------------------------------------------------------------
 
     async def submit(self, request: VideoRequest, model: str) -> Submitted:
-        inputs = await Resolver(self).inputs(split_frames(request.images), request.media)
+        resolver = Resolver(self, self.upload)
+        inputs = await resolver.inputs(split_frames(request.images), request.media)
         native = build(request, model, inputs)
         if native.dropped:
             log.debug("runway %s has no field for %s; dropped", model, ", ".join(native.dropped))
@@ -162,9 +175,14 @@ class RunwayProvider(Provider[RunwayOptions]):
         return url
 
     async def _stored_source(self, source: TaskRef) -> str:
-        kept = await self.stored_copy_bytes(source, MEDIA_DATA_URI_MAX * 3 // 4)
-        if kept is not None and fits_data_uri(kept[0], kept[1], MEDIA_DATA_URI_MAX):
-            return data_uri(kept[0], kept[1])
+        """The relay's stored copy of the source: a data URI, else Runway's upload, else (over
+        what Runway fetches) a relay-hosted URL."""
+        kept = await self.stored_copy_bytes(source, MEDIA_URL_MAX)
+        if kept is not None:
+            data, mime = kept
+            if fits_data_uri(data, mime, MEDIA_DATA_URI_MAX):
+                return data_uri(data, mime)
+            return await self.upload(data, mime)
         url = await self.stored_copy_url(source)
         if url is None:
             raise Rejected(
@@ -184,7 +202,7 @@ class RunwayProvider(Provider[RunwayOptions]):
             ) from None
         if fits_data_uri(data, "video/mp4", MEDIA_DATA_URI_MAX):
             return data_uri(data, "video/mp4")
-        return await self.hosted_url(data, "video/mp4", param="video_id")
+        return await self.upload(data, "video/mp4")
 
     async def _create(self, endpoint: str, body: dict[str, Any]) -> tuple[str, dict[str, Any]]:
         reply = await self.http.request(

@@ -1,6 +1,6 @@
 """The client's images and media in a form Runway takes (spec/providers/runway.md, "Media
 inputs"): an https URL Runway can fetch as it is, a data URI within its size limit, or, for bytes
-too big for one, a URL on the relay's public_url (Provider.hosted_url).
+too big for one, a `runway://` URI of Runway's own upload (upload.py).
 
 Runway fetches URLs itself and is strict: https, a domain name (no IP), at most 2048 characters,
 a HEAD answer with a real image Content-Type and a Content-Length, and no redirects. So an image
@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import base64
 import ipaddress
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
@@ -82,6 +82,7 @@ class Resolver:
     """Turns one request's images and media into URIs, for one submit."""
 
     provider: Provider[Any]
+    upload: Callable[[bytes, str], Awaitable[str]]  # bytes, type -> a runway:// URI
 
     async def inputs(self, frames: Frames, media: tuple[Media, ...]) -> Inputs:
         first = await self.image(frames.first) if frames.first else None
@@ -100,7 +101,7 @@ class Resolver:
         assert image.data is not None and image.mime is not None
         if fits_data_uri(image.data, image.mime, IMAGE_DATA_URI_MAX):
             return data_uri(image.data, image.mime)
-        return await self.provider.hosted_url(image.data, image.mime, param="input_reference")
+        return await self.upload(image.data, image.mime)
 
     async def media(self, item: Media) -> str:
         if item.url is not None:
@@ -115,7 +116,7 @@ class Resolver:
         assert item.data is not None and item.mime is not None
         if fits_data_uri(item.data, item.mime, MEDIA_DATA_URI_MAX):
             return data_uri(item.data, item.mime)
-        return await self.provider.hosted_url(item.data, item.mime, param=item.param)
+        return await self.upload(item.data, item.mime)
 
     async def head(self, url: str, kind: str, limit: int) -> str | None:
         """What a HEAD of the URL shows Runway would refuse, or None; a URL the relay cannot
