@@ -27,6 +27,7 @@ Declare (class attributes):
     can_remix(model)  whether the upstream model can remix (default: "remix" in features)
     can_cancel(model) whether the upstream model's jobs can be stopped (default: "cancel" in
                       features)
+    min_poll_s        the upstream's floor between status checks, the first included
 
 Implement (async unless noted):
     refusal(request, model)    pure: why this model cannot do the request, or None (no network);
@@ -303,6 +304,12 @@ class Provider(Generic[OptionsT]):
 
     def can_cancel(self, model: str) -> bool:
         return "cancel" in self.features
+
+    @property
+    def min_poll_s(self) -> float:
+        """The shortest wait the upstream asks for between two status checks of a job, the
+        first one after submit included (later ones also honour Update.poll_after_s)."""
+        return 0.0
 
     def check(self, request: VideoRequest, model: str) -> None:
         """Raise Unsupported with the refusal, if there is one."""

@@ -46,8 +46,9 @@ def new_video_id() -> str:
 
 
 def first_interval(adapter: Provider[Any], interval_s: float) -> float:
-    """The first re-check: `interval_s`, sooner for jobs that typically take only seconds."""
-    return min(interval_s, max(0.5, adapter.typical_run_s / 10))
+    """The first re-check: `interval_s`, sooner for jobs that typically take only seconds, and
+    never before the upstream's own floor."""
+    return max(min(interval_s, max(0.5, adapter.typical_run_s / 10)), adapter.min_poll_s)
 
 
 class Creator:

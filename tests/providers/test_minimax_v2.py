@@ -47,6 +47,7 @@ from relay.providers.minimax_v2.response import (
     timestamp,
     url_expiry,
 )
+from relay.tasks.create import first_interval
 from tests.conftest import ALICE, Relay, auth, refused_upstream
 from tests.fakes.base import VIDEO
 from tests.fakes.minimax_v2 import H3, H3_MAX, MinimaxV2Fake
@@ -1727,3 +1728,10 @@ async def test_the_fake_emits_each_error_form(fake: MinimaxV2Fake, envelope: str
         assert body == "invalid api key"
     else:
         assert body == {"base_resp": {"status_code": 1004, "status_msg": "invalid api key"}}
+
+
+def test_the_first_check_after_submit_waits_for_minimaxs_floor():
+    """The page: poll every 10 s or slower, the first poll included."""
+    assert first_interval(provider(), 5.0) == 10.0
+    assert first_interval(provider(poll_interval_s=0), 5.0) == 5.0
+    assert first_interval(provider(), 30.0) == 30.0

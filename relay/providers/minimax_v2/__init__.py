@@ -103,6 +103,10 @@ class MinimaxV2Provider(Provider[MinimaxV2Options]):
     typical_run_s = 300.0  # several minutes at 768P
     result_ttl_s = URL_TTL_S
 
+    @property
+    def min_poll_s(self) -> float:
+        return float(self.channel.options.poll_interval_s)
+
     def __init__(self, channel: ChannelView[MinimaxV2Options], http: ChannelHttp | None) -> None:
         super().__init__(channel, http)
         options = channel.options

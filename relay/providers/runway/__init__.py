@@ -95,6 +95,10 @@ class RunwayProvider(Provider[RunwayOptions]):
     # refresh_content is the base class's: a new poll signs a fresh output URL, which differs
     # from the stored one; a task gone upstream (404) offers nothing
 
+    @property
+    def min_poll_s(self) -> float:
+        return float(self.channel.options.min_poll_s)
+
     def __init__(self, channel: ChannelView[RunwayOptions], http: ChannelHttp | None) -> None:
         super().__init__(channel, http)
         if not channel.options.remix_model:
