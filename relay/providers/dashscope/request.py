@@ -67,6 +67,18 @@ def refusal(request: VideoRequest, model: str) -> str | None:
     return None
 
 
+def shared_parameters(request: VideoRequest, prompt_extend: bool) -> dict[str, Any]:
+    """The parameters both protocols take alike: prompt_extend (the channel's option, which
+    enhance_prompt overrides), no watermark, the seed."""
+    extend = request.enhance_prompt if request.enhance_prompt is not None else prompt_extend
+    params: dict[str, Any] = {"prompt_extend": extend, "watermark": False}
+    if request.seed is not None:
+        if not 0 <= request.seed <= SEED_MAX:
+            raise Rejected(f"seed must be between 0 and {SEED_MAX}", param="seed")
+        params["seed"] = request.seed
+    return params
+
+
 def create_body(request: VideoRequest, model: str, *, prompt_extend: bool) -> CreateBody:
     """The create body; `prompt_extend` is the channel's option (enhance_prompt overrides it)."""
     spec = spec_for(model)
@@ -87,13 +99,7 @@ def create_body(request: VideoRequest, model: str, *, prompt_extend: bool) -> Cr
         params["resolution"] = tier  # the image sets the aspect; i2v takes no `size`
     if not spec.fixed_duration:  # a fixed-5 s model is sent no duration at all
         params["duration"] = snap_seconds(request.duration, spec.durations)
-    extend = request.enhance_prompt if request.enhance_prompt is not None else prompt_extend
-    params["prompt_extend"] = extend
-    params["watermark"] = False
-    if request.seed is not None:
-        if not 0 <= request.seed <= SEED_MAX:
-            raise Rejected(f"seed must be between 0 and {SEED_MAX}", param="seed")
-        params["seed"] = request.seed
+    params.update(shared_parameters(request, prompt_extend))
     if request.generate_audio is not None:
         if spec.audio_switch:
             params["audio"] = request.generate_audio

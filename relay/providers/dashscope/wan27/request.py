@@ -17,7 +17,7 @@ from typing import Any
 
 from relay.domain import Image, Media, Size, VideoRequest
 from relay.providers.dashscope.models import TIER_NAMES, pick_tier, snap_size
-from relay.providers.dashscope.request import SEED_MAX, CreateBody, uses_oss
+from relay.providers.dashscope.request import CreateBody, shared_parameters, uses_oss
 from relay.providers.dashscope.wan27.models import FRAMES, RATIOS, Spec, spec_for
 from relay.providers.dashscope.wan27.rules import metadata_media, plan
 from relay.providers.errors import Rejected
@@ -104,13 +104,7 @@ def remix_body(
 def _hints(
     request: VideoRequest, params: dict[str, Any], spec: Spec, model: str, prompt_extend: bool
 ) -> None:
-    extend = request.enhance_prompt if request.enhance_prompt is not None else prompt_extend
-    params["prompt_extend"] = extend
-    params["watermark"] = False
-    if request.seed is not None:
-        if not 0 <= request.seed <= SEED_MAX:
-            raise Rejected(f"seed must be between 0 and {SEED_MAX}", param="seed")
-        params["seed"] = request.seed
+    params.update(shared_parameters(request, prompt_extend))
     if request.generate_audio is not None:
         if spec.family == "videoedit":  # its sound is audio_setting: auto or the source's
             log.debug("generate_audio dropped: %s keeps or remakes the source's sound", model)
