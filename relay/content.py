@@ -41,7 +41,7 @@ from aiohttp import web
 from aiohttp.abc import AbstractStreamWriter
 from multidict import CIMultiDict
 
-from relay.domain import VARIANTS, ContentSource, InlineBytes, LocalFile, Remote
+from relay.domain import EXTENSIONS, VARIANTS, ContentSource, InlineBytes, LocalFile, Remote
 from relay.errors import NotFound, RangeNotSatisfiable, UpstreamFailed
 from relay.events import DownloadEnded, DownloadStarted, Events
 from relay.logs import count_body
@@ -117,9 +117,6 @@ def if_range_allows(header: str | None, etag: str | None, last_modified: float |
     return last_modified is not None and int(last_modified) <= when
 
 
-_EXTENSIONS = {"video/mp4": "mp4", "image/webp": "webp", "image/jpeg": "jpg", "image/png": "png"}
-
-
 def served_type(claimed: str | None, known: str | None, variant: str) -> str:
     """The Content-Type a client gets: one of SERVED_TYPES or application/octet-stream.
 
@@ -139,7 +136,7 @@ def served_type(claimed: str | None, known: str | None, variant: str) -> str:
 
 def disposition(video_id: str, variant: str, content_type: str | None = None) -> str:
     """The file name follows the type actually served (a provider's JPEG thumbnail is .jpg)."""
-    ext = _EXTENSIONS.get(content_type or "", VARIANTS[variant][1])
+    ext = EXTENSIONS.get(content_type or "", VARIANTS[variant][1])
     return f'attachment; filename="{video_id}.{ext}"'
 
 

@@ -28,6 +28,23 @@ TERMINAL: frozenset[str] = frozenset({"completed", "failed"})
 FEATURES = frozenset(
     {"image_input", "last_frame", "reference_images", "reference_video", "reference_audio", "remix"}
 )
+# a file's extension by its type: stored copies, hosted inputs, uploads to an upstream
+EXTENSIONS: Mapping[str, str] = {
+    "video/mp4": "mp4",
+    "video/quicktime": "mov",
+    "video/webm": "webm",
+    "image/jpeg": "jpg",
+    "image/png": "png",
+    "image/webp": "webp",
+    "audio/wav": "wav",
+    "audio/x-wav": "wav",
+    "audio/mpeg": "mp3",
+    "audio/mp3": "mp3",
+    "audio/mp4": "m4a",
+    "audio/aac": "aac",
+    "audio/ogg": "ogg",
+    "audio/flac": "flac",
+}
 VARIANTS: Mapping[str, tuple[str, str]] = {
     # variant: (content type, file extension)
     "video": ("video/mp4", "mp4"),

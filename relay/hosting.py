@@ -43,6 +43,7 @@ from urllib.parse import urlsplit
 
 import orjson
 
+from relay.domain import EXTENSIONS
 from relay.errors import InvalidRequest, ServiceUnavailable, StorageError
 
 if TYPE_CHECKING:
@@ -57,22 +58,6 @@ PREFIX = "input-"  # the name of a hosted file beside the task's copies: input-<
 ROUTE = "/v1/files/"
 _MAC_BYTES = 16  # 128 bits
 _PART = 1024 * 1024
-_EXTENSIONS = {
-    "video/mp4": "mp4",
-    "video/quicktime": "mov",
-    "video/webm": "webm",
-    "audio/wav": "wav",
-    "audio/x-wav": "wav",
-    "audio/mpeg": "mp3",
-    "audio/mp3": "mp3",
-    "audio/mp4": "m4a",
-    "audio/aac": "aac",
-    "audio/ogg": "ogg",
-    "audio/flac": "flac",
-    "image/jpeg": "jpg",
-    "image/png": "png",
-    "image/webp": "webp",
-}
 
 
 @dataclass(frozen=True)
@@ -145,8 +130,8 @@ class Hosting:
         self._allow_private = allow_private
         self.clock = clock
 
-    def scope(self, task_id: str, ends_at: float | None = None) -> Scope:
-        return Scope(self, task_id, ends_at)
+    def scope(self, task_id: str) -> Scope:
+        return Scope(self, task_id)
 
     def token(self, hosted: Hosted) -> str:
         payload = _b64(
@@ -159,7 +144,7 @@ class Hosting:
                 }
             )
         )
-        ext = _EXTENSIONS.get(hosted.content_type, "bin")
+        ext = EXTENSIONS.get(hosted.content_type, "bin")
         return f"{payload}.{_b64(self._mac(payload))}.{ext}"
 
     def _mac(self, payload: str) -> bytes:
@@ -201,9 +186,8 @@ class Hosting:
     def url(self, hosted: Hosted) -> str:
         return f"{self._public_url().rstrip('/')}{ROUTE}{self.token(hosted)}"
 
-    def expiry(self, ends_at: float | None) -> float:
-        expires = self.clock() + MAX_LIFETIME_S
-        return expires if ends_at is None else min(expires, ends_at)
+    def expiry(self) -> float:
+        return self.clock() + MAX_LIFETIME_S
 
     async def stored_video(self, task_id: str) -> tuple[str, str, int | None] | None:
         """(path, content type, size) of a task's stored video, or None."""
@@ -214,9 +198,7 @@ class Hosting:
             return None
         return copy.path, copy.content_type or "video/mp4", copy.bytes
 
-    async def put(
-        self, task_id: str, data: bytes, content_type: str, *, ends_at: float | None = None
-    ) -> tuple[str, str]:
+    async def put(self, task_id: str, data: bytes, content_type: str) -> tuple[str, str]:
         """Store the bytes; returns (the URL a provider fetches, the stored path)."""
         nonce = secrets.token_hex(16)
 
@@ -234,7 +216,7 @@ class Hosting:
             raise ServiceUnavailable(
                 "the relay could not store the input to host it for the provider; try again"
             ) from None
-        return self.url(Hosted(task_id, path, content_type, self.expiry(ends_at))), path
+        return self.url(Hosted(task_id, path, content_type, self.expiry())), path
 
     async def drop_all(self, task_id: str) -> None:
         """Every input hosted for a task, found by name: after a crash cut its submit off, the
@@ -259,7 +241,6 @@ class Scope:
 
     hosting: Hosting
     task_id: str
-    ends_at: float | None = None
     paths: list[str] = field(default_factory=list)
     _urls: dict[str, str] = field(default_factory=dict)
 
@@ -267,9 +248,7 @@ class Scope:
         self.hosting.check_reachable(param)
         digest = hashlib.sha256(data).hexdigest() + content_type
         if digest not in self._urls:
-            url, path = await self.hosting.put(
-                self.task_id, data, content_type, ends_at=self.ends_at
-            )
+            url, path = await self.hosting.put(self.task_id, data, content_type)
             self.paths.append(path)
             self._urls[digest] = url
         return self._urls[digest]
@@ -283,9 +262,12 @@ class Scope:
             return None
         self.hosting.check_reachable(param)
         path, content_type, _ = found
-        return self.hosting.url(
-            Hosted(self.task_id, path, content_type, self.hosting.expiry(self.ends_at))
-        )
+        return self.hosting.url(Hosted(self.task_id, path, content_type, self.hosting.expiry()))
+
+    async def drop(self) -> None:
+        """Remove what this submit hosted (no channel took the job, or it ended at once)."""
+        if self.paths:
+            await self.hosting.drop(self.paths)
 
     async def copy_bytes(self, source_id: str, limit: int) -> tuple[bytes, str] | None:
         """(bytes, content type) of another task's stored video, when it has one of at most

@@ -15,13 +15,11 @@ import shutil
 from collections.abc import AsyncIterator
 from pathlib import Path
 
-from relay.domain import VARIANTS, LocalFile
+from relay.domain import EXTENSIONS, VARIANTS, LocalFile
 from relay.storage.errors import StorageError
 from relay.store import Copy
 
 log = logging.getLogger("relay.storage")
-
-EXTENSIONS = {"video/mp4": "mp4", "image/webp": "webp", "image/jpeg": "jpg", "image/png": "png"}
 
 
 def extension(content_type: str, variant: str) -> str:

@@ -237,14 +237,13 @@ class Creator:
         """Submit with a hosting scope open, so an adapter can serve the client's bytes to a
         provider that fetches inputs by URL; what it hosted goes when no channel takes the job
         (or the task finishes, see Lifecycle.finish)."""
-        host = self.ctx.hosting
-        scope = host.scope(video_id) if host is not None else None
+        scope = self.ctx.hosting.scope(video_id) if self.ctx.hosting is not None else None
         token = hosting.SCOPE.set(scope)
         try:
             return await self._try_routes(video_id, request, channels, route, routes, source)
         except BaseException:
-            if host is not None and scope is not None and scope.paths:
-                await host.drop(scope.paths)
+            if scope is not None:
+                await scope.drop()
             raise
         finally:
             hosting.SCOPE.reset(token)
@@ -356,8 +355,8 @@ class Creator:
             interval=interval,
         )
         if task is None:  # the submit lease ran out meanwhile and the task was failed
-            if ctx.hosting is not None and scope is not None and scope.paths:
-                await ctx.hosting.drop(scope.paths)  # nothing will fetch them now
+            if scope is not None:
+                await scope.drop()  # nothing will fetch them now
             found = await ctx.store.get_task(video_id)
             assert found is not None
             return found
@@ -386,8 +385,8 @@ class Creator:
         task = await self.lifecycle.finish(video_id, route.channel.name, self.ctx.instance, outcome)
         assert task is not None
         scope = hosting.SCOPE.get()
-        if self.ctx.hosting is not None and scope is not None and scope.paths:
-            await self.ctx.hosting.drop(scope.paths)
+        if scope is not None:
+            await scope.drop()
         return task
 
 

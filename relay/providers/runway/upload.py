@@ -15,26 +15,12 @@ from typing import Any
 
 import aiohttp
 
+from relay.domain import EXTENSIONS
 from relay.providers.errors import ProviderError, Unavailable
 from relay.providers.http import ChannelHttp, Reply
 from relay.upstream import BlockedAddress, UnusableUrl, check_literal_host, parse_url
 
 UPLOAD_TIMEOUT = aiohttp.ClientTimeout(total=None, sock_connect=10, sock_read=120)
-_EXTENSIONS = {
-    "image/png": "png",
-    "image/jpeg": "jpg",
-    "image/webp": "webp",
-    "video/mp4": "mp4",
-    "video/quicktime": "mov",
-    "video/webm": "webm",
-    "audio/mpeg": "mp3",
-    "audio/wav": "wav",
-    "audio/x-wav": "wav",
-    "audio/mp4": "m4a",
-    "audio/aac": "aac",
-    "audio/ogg": "ogg",
-    "audio/flac": "flac",
-}
 
 
 async def upload(
@@ -48,7 +34,7 @@ async def upload(
 ) -> str:
     """The `runway://` URI of the bytes, uploaded; `error(reply, body)` classifies a refused
     slot request as the adapter does every answer."""
-    name = f"input.{_EXTENSIONS.get(mime, 'bin')}"
+    name = f"input.{EXTENSIONS.get(mime, 'bin')}"
     reply: Reply = await http.request(
         "POST",
         f"{base_url}/v1/uploads",
