@@ -41,6 +41,9 @@ def _reason(task_id: str, native: str) -> str:
     return shown
 
 
+_MISSING = object()
+
+
 def outcome_of(task_id: str, status: str, update: Update) -> Outcome:
     """A poll's news of a job that ended, as the task's outcome."""
     error = update.error
@@ -171,7 +174,10 @@ class Lifecycle:
         progress = next_progress(
             task.progress, status, update.progress, elapsed, channel.adapter.typical_run_s
         )
-        state = {**task.upstream_state, **update.state} if update.state else None
+        # written only when a poll brings news: adapters that echo what they keep (a creation
+        # time, the same signed URL) would otherwise rewrite the state on every poll
+        news = any(task.upstream_state.get(k, _MISSING) != v for k, v in update.state.items())
+        state = {**task.upstream_state, **update.state} if news else None
         if status in TERMINAL:
             outcome = outcome_of(task.id, status, update)
             await self.finish(

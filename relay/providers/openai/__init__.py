@@ -134,13 +134,15 @@ class OpenAIProvider(VideosApiProvider[OpenAIOptions]):
         if not self.vllm:
             return super().error(reply, phase)
         body, detail = self.scrubbed(reply)
+        error = vllm_classify(reply.status, body, reply.headers, phase, detail)
         if is_model_mismatch(reply.status, body):
+            # the classified message only: a WARNING line never carries the raw body
             log.warning(
                 "%s: the vLLM-Omni server runs another model than model_map names: %s",
                 self.channel.name,
-                detail,
+                error.for_log,
             )
-        return vllm_classify(reply.status, body, reply.headers, phase, detail)
+        return error
 
     async def content(self, task: TaskRef, variant: str) -> ContentSource:
         if not self.vllm:

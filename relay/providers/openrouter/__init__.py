@@ -28,6 +28,7 @@ from relay.providers.base import Accepts, Provider, Submitted, Update, now, opti
 from relay.providers.errors import TaskNotFound, Unavailable, VariantUnavailable
 from relay.providers.http import Reply
 from relay.providers.normalize import created_id
+from relay.providers.openai.response import redact
 from relay.providers.openrouter.models import Capabilities, accepts, model_table
 from relay.providers.openrouter.request import create_body
 from relay.providers.openrouter.response import (
@@ -253,8 +254,8 @@ class OpenRouterProvider(Provider[OpenRouterOptions]):
         return reply
 
     def _masked(self, raw: bytes) -> bytes:
-        key = self.channel.api_key
-        return raw.replace(key.encode(), b"***") if key else raw
+        # the channel's key, and anything shaped like one, as the OpenAI-style adapters mask
+        return redact(raw.decode("utf-8", "replace"), (self.channel.api_key,)).encode()
 
     def _detail(self, reply: Reply) -> str:
         return f"HTTP {reply.status}: " + self._masked(reply.body[:500]).decode("utf-8", "replace")
