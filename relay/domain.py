@@ -112,6 +112,11 @@ def sniff_image(data: bytes) -> str | None:
     return None
 
 
+def data_url(data: bytes, mime: str) -> str:
+    """`data:<mime>;base64,<data>`, as upstreams that take inline bytes by URL want them."""
+    return f"data:{mime};base64,{base64.b64encode(data).decode('ascii')}"
+
+
 def sniff_media(data: bytes, kind: str) -> str | None:
     """A video's or an audio's type from its magic bytes (MP4/MOV/WebM; WAV/MP3/M4A/Ogg/FLAC/
     AAC), or None when the bytes are not that kind of media."""
@@ -148,7 +153,7 @@ class Image:
 
     def data_url(self) -> str:
         assert self.data is not None and self.mime is not None
-        return f"data:{self.mime};base64,{self.base64()}"
+        return data_url(self.data, self.mime)
 
     def base64(self) -> str:
         """Raw base64, no `data:` prefix (what Kling and Jimeng call base64)."""
@@ -184,7 +189,7 @@ class Media:
 
     def data_url(self) -> str:
         assert self.data is not None and self.mime is not None
-        return f"data:{self.mime};base64,{base64.b64encode(self.data).decode('ascii')}"
+        return data_url(self.data, self.mime)
 
     def url_or_data_url(self) -> str:
         return self.url if self.url is not None else self.data_url()

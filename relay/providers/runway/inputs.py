@@ -11,7 +11,6 @@ a 400 naming it, since the page only asks the relay to rescue images.
 
 from __future__ import annotations
 
-import base64
 import ipaddress
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
@@ -20,12 +19,13 @@ from urllib.parse import urlsplit
 
 import aiohttp
 
-from relay.domain import Image, Media
+from relay.domain import Image, Media, data_url
 from relay.providers.base import Frames, Provider
 from relay.providers.errors import Rejected
 from relay.providers.runway.request import Inputs
 from relay.upstream import BlockedAddress, UnusableUrl, check_literal_host, parse_url
 
+data_uri = data_url  # Runway's word for it
 MB = 1024 * 1024
 IMAGE_DATA_URI_MAX = 5 * MB  # the whole encoded string, prefix included, stays under this
 MEDIA_DATA_URI_MAX = 16 * MB
@@ -33,10 +33,6 @@ IMAGE_URL_MAX = 16 * MB  # what Runway fetches from a URL
 MEDIA_URL_MAX = 32 * MB
 URL_MAX_CHARS = 2048
 HEAD_TIMEOUT_S = 10.0
-
-
-def data_uri(data: bytes, mime: str) -> str:
-    return f"data:{mime};base64,{base64.b64encode(data).decode('ascii')}"
 
 
 def fits_data_uri(data: bytes, mime: str, limit: int) -> bool:
@@ -100,7 +96,7 @@ class Resolver:
             image = await self.provider.image_bytes(image, IMAGE_URL_MAX)
         assert image.data is not None and image.mime is not None
         if fits_data_uri(image.data, image.mime, IMAGE_DATA_URI_MAX):
-            return data_uri(image.data, image.mime)
+            return image.data_url()
         return await self.upload(image.data, image.mime)
 
     async def media(self, item: Media) -> str:
@@ -115,7 +111,7 @@ class Resolver:
             return item.url
         assert item.data is not None and item.mime is not None
         if fits_data_uri(item.data, item.mime, MEDIA_DATA_URI_MAX):
-            return data_uri(item.data, item.mime)
+            return item.data_url()
         return await self.upload(item.data, item.mime)
 
     async def head(self, url: str, kind: str, limit: int) -> str | None:

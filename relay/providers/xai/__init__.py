@@ -8,13 +8,12 @@ models.py holds the models' limits, request.py builds the bodies, response.py re
 
 from __future__ import annotations
 
-import base64
 import logging
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
-from relay.domain import ContentSource, Remote, TaskRef, VideoRequest
+from relay.domain import ContentSource, Remote, TaskRef, VideoRequest, data_url
 from relay.providers.base import Accepts, Provider, Submitted, Update, now, option
 from relay.providers.errors import NotReady, ProviderError, Rejected
 from relay.providers.inline import INLINE_MAX_BYTES
@@ -97,7 +96,7 @@ class XaiProvider(Provider[XaiOptions]):
                     param="video_id",
                 )
             data, content_type = kept
-            url = f"data:{content_type};base64,{base64.b64encode(data).decode('ascii')}"
+            url = data_url(data, content_type)
         upstream_id = await self._create(
             "/v1/videos/edits", edit_body(request.prompt, url, request.metadata)
         )
