@@ -373,6 +373,16 @@ class Provider(Generic[OptionsT]):
             raise Unsupported(f"{param}: the relay can host inputs only while it submits a task")
         return await scope.url(data, mime, param)
 
+    @staticmethod
+    def live_result_url(source: TaskRef) -> str | None:
+        """The source's upstream result URL (`state["video_url"]`) while its `expires_at` has
+        not passed; None once it has, or when there is none."""
+        url = source.state.get("video_url")
+        expires = source.state.get("expires_at")
+        if not isinstance(url, str) or not url:
+            return None
+        return None if isinstance(expires, int | float) and now() >= expires else url
+
     async def stored_copy_url(self, source: TaskRef, *, param: str = "video_id") -> str | None:
         """For a remix whose source's upstream URL has expired: a relay-hosted URL of the
         source's stored copy while the new task runs, or None without one. Raises

@@ -144,10 +144,8 @@ class DashScopeProvider(Provider[DashScopeOptions]):
         why = wan27_rules.remix_refusal(remix_model)
         if why:
             raise Unsupported(why)
-        url = source.state.get("video_url")
-        expires = source.state.get("expires_at")
-        lapsed = isinstance(expires, int | float) and now() >= expires
-        if not isinstance(url, str) or not url or lapsed:
+        url = self.live_result_url(source)
+        if url is None:
             url = await self.stored_copy_url(source)
             if url is None:
                 raise Rejected(

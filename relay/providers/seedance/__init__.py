@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 from relay.domain import FEATURES, ContentSource, Media, Remote, TaskRef, VideoRequest
-from relay.providers.base import Accepts, Provider, Submitted, Update, now, option
+from relay.providers.base import Accepts, Provider, Submitted, Update, option
 from relay.providers.errors import (
     CancelRefused,
     NotReady,
@@ -118,13 +118,8 @@ class SeedanceProvider(Provider[SeedanceOptions]):
             raise Unsupported(
                 f"Seedance {family.name} cannot remix: only 2.0 models take a reference video"
             )
-        url = source.state.get("video_url")
-        expires = source.state.get("expires_at")
-        if (
-            not isinstance(url, str)
-            or not url
-            or (isinstance(expires, int | float) and now() >= expires)
-        ):
+        url = self.live_result_url(source)
+        if url is None:
             # past the upstream URL's 24 h: the relay's stored copy, served at its public_url
             url = await self.stored_copy_url(source)
             if url is None:

@@ -83,10 +83,8 @@ class XaiProvider(Provider[XaiOptions]):
                 f"grok-imagine-video up to {models.MAX_EDIT_SOURCE_S:g} s)",
                 param="video_id",
             )
-        url = source.state.get("video_url")
-        expires = source.state.get("expires_at")
-        lapsed = isinstance(expires, int | float) and now() >= expires
-        if not isinstance(url, str) or not url or lapsed:
+        url = self.live_result_url(source)
+        if url is None:
             # the page: a data URL of the relay's stored copy (an edit source is at most 8.7 s)
             kept = await self.stored_copy_bytes(source, INLINE_MAX_BYTES)
             if kept is None:
