@@ -425,6 +425,18 @@ def ref(state: dict[str, Any], status: str = "in_progress") -> TaskRef:
     return TaskRef("video_o", fixture("create")["id"], MODEL, state, NOW, "6", "1280x720", status)  # type: ignore[arg-type]
 
 
+async def test_while_the_file_processes_only_the_file_is_asked_about():
+    active = {**fixture("file_processing"), "state": "ACTIVE"}
+    omni, http = stubbed(
+        answer(fixture("poll_completed_uri")), answer(fixture("file_processing")), answer(active)
+    )
+    waiting = await omni.poll(ref({}))
+    assert waiting.status == "in_progress"
+    done = await omni.poll(ref(dict(waiting.state)))  # the state the relay keeps
+    assert done.status == "completed" and done.expires_at == 1784974927.112
+    assert [u.rsplit("/", 2)[-2] for _, u, _ in http.sent] == ["interactions", "files", "files"]
+
+
 async def test_submit_poll_file_and_content_over_the_wire():
     active = {**fixture("file_processing"), "state": "ACTIVE"}
     omni, http = stubbed(

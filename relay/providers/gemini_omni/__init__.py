@@ -58,6 +58,7 @@ from relay.providers.normalize import from_rfc3339
 if TYPE_CHECKING:
     from relay.providers.http import ChannelHttp
 
+FILE_PENDING = "file_pending"  # [completed_at, expires_at] of a done interaction
 log = logging.getLogger("relay.providers.gemini_omni")
 
 KEY_HEADER = "x-goog-api-key"
@@ -161,6 +162,12 @@ class GeminiOmniProvider(Provider[GeminiOmniOptions]):
     # --- poll -------------------------------------------------------------------------------
 
     async def poll(self, task: TaskRef) -> Update:
+        pending = task.state.get(FILE_PENDING)
+        file = task.state.get("video_file")
+        if isinstance(pending, list) and len(pending) == 2 and isinstance(file, str):
+            # the interaction is done and its answer kept: only the file is still processing
+            done = Update(status="completed", completed_at=pending[0], expires_at=pending[1])
+            return await self._file_ready(file, done)
         try:
             reply = await self._interaction(task)
         except ReplyTooLarge:
@@ -191,8 +198,9 @@ class GeminiOmniProvider(Provider[GeminiOmniOptions]):
         if state == "FAILED":
             error = TaskError("generation_failed", "FAILED: the delivered video file failed")
             return Update(status="failed", error=error, completed_at=done.completed_at)
-        if state != "ACTIVE":
-            return Update(status="in_progress")  # the relay's poll interval (5 s by default)
+        if state != "ACTIVE":  # asked again at the relay's poll interval (5 s by default)
+            waiting = [done.completed_at, done.expires_at]
+            return Update(status="in_progress", state={**done.state, FILE_PENDING: waiting})
         expires = from_rfc3339(body.get("expirationTime")) if isinstance(body, dict) else None
         return Update(
             status="completed",
