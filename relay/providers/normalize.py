@@ -12,6 +12,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta, timezone
 from email.utils import parsedate_to_datetime
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 from relay.domain import Size
 from relay.providers.errors import (
@@ -102,9 +103,11 @@ def created_id(value: Any, detail: str | None = None) -> str:
     return value
 
 
-def clean_metadata(metadata: Mapping[str, Any]) -> dict[str, Any]:
-    """Metadata without the keys that select the model or that the relay controls."""
-    return {k: v for k, v in metadata.items() if k.lower() not in CONTROLLED_KEYS}
+def clean_metadata(metadata: Mapping[str, Any], also: Iterable[str] = ()) -> dict[str, Any]:
+    """Metadata without the keys that select the model or that the relay controls, nor the
+    provider's own `also` (lower case)."""
+    refused = CONTROLLED_KEYS | frozenset(also)
+    return {k: v for k, v in metadata.items() if k.lower() not in refused}
 
 
 def deep_merge(base: Mapping[str, Any], extra: Mapping[str, Any]) -> dict[str, Any]:
@@ -244,3 +247,14 @@ def explain(kind: str, text: str) -> str:
     """A native "code: message" in a sentence a client understands; bad requests and moderation
     speak for themselves."""
     return _EXPLAINED.get(kind, "{}").format(text)
+
+
+def url_expiry(url: str) -> float | None:
+    """The `Expires` query parameter of a signed object-store URL (Alibaba OSS, MiniMax's
+    CDN), when it is 10-digit Unix seconds."""
+    try:
+        values = parse_qs(urlsplit(url).query).get("Expires", [])
+    except ValueError:  # a URL that does not parse: fetching it is an upstream error, later
+        return None
+    value = values[0] if values else ""
+    return float(value) if len(value) == 10 and value.isdigit() else None

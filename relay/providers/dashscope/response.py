@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
 
 from relay.domain import Size
 from relay.providers.base import TaskError, Update
@@ -28,6 +27,7 @@ from relay.providers.normalize import (
     from_local_time,
     moderation_words,
     retry_after,
+    url_expiry,
     whole_seconds,
 )
 
@@ -211,18 +211,3 @@ def _tier_of(size: Size) -> str | None:
     """The tier whose sizes include this one (the 720P square is 960 px a side)."""
     pair = (size.width, size.height)
     return next((name for name, sizes in TIER_SIZES.items() if pair in sizes), None)
-
-
-def url_expiry(url: str) -> float | None:
-    """The `Expires` (Unix seconds) of a signed OSS URL, when it has one."""
-    try:
-        values = parse_qs(urlsplit(url).query).get("Expires")
-    except ValueError:  # a URL that does not parse: fetching it is an upstream error, later
-        return None
-    if not values:
-        return None
-    try:
-        expires = float(values[0])
-    except ValueError:
-        return None
-    return expires if expires > 1e9 else None

@@ -13,7 +13,6 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
 
 from relay.providers.base import TaskError, Update
 from relay.providers.errors import ProviderError, Unavailable, native_text
@@ -26,6 +25,7 @@ from relay.providers.normalize import (
     explain,
     retry_after,
     unix_seconds,
+    url_expiry,
     whole_seconds,
 )
 
@@ -192,16 +192,6 @@ def _succeeded(task: Mapping[str, Any], ended: float) -> Update:
         expires_at=expires,
         state={"video_url": url, "expires_at": expires},
     )
-
-
-def url_expiry(url: str) -> float | None:
-    """The signed URL's `Expires` query parameter, when it is 10-digit Unix seconds."""
-    try:
-        values = parse_qs(urlsplit(url).query).get("Expires", [])
-    except ValueError:
-        return None
-    value = values[0] if values else ""
-    return float(value) if len(value) == 10 and value.isdigit() else None
 
 
 def produced_size(task: Mapping[str, Any]) -> str | None:

@@ -14,7 +14,7 @@ from typing import Any
 from relay.domain import Size, VideoRequest
 from relay.providers.base import split_frames
 from relay.providers.errors import Rejected
-from relay.providers.normalize import CONTROLLED_KEYS, deep_merge, tier
+from relay.providers.normalize import clean_metadata, deep_merge, tier
 from relay.providers.runway.models import (
     I2V,
     MAX_REFERENCE_IMAGES,
@@ -28,7 +28,7 @@ from relay.providers.runway.models import (
 )
 
 # a remix's source is the relay's to choose, as is everything CONTROLLED_KEYS names
-_NOT_FROM_METADATA = CONTROLLED_KEYS | {"x-runway-version"}
+_NOT_FROM_METADATA = {"x-runway-version"}  # beside normalize's CONTROLLED_KEYS
 _REMIX_SOURCE = ("videoUri", "promptVideo")
 
 
@@ -181,7 +181,7 @@ def _hints(request: VideoRequest, model: Model, body: dict[str, Any]) -> tuple[s
 
 
 def clean(metadata: Mapping[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in metadata.items() if k.lower() not in _NOT_FROM_METADATA}
+    return clean_metadata(metadata, _NOT_FROM_METADATA)
 
 
 def _pixels(size: Size, short: int) -> str:

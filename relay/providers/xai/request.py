@@ -14,7 +14,7 @@ from typing import Any
 from relay.domain import VideoRequest
 from relay.providers.base import split_frames
 from relay.providers.errors import Rejected
-from relay.providers.normalize import CONTROLLED_KEYS, clamp_seconds, deep_merge, snap_ratio, tier
+from relay.providers.normalize import clamp_seconds, clean_metadata, deep_merge, snap_ratio, tier
 from relay.providers.xai.models import (
     MAX_PROMPT,
     MAX_REFERENCE_IMAGES,
@@ -30,7 +30,7 @@ from relay.providers.xai.models import (
 
 # keys a client's metadata may not set: the relay picks the model, and an `output.upload_url` or
 # `storage_options` would send the result somewhere the relay does not serve it from
-_NOT_FROM_METADATA = CONTROLLED_KEYS | {"output", "storage_options"}
+_NOT_FROM_METADATA = {"output", "storage_options"}  # beside normalize's CONTROLLED_KEYS
 _EDIT_REFUSES = ("duration", "aspect_ratio", "resolution", "image", "reference_images",
                  "reference_audios")  # fmt: skip
 
@@ -122,7 +122,7 @@ def edit_body(prompt: str, video_url: str, metadata: Mapping[str, Any]) -> dict[
 
 
 def clean(metadata: Mapping[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in metadata.items() if k.lower() not in _NOT_FROM_METADATA}
+    return clean_metadata(metadata, _NOT_FROM_METADATA)
 
 
 def _metadata_items(metadata: Mapping[str, Any], key: str) -> tuple[Any, ...]:
