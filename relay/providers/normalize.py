@@ -258,3 +258,10 @@ def url_expiry(url: str) -> float | None:
         return None
     value = values[0] if values else ""
     return float(value) if len(value) == 10 and value.isdigit() else None
+
+
+def nominal_size(w: int, h: int, short: int) -> str:
+    """WxH of the ratio w:h at a short side, the long side rounded to an even number (16:9 at
+    720 is 1280x720, 4:3 at 720 is 960x720)."""
+    long = int(round(short * max(w, h) / min(w, h) / 2) * 2)
+    return f"{long}x{short}" if w >= h else f"{short}x{long}"

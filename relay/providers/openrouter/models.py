@@ -15,7 +15,7 @@ from typing import Any
 
 from relay.domain import Size
 from relay.providers.base import DEFAULT_SECONDS, DEFAULT_SIZES, Accepts
-from relay.providers.normalize import snap_ratio, snap_seconds, tier
+from relay.providers.normalize import nominal_size, snap_ratio, snap_seconds, tier
 
 # The API's full vocabulary: what an unknown model is sent (the page's field table).
 RATIOS = ("16:9", "9:16", "1:1", "4:3", "3:4", "3:2", "2:3", "21:9", "9:21")
@@ -107,9 +107,7 @@ def pixel_size(resolution: str, ratio: str) -> str:
     short = HEIGHTS[resolution]
     parsed = Size.parse(ratio)
     assert parsed is not None and parsed.ratio is not None
-    a, b = parsed.ratio
-    long_side = 2 * round(short * max(a, b) / min(a, b) / 2)
-    return f"{long_side}x{short}" if a >= b else f"{short}x{long_side}"
+    return nominal_size(*parsed.ratio, short)
 
 
 def size_fields(size: Size, caps: Capabilities | None) -> SizeFields:

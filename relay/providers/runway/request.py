@@ -14,7 +14,7 @@ from typing import Any
 from relay.domain import Size, VideoRequest
 from relay.providers.base import split_frames
 from relay.providers.errors import Rejected
-from relay.providers.normalize import clean_metadata, deep_merge, tier
+from relay.providers.normalize import clean_metadata, deep_merge, nominal_size, tier
 from relay.providers.runway.models import (
     I2V,
     MAX_REFERENCE_IMAGES,
@@ -186,9 +186,8 @@ def clean(metadata: Mapping[str, Any]) -> dict[str, Any]:
 
 def _pixels(size: Size, short: int) -> str:
     """WxH of a bare ratio at a short side (16:9 at 720 is 1280x720)."""
-    aspect = size.aspect
-    long = int(round(short * max(aspect, 1 / aspect) / 2) * 2)
-    return f"{long}x{short}" if aspect >= 1 else f"{short}x{long}"
+    assert size.ratio is not None  # only a bare ratio has no pixels of its own
+    return nominal_size(*size.ratio, short)
 
 
 def _sent_seconds(body: dict[str, Any], computed: int) -> str:

@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from relay.providers.base import Accepts
+from relay.providers.normalize import nominal_size
 
 NARROW_RATIOS = ("16:9", "9:16", "1:1")
 WIDE_RATIOS = ("16:9", "9:16", "1:1", "3:4", "4:3")
@@ -104,8 +105,5 @@ def resolution(fam: Family, wanted_tier: str | None, duration: int) -> str:
 
 def pixel_size(ratio: str, tier_name: str) -> str:
     """Nominal WxH of a tier in a ratio: 16:9 at 720p is 1280x720, 4:3 at 720p is 960x720."""
-    short = int(tier_name.rstrip("p"))
     a, _, b = ratio.partition(":")
-    w, h = int(a), int(b)
-    long = int(round(short * max(w, h) / min(w, h) / 2) * 2)
-    return f"{long}x{short}" if w >= h else f"{short}x{long}"
+    return nominal_size(int(a), int(b), int(tier_name.rstrip("p")))

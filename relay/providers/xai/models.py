@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from relay.providers.base import Accepts
+from relay.providers.normalize import nominal_size
 
 RATIOS = ("1:1", "16:9", "9:16", "4:3", "3:4", "3:2", "2:3")
 RESOLUTIONS = ("480p", "720p", "1080p")
@@ -68,11 +69,8 @@ def pixel_size(ratio: str, tier: str) -> str:
     named = _NAMED_SIZES.get((ratio, tier))
     if named:
         return named
-    short = int(tier.rstrip("p"))
     a, _, b = ratio.partition(":")
-    w, h = int(a), int(b)
-    long = int(round(short * max(w, h) / min(w, h) / 2) * 2)
-    return f"{long}x{short}" if w >= h else f"{short}x{long}"
+    return nominal_size(int(a), int(b), int(tier.rstrip("p")))
 
 
 def accepts(name: str) -> Accepts:
