@@ -18,9 +18,15 @@ from __future__ import annotations
 import base64
 import binascii
 import re
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any
 
-from relay.domain import InlineBytes
-from relay.providers.errors import VariantUnavailable
+from relay.domain import ContentSource, InlineBytes
+from relay.providers.errors import NotReady, VariantUnavailable
+from relay.providers.http import Reply, ReplyTooLarge
+
+if TYPE_CHECKING:
+    from relay.providers.base import Update
 
 INLINE_MAX_BYTES = 32 * 1024 * 1024
 # an upstream answer holding an inline result: its base64 (4 characters per 3 bytes) plus room
@@ -66,3 +72,34 @@ def decode(encoded: str, content_type: str | None, *, provider: str) -> InlineBy
     if len(data) > INLINE_MAX_BYTES:
         raise VariantUnavailable(too_large(provider))
     return InlineBytes(data, content_type or "video/mp4")
+
+
+async def result_of_answer(
+    *,
+    provider: str,
+    what: str,
+    read: Callable[[], Awaitable[Reply]],
+    parse: Callable[[Reply], Update],
+    kept: str,
+    remote: Callable[[str], ContentSource],
+    inline: Callable[[Any], tuple[str, str] | None],
+) -> ContentSource:
+    """Where a finished job's bytes are, read from the upstream's answer again (Veo's
+    operation, Gemini Omni's interaction): the download its parsed state names under `kept`,
+    else the inline base64 `inline` finds in the body, decoded."""
+    try:
+        reply = await read()
+    except ReplyTooLarge:
+        raise VariantUnavailable(too_large(provider)) from None
+    found = parse(reply)
+    if found.status == "failed" and found.error is not None:
+        raise VariantUnavailable(found.error.message)
+    if found.status != "completed":
+        raise NotReady(f"the upstream {what} has no result yet")
+    where = found.state.get(kept)
+    if isinstance(where, str) and where:
+        return remote(where)
+    video = inline(reply.json())
+    if video is None:  # a parser completes only with a download or inline bytes
+        raise VariantUnavailable(f"the upstream {what} holds no video")
+    return decode(video[0], video[1], provider=provider)

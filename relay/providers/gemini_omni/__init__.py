@@ -19,7 +19,7 @@ from __future__ import annotations
 import hashlib
 import logging
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 from relay.domain import ContentSource, Remote, TaskRef, VideoRequest
@@ -38,9 +38,7 @@ from relay.providers.base import (
 from relay.providers.errors import (
     AuthFailed,
     CancelRefused,
-    NotReady,
     TaskNotFound,
-    VariantUnavailable,
 )
 from relay.providers.gemini_omni import models
 from relay.providers.gemini_omni.request import build
@@ -52,7 +50,7 @@ from relay.providers.gemini_omni.response import (
     update,
 )
 from relay.providers.http import Reply, ReplyTooLarge
-from relay.providers.inline import INLINE_REPLY_BYTES, decode, too_large
+from relay.providers.inline import INLINE_REPLY_BYTES, result_of_answer, too_large
 from relay.providers.normalize import from_rfc3339
 
 if TYPE_CHECKING:
@@ -230,24 +228,21 @@ class GeminiOmniProvider(Provider[GeminiOmniOptions]):
         file = task.state.get("video_file")
         if isinstance(file, str) and file:
             return self._remote(file)
+
         # inline, or finished before its result was kept: the interaction holds the answer
-        try:
-            reply = await self._interaction(task)
-        except ReplyTooLarge:
-            raise VariantUnavailable(too_large(self.name)) from None
-        body = reply.json()
-        found = update(body, now=now(), base_url=self.base_url, raw=reply.text())
-        if found.status == "failed" and found.error is not None:
-            raise VariantUnavailable(found.error.message)
-        if found.status != "completed":
-            raise NotReady("the upstream interaction has no result yet")
-        file = found.state.get("video_file")
-        if isinstance(file, str) and file:
-            return self._remote(file)
-        video = find_video(body)
-        if video is None or video.data is None:  # update() completes only with one of them
-            raise VariantUnavailable("the upstream interaction holds no video")
-        return decode(video.data, video.mime, provider=self.name)
+        def inline(body: Any) -> tuple[str, str] | None:
+            video = find_video(body) if isinstance(body, dict) else None
+            return None if video is None or video.data is None else (video.data, video.mime)
+
+        return await result_of_answer(
+            provider=self.name,
+            what="interaction",
+            read=lambda: self._interaction(task),
+            parse=lambda r: update(r.json(), now=now(), base_url=self.base_url, raw=r.text()),
+            kept="video_file",
+            remote=self._remote,
+            inline=inline,
+        )
 
     def _remote(self, file: str) -> Remote:
         """Built from the file id on the channel's own host: the key goes nowhere else."""

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlsplit
 
 from relay.domain import ContentSource, Image, Remote, TaskRef, VideoRequest
@@ -36,9 +36,8 @@ from relay.providers.base import (
     now,
     split_frames,
 )
-from relay.providers.errors import NotReady, VariantUnavailable
 from relay.providers.http import Reply, ReplyTooLarge
-from relay.providers.inline import INLINE_REPLY_BYTES, decode, too_large
+from relay.providers.inline import INLINE_REPLY_BYTES, result_of_answer, too_large
 from relay.providers.veo import models
 from relay.providers.veo.request import Inline, build, inline
 from relay.providers.veo.request import refusal as model_refusal
@@ -148,25 +147,21 @@ class VeoProvider(Provider[NoOptions]):
         uri = task.state.get("video_uri")
         if isinstance(uri, str) and uri:
             return self._remote(uri)
+
         # inline, or finished before its result was kept: the operation holds the answer
-        try:
-            reply = await self._operation(task)
-        except ReplyTooLarge:
-            raise VariantUnavailable(too_large(self.name)) from None
-        body = reply.json()
-        update = operation_update(body, now=now(), raw=reply.text())
-        if update.status == "failed" and update.error is not None:
-            raise VariantUnavailable(update.error.message)
-        if update.status != "completed":
-            raise NotReady("the upstream operation has no result yet")
-        uri = update.state.get("video_uri")
-        if isinstance(uri, str) and uri:
-            return self._remote(uri)
-        found = inline_video(body)
-        if found is None:  # operation_update completes only with a URI or inline bytes
-            raise VariantUnavailable("the upstream operation holds no video")
-        encoded, encoding = found
-        return decode(encoded, encoding or "video/mp4", provider=self.name)
+        def inline(body: Any) -> tuple[str, str] | None:
+            found = inline_video(body)
+            return None if found is None else (found[0], found[1] or "video/mp4")
+
+        return await result_of_answer(
+            provider=self.name,
+            what="operation",
+            read=lambda: self._operation(task),
+            parse=lambda r: operation_update(r.json(), now=now(), raw=r.text()),
+            kept="video_uri",
+            remote=self._remote,
+            inline=inline,
+        )
 
     def _remote(self, uri: str) -> Remote:
         """The file URI needs the key; the key goes to the channel's host or Google's only."""
