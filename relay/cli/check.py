@@ -24,8 +24,8 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
     check = sub.add_parser(
         "check-config",
         parents=[common],
-        help="validate the config, open its database (creating the tables, as serve would) and"
-        " write to its bucket, then exit",
+        help="validate the config, check its database (SQLite: the path is writable; PostgreSQL:"
+        " open it, creating the tables as serve would) and write to its bucket, then exit",
     )
     check.add_argument(
         "--offline", action="store_true", help="validate the file only; reach nothing"
