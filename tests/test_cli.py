@@ -183,7 +183,10 @@ async def test_status_shows_channels_in_flight_and_counts(
     [demo] = [line for line in lines if line.startswith("demo ")]
     assert demo.split()[1:4] == ["demo", "ready", "2/4"]
     [vidu] = [line for line in lines if line.startswith("vidu ")]
-    until = time.strftime("%H:%M:%S", time.localtime(now + 900))
+    # a clock time today, a date once the pause runs past midnight (as `relay status` shows it)
+    stamp = time.localtime(now + 900)
+    today = time.strftime("%Y-%m-%d", stamp) == time.strftime("%Y-%m-%d", time.localtime(now))
+    until = time.strftime("%H:%M:%S" if today else "%Y-%m-%d %H:%M", stamp)
     assert f"credentials refused until {until}" in vidu
     assert "0/-" in vidu and "the upstream refused the key (HTTP 401)" in vidu
     [old] = [line for line in lines if line.startswith("old ")]
